@@ -1,0 +1,223 @@
+//! Request extraction: FHIR JSON bodies, request context, `Prefer` and `If-Match`.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::web::{BytesMut, Data};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+
+use crate::error::ApiError;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::resource::IncomingResource;
+use crate::startup::AppState;
+use crate::store::AuditContext;
+use crate::telemetry::RequestId;
+
+/// A request body that is one FHIR JSON object within the configured size limit.
+pub struct FhirBody(pub IncomingResource);
+
+fn unsupported_media_type(diagnostics: String) -> ApiError {
+    ApiError::one(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Issue::error(IssueCode::NotSupported, diagnostics).at("Content-Type"),
+    )
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::one(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Issue::error(
+            IssueCode::TooLong,
+            format!("The body exceeds the limit of {limit} bytes"),
+        ),
+    )
+}
+
+/// Accepts `application/fhir+json`, `application/json` and the DSTU2 form
+/// `application/json+fhir`, with an optional UTF-8 charset.
+fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(raw) = req.headers().get(header::CONTENT_TYPE) else {
+        return Err(unsupported_media_type(
+            "Missing Content-Type: send application/fhir+json".into(),
+        ));
+    };
+    let raw = raw.to_str().unwrap_or_default().to_ascii_lowercase();
+    let mut parts = raw.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    let json = matches!(
+        essence,
+        "application/fhir+json" | "application/json" | "application/json+fhir"
+    );
+    if !json {
+        let hint = if essence.contains("xml") {
+            "XML is not supported"
+        } else {
+            "Unsupported media type"
+        };
+        return Err(unsupported_media_type(format!(
+            "{hint} ('{}'): send application/fhir+json",
+            essence.chars().take(64).collect::<String>()
+        )));
+    }
+    for param in parts {
+        if let Some(charset) = param.strip_prefix("charset=") {
+            let charset = charset.trim_matches('"');
+            if charset != "utf-8" && charset != "utf8" {
+                return Err(unsupported_media_type(format!(
+                    "Unsupported charset '{}': FHIR JSON is UTF-8",
+                    charset.chars().take(32).collect::<String>()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl FromRequest for FhirBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<Data<AppState>>()
+            .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
+        let checked = check_content_type(req).and_then(|()| {
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            match declared {
+                Some(len) if len > limit => Err(too_large(limit)),
+                _ => Ok(()),
+            }
+        });
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checked?;
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request(
+                        IssueCode::Structure,
+                        format!("The body could not be read: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            IncomingResource::parse(&body)
+                .map(FhirBody)
+                .map_err(|issue| ApiError::invalid(vec![issue]))
+        })
+    }
+}
+
+/// Per-request facts handlers need: request id, audit identity, public base URL.
+pub struct RequestCtx {
+    pub request_id: String,
+    pub base_url: String,
+    pub actor: String,
+}
+
+impl RequestCtx {
+    pub fn audit(&self) -> AuditContext {
+        AuditContext {
+            request_id: self.request_id.clone(),
+            actor: self.actor.clone(),
+        }
+    }
+}
+
+impl FromRequest for RequestCtx {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
+        let configured = req
+            .app_data::<Data<AppState>>()
+            .and_then(|s| s.base_url.clone());
+        let base_url = configured.unwrap_or_else(|| {
+            let info = req.connection_info();
+            format!("{}://{}/fhir", info.scheme(), info.host())
+        });
+        ready(Ok(Self {
+            request_id,
+            base_url,
+            // Until client authentication exists every caller is anonymous.
+            actor: "anonymous".into(),
+        }))
+    }
+}
+
+/// `Prefer: return=...` (http.html#return).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnPref {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+impl FromRequest for ReturnPref {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut pref = ReturnPref::default();
+        for value in req.headers().get_all("prefer") {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split([',', ';']).map(str::trim) {
+                match token {
+                    "return=minimal" => pref = ReturnPref::Minimal,
+                    "return=representation" => pref = ReturnPref::Representation,
+                    "return=OperationOutcome" => pref = ReturnPref::OperationOutcome,
+                    _ => {}
+                }
+            }
+        }
+        ready(Ok(pref))
+    }
+}
+
+/// `If-Match: W/"3"`: the version the client last saw.
+pub struct IfMatch(pub Option<i64>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(raw) = req.headers().get(header::IF_MATCH) else {
+            return ready(Ok(IfMatch(None)));
+        };
+        let parsed = raw.to_str().ok().map(str::trim).and_then(|v| {
+            let v = v.strip_prefix("W/").unwrap_or(v);
+            v.strip_prefix('"')?
+                .strip_suffix('"')?
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+        });
+        ready(match parsed {
+            Some(v) => Ok(IfMatch(Some(v))),
+            None => Err(ApiError::one(
+                StatusCode::BAD_REQUEST,
+                Issue::error(
+                    IssueCode::Invalid,
+                    "If-Match must be a version ETag such as W/\"3\"",
+                )
+                .at("If-Match"),
+            )),
+        })
+    }
+}

@@ -1,0 +1,321 @@
+//! Typed settings: defaults < config file < environment < command-line flags.
+//!
+//! This is the only module that reads the environment (through clap's `env`).
+//! Everything is validated once, at start-up, into [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE: &str = "wor-hub.db";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// Flags shared by every subcommand that touches the service's configuration.
+/// Each flag can also be given as an environment variable or in the config file.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML config file; its keys are the long flag names with `_` for `-`.
+    #[arg(long, env = "WOR_HUB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WOR_HUB_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// `postgres://...` for PostgreSQL, otherwise a SQLite file path or `sqlite://PATH`
+    /// [default: wor-hub.db in the working directory].
+    #[arg(long, env = "WOR_HUB_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "WOR_HUB_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Public URL of the FHIR base as clients see it, e.g. `https://hub.example.nl/fhir`
+    /// [default: derived from each request's Host].
+    #[arg(long, env = "WOR_HUB_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Database connections in the pool [default: 8].
+    #[arg(long, env = "WOR_HUB_DB_POOL_SIZE", value_name = "N")]
+    pub db_pool_size: Option<u32>,
+    /// Log filter, e.g. `info` or `wor_hub=debug,info` [default: info].
+    #[arg(long, env = "WOR_HUB_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Log line format: `json` or `text` [default: json].
+    #[arg(long, env = "WOR_HUB_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The config file: the same keys as the flags, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    base_url: Option<String>,
+    db_pool_size: Option<u32>,
+    log: Option<String>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(ConfigError::invalid("database_url", "must not be empty"));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .unwrap_or(raw);
+        if path.contains("://") {
+            return Err(ConfigError::invalid(
+                "database_url",
+                "unsupported scheme: use postgres://..., sqlite://PATH or a file path",
+            ));
+        }
+        if path.is_empty() || path == ":memory:" {
+            return Err(ConfigError::invalid(
+                "database_url",
+                "a SQLite database needs a file path (in-memory databases lose accepted referrals)",
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    /// A form safe to log: the password of a PostgreSQL URL is masked.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Validated settings: construct with [`Settings::load`] (or directly in tests).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub max_body_bytes: usize,
+    /// Without trailing slash.
+    pub base_url: Option<String>,
+    pub db_pool_size: u32,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Merges flags/env (already combined by clap) over the config file over defaults,
+    /// and validates the result.
+    pub fn load(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let pick = |flag: &Option<String>, file: Option<String>| flag.clone().or(file);
+
+        let listen_raw = pick(&args.listen, file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_raw.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid("listen", format!("`{listen_raw}` is not ADDR:PORT ({e})"))
+        })?;
+
+        let db_raw =
+            pick(&args.database_url, file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let database = DatabaseUrl::parse(&db_raw)?;
+
+        let max_body_bytes = args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+
+        let base_url = match pick(&args.base_url, file.base_url) {
+            None => None,
+            Some(url) => Some(validate_base_url(&url)?),
+        };
+
+        let db_pool_size = args
+            .db_pool_size
+            .or(file.db_pool_size)
+            .unwrap_or(DEFAULT_POOL_SIZE);
+        if !(1..=256).contains(&db_pool_size) {
+            return Err(ConfigError::invalid(
+                "db_pool_size",
+                "must be between 1 and 256",
+            ));
+        }
+
+        let log = pick(&args.log, file.log).unwrap_or_else(|| "info".into());
+        let log_format = match pick(&args.log_format, file.log_format).as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "log_format",
+                    format!("`{other}`: use json or text"),
+                ))
+            }
+        };
+
+        Ok(Self {
+            listen,
+            database,
+            max_body_bytes,
+            base_url,
+            db_pool_size,
+            log,
+            log_format,
+        })
+    }
+
+    /// Settings for tests and tools: loopback on a random port, the given database.
+    pub fn for_database(database: DatabaseUrl) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            base_url: None,
+            db_pool_size: DEFAULT_POOL_SIZE,
+            log: "info".into(),
+            log_format: LogFormat::Json,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn validate_base_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed.len() > "https://".len()
+        && !trimmed.contains(['?', '#', ' ']);
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            "base_url",
+            format!("`{url}` is not an absolute http(s) URL without query"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_forms() {
+        assert_eq!(
+            DatabaseUrl::parse("x.db").unwrap(),
+            DatabaseUrl::Sqlite("x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u:p@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert!(DatabaseUrl::parse(":memory:").is_err());
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        let url = DatabaseUrl::parse("postgres://hub:secret@db:5432/hub").unwrap();
+        assert_eq!(url.redacted(), "postgres://hub:***@db:5432/hub");
+    }
+
+    #[test]
+    fn flags_override_file_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            max_body_bytes: Some(8192),
+            ..ConfigArgs::default()
+        };
+        let s = Settings::load(&args).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.max_body_bytes, 8192);
+
+        std::fs::write(&path, "listen = \"nonsense\"\n").unwrap();
+        let err = Settings::load(&args).unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+
+        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = Settings::load(&args).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,123 @@
+//! The one error type at the HTTP edge. Every failed request becomes an
+//! OperationOutcome here, with the status code the FHIR http spec asks for.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
+use crate::fhir::FHIR_JSON;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub issues: Vec<Issue>,
+    /// Seconds, sent as `Retry-After` (503).
+    pub retry_after: Option<u32>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.status)?;
+        if let Some(first) = self.issues.first() {
+            write!(f, ": {}", first.diagnostics)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    pub fn new(status: StatusCode, issues: Vec<Issue>) -> Self {
+        Self {
+            status,
+            issues,
+            retry_after: None,
+        }
+    }
+
+    pub fn one(status: StatusCode, issue: Issue) -> Self {
+        Self::new(status, vec![issue])
+    }
+
+    pub fn bad_request(code: IssueCode, diagnostics: impl Into<String>) -> Self {
+        Self::one(StatusCode::BAD_REQUEST, Issue::error(code, diagnostics))
+    }
+
+    pub fn invalid(issues: Vec<Issue>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, issues)
+    }
+
+    pub fn not_found(diagnostics: impl Into<String>) -> Self {
+        Self::one(
+            StatusCode::NOT_FOUND,
+            Issue::error(IssueCode::NotFound, diagnostics),
+        )
+    }
+
+    pub fn gone(diagnostics: impl Into<String>) -> Self {
+        Self::one(
+            StatusCode::GONE,
+            Issue::error(IssueCode::Deleted, diagnostics),
+        )
+    }
+
+    pub fn precondition_failed(diagnostics: impl Into<String>) -> Self {
+        Self::one(
+            StatusCode::PRECONDITION_FAILED,
+            Issue::error(IssueCode::Conflict, diagnostics),
+        )
+    }
+
+    pub fn unavailable(diagnostics: impl Into<String>, retry_after: u32) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            issues: vec![Issue::error(IssueCode::Transient, diagnostics)],
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// Internal failure: details go to the log (with the request id), never to the client.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::one(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Issue::error(
+                IssueCode::Exception,
+                "Internal server error; the request id in X-Request-Id identifies it in the server log",
+            ),
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        builder.insert_header((header::CONTENT_TYPE, FHIR_JSON));
+        if let Some(secs) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        builder.body(operation_outcome(&self.issues).to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::unavailable("The database is temporarily unavailable; retry later", 2)
+            }
+            StoreError::Conflict(detail) => Self::one(
+                StatusCode::CONFLICT,
+                Issue::error(IssueCode::Conflict, detail),
+            ),
+            StoreError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}

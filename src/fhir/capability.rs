@@ -1,0 +1,84 @@
+//! The CapabilityStatement, generated from the registry and from the interactions and
+//! operations the router registers, so it states exactly what is implemented.
+
+use serde_json::{json, Value};
+
+use crate::fhir::registry::RESOURCES;
+use crate::fhir::FHIR_VERSION;
+
+/// What the HTTP layer serves; see `api::SERVED`.
+pub struct Served {
+    pub type_interactions: &'static [&'static str],
+    pub system_interactions: &'static [&'static str],
+    /// (name, canonical definition) of operations on every type.
+    pub type_operations: &'static [(&'static str, &'static str)],
+    pub update_create: bool,
+    pub conditional_create: bool,
+}
+
+pub fn capability_statement(base_url: &str, served: &Served, published: &str) -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .map(|def| {
+            let mut r = json!({
+                "type": def.name,
+                "interaction": served
+                    .type_interactions
+                    .iter()
+                    .map(|code| json!({ "code": code }))
+                    .collect::<Vec<_>>(),
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": served.update_create,
+                "conditionalCreate": served.conditional_create,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+                "operation": served
+                    .type_operations
+                    .iter()
+                    .map(|(name, definition)| json!({ "name": name, "definition": definition }))
+                    .collect::<Vec<_>>(),
+            });
+            if served.type_interactions.contains(&"search-type") || served.conditional_create {
+                r["searchParam"] = def
+                    .search_params
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "name": p.name,
+                            "definition": p.definition,
+                            "type": "token",
+                            "documentation": p.documentation,
+                        })
+                    })
+                    .collect();
+            }
+            r
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": published,
+        "publisher": "wor-hub",
+        "kind": "instance",
+        "software": { "name": "wor-hub", "version": env!("CARGO_PKG_VERSION") },
+        "implementation": {
+            "description": "wor-hub: Welzijn op Recept referral hub",
+            "url": base_url,
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Bodies are stored as sent; the server sets only id and meta.versionId/lastUpdated.",
+            "resource": resources,
+            "interaction": served
+                .system_interactions
+                .iter()
+                .map(|code| json!({ "code": code }))
+                .collect::<Vec<_>>(),
+        }],
+    })
+}

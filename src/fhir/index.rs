@@ -1,0 +1,36 @@
+//! Index rows a resource contributes to search, per the registry's parameters.
+
+use serde_json::Value;
+
+use crate::fhir::registry::{ParamKind, ResourceDef};
+use crate::store::TokenRow;
+
+pub fn token_rows(def: &ResourceDef, resource: &Value) -> Vec<TokenRow> {
+    let mut rows = Vec::new();
+    for param in def.search_params {
+        match param.kind {
+            ParamKind::Id => {}
+            ParamKind::Identifier => {
+                let identifiers = resource
+                    .get(param.element)
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                for identifier in identifiers {
+                    let Some(code) = identifier.get("value").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    rows.push(TokenRow {
+                        param: param.name.to_owned(),
+                        system: identifier
+                            .get("system")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        code: code.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    rows
+}

@@ -1,0 +1,10 @@
+//! wor-hub: a headless FHIR R4 hub carrying Welzijn op Recept referrals from GP
+//! systems to local welfare organisations.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod fhir;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,68 @@
+//! The `wor-hub` command line: parse arguments, load settings, call the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use wor_hub::config::{ConfigArgs, Settings};
+use wor_hub::startup::{open_store, Application};
+use wor_hub::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "wor-hub",
+    version,
+    about = "FHIR R4 hub for Welzijn op Recept referrals"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FHIR server (applies pending database migrations first).
+    Serve(ConfigArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(ConfigArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match &cli.command {
+        Command::Serve(a) | Command::Migrate(a) => a,
+    };
+    let settings = match Settings::load(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wor-hub: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = telemetry::init(&settings.log, settings.log_format) {
+        eprintln!("wor-hub: configuration error: {e}");
+        return ExitCode::from(2);
+    }
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.command {
+            Command::Serve(_) => {
+                let app = Application::build(&settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                app.run_until_stopped().await.map_err(|e| e.to_string())
+            }
+            Command::Migrate(_) => open_store(&settings.database, 1)
+                .await
+                .map(|_| tracing::info!("migrations are up to date"))
+                .map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "wor-hub stopped");
+            eprintln!("wor-hub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

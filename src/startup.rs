@@ -1,0 +1,101 @@
+//! Wiring: settings -> store -> HTTP server. Tests use exactly this path, on port 0.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Compress};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::{DatabaseUrl, Settings};
+use crate::fhir::instant::{format_instant, now_micros};
+use crate::store::{Store, StoreError};
+use crate::{api, telemetry};
+
+/// Shared, read-only state of the running service.
+pub struct AppState {
+    pub store: Store,
+    pub max_body_bytes: usize,
+    pub base_url: Option<String>,
+    /// When this instance started; the CapabilityStatement's date.
+    pub started: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database {url}: {source}")]
+    Database { url: String, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the database (applying pending migrations), binds the listener and builds
+    /// the server. The server runs when [`Application::run_until_stopped`] is awaited.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let store = open_store(&settings.database, settings.db_pool_size).await?;
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.listen,
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            store,
+            max_body_bytes: settings.max_body_bytes,
+            base_url: settings.base_url.clone(),
+            started: format_instant(now_micros()),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                // Path and query errors become OperationOutcomes too.
+                .app_data(web::PathConfig::default().error_handler(api::path_error))
+                .app_data(web::QueryConfig::default().error_handler(api::query_error))
+                .wrap(Compress::default())
+                .wrap(from_fn(telemetry::request_context))
+                .configure(api::routes)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.listen,
+            source,
+        })?
+        .run();
+        tracing::info!(
+            port,
+            database = %settings.database.redacted(),
+            "wor-hub listening"
+        );
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+pub async fn open_store(url: &DatabaseUrl, pool_size: u32) -> Result<Store, StartupError> {
+    Store::open(url, pool_size)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: url.redacted(),
+            source,
+        })
+}

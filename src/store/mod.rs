@@ -1,0 +1,140 @@
+//! Persistence: resource versions, the search index and the audit trail, on SQLite or
+//! PostgreSQL through one diesel codebase. Every call runs on tokio's blocking pool,
+//! never on an actix worker. This module knows nothing about HTTP.
+
+pub mod db;
+mod ops;
+pub mod schema;
+
+use std::sync::{Arc, Mutex};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+pub use db::Backend;
+use db::{DbConnection, Pool};
+pub use ops::{
+    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, Lookup, RenderBody,
+    StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
+};
+
+use crate::config::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now (pool timeout, connection refused,
+    /// SQLite busy): the client may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Concurrent writers kept changing the same resource.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(err: DieselError) -> Self {
+        match &err {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                Self::Unavailable(err.to_string())
+            }
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
+            {
+                Self::Unavailable(err.to_string())
+            }
+            _ => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(err: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+/// Who did what, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    pub request_id: String,
+    /// The acting party; `anonymous` until authentication exists.
+    pub actor: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    backend: Backend,
+    /// SQLite allows one writer; serialising writers in-process avoids SQLITE_BUSY on
+    /// lock upgrades. PostgreSQL needs no such lock.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+impl Store {
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
+        let backend = db::Manager::new(url.clone()).backend();
+        let url = url.clone();
+        let (pool, applied) = tokio::task::spawn_blocking(move || {
+            let pool = db::build_pool(&url, pool_size)?;
+            let mut conn = pool.get()?;
+            let applied = db::run_migrations(&mut conn).map_err(StoreError::Internal)?;
+            Ok::<_, StoreError>((pool, applied))
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "applied database migrations");
+        }
+        Ok(Self {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction, retried when a concurrent writer got there first.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection) -> Result<T, ops::TxError> + Send + 'static,
+    {
+        let lock = self.write_lock.clone();
+        self.with_conn(move |conn| {
+            let _guard = match &lock {
+                Some(lock) => Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
+                None => None,
+            };
+            ops::write_with_retry(conn, &f)
+        })
+        .await
+    }
+
+    /// Checks that the database answers (readiness probe).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        use diesel::connection::SimpleConnection;
+        self.with_conn(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
+    }
+}

@@ -1,0 +1,52 @@
+// Diesel table definitions shared by the SQLite and PostgreSQL migrations
+// (`diesel print-schema` output, with SQLite's INTEGER keys widened to BigInt so both
+// backends agree).
+
+diesel::table! {
+    resources (resource_type, id) {
+        resource_type -> Text,
+        id -> Text,
+        version_id -> BigInt,
+        last_updated -> BigInt,
+        deleted -> Bool,
+    }
+}
+
+diesel::table! {
+    resource_versions (seq) {
+        seq -> BigInt,
+        resource_type -> Text,
+        id -> Text,
+        version_id -> BigInt,
+        last_updated -> BigInt,
+        method -> Text,
+        body -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    search_token (resource_type, id, param, code) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        system -> Nullable<Text>,
+        code -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        recorded -> BigInt,
+        request_id -> Text,
+        actor -> Text,
+        action -> Text,
+        interaction -> Text,
+        resource_type -> Text,
+        resource_id -> Nullable<Text>,
+        version_id -> Nullable<BigInt>,
+        outcome -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(resources, resource_versions, search_token);
