@@ -1,0 +1,192 @@
+//! Test harness: the real server (production wiring via `Application::build`) on a
+//! random loopback port, with a fresh database per test: a temp SQLite file, or a new
+//! PostgreSQL database on the server named by `WOR_HUB_TEST_POSTGRES_URL`.
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use reqwest::{Method, Response};
+use serde_json::Value;
+use wor_hub::config::{DatabaseUrl, Settings};
+use wor_hub::startup::Application;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT/fhir`
+    pub base: String,
+    pub backend: Backend,
+    pub client: reqwest::Client,
+    /// Only for SQLite: the directory holding the database file.
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+/// Starts the app on `backend`, or returns `None` when PostgreSQL is not configured
+/// (outside CI; in CI a missing PostgreSQL is an error, so the suite cannot silently
+/// run on one backend only).
+pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let (database, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            (DatabaseUrl::Sqlite(dir.path().join("hub.db")), Some(dir))
+        }
+        Backend::Postgres => match std::env::var("WOR_HUB_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => (DatabaseUrl::Postgres(fresh_pg_database(&url)), None),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("CI must set WOR_HUB_TEST_POSTGRES_URL (see .ci/run)")
+            }
+            _ => {
+                eprintln!("WOR_HUB_TEST_POSTGRES_URL not set: PostgreSQL variant not run");
+                return None;
+            }
+        },
+    };
+    let mut settings = Settings::for_database(database);
+    settings.db_pool_size = 4;
+    tweak(&mut settings);
+    let app = Application::build(&settings).await.expect("app starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        base: format!("http://127.0.0.1:{port}/fhir"),
+        backend,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    })
+}
+
+/// Creates an empty database and returns its URL (same server and credentials).
+fn fresh_pg_database(admin_url: &str) -> String {
+    let name = format!("wor_hub_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(admin_url).expect("connect to test PostgreSQL");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create test database");
+    let (before_query, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let server = match before_query.rsplit_once('/') {
+        Some((server, _db)) if server.contains("//") && !server.ends_with('/') => server,
+        _ => before_query.trim_end_matches('/'),
+    };
+    format!("{server}/{name}{query}")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("GET")
+    }
+
+    /// POSTs raw text as FHIR JSON.
+    pub async fn post_text(&self, path: &str, body: &str) -> Response {
+        self.request(Method::POST, path)
+            .header("Content-Type", FHIR_JSON)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.post_text(path, &body.to_string()).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::PUT, path)
+            .header("Content-Type", FHIR_JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// Creates a resource and returns its stored JSON.
+    pub async fn create(&self, body: &Value) -> Value {
+        let ty = body["resourceType"].as_str().expect("resourceType");
+        let res = self.post(ty, body).await;
+        assert_eq!(res.status(), 201, "create {ty} on {:?}", self.backend);
+        res.json().await.expect("json")
+    }
+
+    /// Number of stored versions of a type (type-level history), to prove a refused
+    /// request changed nothing.
+    pub async fn version_count(&self, resource_type: &str) -> usize {
+        let res = self
+            .get(&format!("{resource_type}/_history?_count=1000"))
+            .await;
+        assert_eq!(res.status(), 200);
+        let bundle: Value = res.json().await.expect("json");
+        bundle["entry"].as_array().map_or(0, Vec::len)
+    }
+}
+
+/// Asserts status and content type, and returns the OperationOutcome's issues.
+pub async fn expect_outcome(res: Response, status: u16) -> Vec<Value> {
+    assert_eq!(res.status(), status, "unexpected status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(ct.starts_with(FHIR_JSON), "content type {ct}");
+    let body: Value = res.json().await.expect("OperationOutcome JSON");
+    assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+    body["issue"].as_array().cloned().unwrap_or_default()
+}
+
+/// True when some issue has this code and, if given, this expression.
+pub fn has_issue(issues: &[Value], code: &str, expression: Option<&str>) -> bool {
+    issues.iter().any(|i| {
+        i["code"] == code
+            && expression.is_none_or(|e| {
+                i["expression"]
+                    .as_array()
+                    .is_some_and(|xs| xs.iter().any(|x| x == e))
+            })
+    })
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn(TestApp)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let app = $crate::helpers::spawn($crate::helpers::Backend::Sqlite, |_| {})
+                        .await
+                        .expect("SQLite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(app) =
+                        $crate::helpers::spawn($crate::helpers::Backend::Postgres, |_| {}).await
+                    {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}

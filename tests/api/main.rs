@@ -1,0 +1,8 @@
+//! Black-box API tests: one binary, one module per area.
+
+mod bad_input;
+mod crud;
+mod helpers;
+mod history;
+mod metadata;
+mod validation;

@@ -1,0 +1,111 @@
+//! GET /fhir/metadata and request ids.
+
+use serde_json::Value;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, FHIR_JSON};
+
+backend_tests!(
+    capability_statement_lists_what_is_served,
+    request_id_is_echoed_or_generated
+);
+
+async fn capability_statement_lists_what_is_served(app: TestApp) {
+    let res = app.get("metadata").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with(FHIR_JSON));
+    let cs: Value = res.json().await.unwrap();
+    assert_eq!(cs["resourceType"], "CapabilityStatement");
+    assert_eq!(cs["fhirVersion"], "4.0.1");
+    assert_eq!(cs["kind"], "instance");
+    let rest = &cs["rest"][0];
+    assert_eq!(rest["mode"], "server");
+    let types: Vec<&str> = rest["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    for ty in [
+        "ServiceRequest",
+        "Task",
+        "Patient",
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "HealthcareService",
+        "Consent",
+        "Location",
+    ] {
+        assert!(types.contains(&ty), "{ty} missing");
+    }
+    assert_eq!(types.len(), 9);
+    let patient = rest["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap();
+    let interactions: Vec<&str> = patient["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    for i in [
+        "read",
+        "vread",
+        "update",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+        "search-type",
+    ] {
+        assert!(interactions.contains(&i), "{i}");
+    }
+    // Nothing unimplemented is claimed.
+    assert!(!interactions.contains(&"patch"));
+    assert_eq!(patient["conditionalUpdate"], false);
+    assert_eq!(patient["conditionalDelete"], "not-supported");
+    let params: Vec<&str> = patient["searchParam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["_id", "identifier"]);
+    assert_eq!(patient["operation"][0]["name"], "validate");
+    assert!(cs["rest"][0]["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["code"] == "history-system"));
+}
+
+async fn request_id_is_echoed_or_generated(app: TestApp) {
+    let res = app
+        .client
+        .get(app.url("metadata"))
+        .header("X-Request-Id", "his-2026-000123.retry-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "his-2026-000123.retry-1");
+    let generated = app.get("metadata").await;
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    // Values that could smuggle data into logs are replaced, not echoed.
+    let res = app
+        .client
+        .get(app.url("Patient/unknown"))
+        .header("X-Request-Id", "bsn 999999011 <script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "bsn 999999011 <script>");
+    assert_eq!(res.status(), 404);
+}
