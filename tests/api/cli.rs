@@ -1,0 +1,169 @@
+//! The `wor-hub` binary itself: start-up errors, `migrate`, durability across a hard
+//! kill, and no patient data in log lines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wor-hub");
+
+struct Server {
+    child: Child,
+    base: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `wor-hub serve` on a free port and waits for its "listening" log line.
+    fn start(db: &std::path::Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+            .arg(db)
+            .env_remove("WOR_HUB_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wor-hub");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let port = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server logs a listening line");
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if event["message"] == "wor-hub listening" {
+                break event["port"].as_u64().expect("port");
+            }
+        };
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}/fhir"),
+            log: rx,
+        }
+    }
+
+    fn kill(mut self) -> Vec<String> {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+        self.log.try_iter().collect()
+    }
+}
+
+#[tokio::test]
+async fn accepted_writes_survive_a_hard_kill_and_logs_hold_no_patient_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let server = Server::start(&db);
+    let client = reqwest::Client::new();
+    let patient = json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999999011"}],
+        "name": [{"family": "Zwanenburg", "given": ["Noor"]}],
+        "address": [{"line": ["Laag Boskoop 12"], "postalCode": "2771 AB"}]
+    });
+    let res = client
+        .post(format!("{}/Patient", server.base))
+        .header("Content-Type", "application/fhir+json")
+        .header("If-None-Exist", "identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999011")
+        .body(patient.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = client
+        .get(format!(
+            "{}/Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999011",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A refused body that carries the same data.
+    let res = client
+        .post(format!("{}/Patient", server.base))
+        .header("Content-Type", "application/fhir+json")
+        .body(r#"{"resourceType":"Patient","name":[{"family":"Zwanenburg"}],"bsn":"999999011"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // Let the request log lines flush before the kill.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // SIGKILL: no graceful shutdown, no chance to flush anything.
+    let log = server.kill();
+    assert!(
+        log.iter().any(|l| l.contains("request completed")),
+        "request lines are logged"
+    );
+    for secret in ["999999011", "Zwanenburg", "Noor", "Laag Boskoop", "2771"] {
+        assert!(
+            log.iter().all(|l| !l.contains(secret)),
+            "log contains patient data '{secret}'"
+        );
+    }
+
+    let server = Server::start(&db);
+    let res = client
+        .get(format!("{}/Patient/{id}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the accepted Patient survived the kill");
+    server.kill();
+}
+
+#[test]
+fn configuration_errors_are_named_and_migrate_works() {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--database-url", "mysql://localhost/hub"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, "max_body_bytes = \"big\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hub.toml"));
+
+    let db = dir.path().join("hub.db");
+    let out = Command::new(BIN)
+        .args(["migrate", "--database-url"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(db.exists());
+}
