@@ -29,7 +29,9 @@ impl From<DieselError> for TxError {
     }
 }
 
-const MAX_ATTEMPTS: usize = 5;
+// Each round lets at least one concurrent writer of a row win, so this bounds the
+// number of writers racing for one resource before a 409.
+const MAX_ATTEMPTS: usize = 16;
 
 pub(super) fn write_with_retry<T>(
     conn: &mut DbConnection,

@@ -76,7 +76,10 @@ async fn accepted_writes_survive_a_hard_kill_and_logs_hold_no_patient_data() {
     let res = client
         .post(format!("{}/Patient", server.base))
         .header("Content-Type", "application/fhir+json")
-        .header("If-None-Exist", "identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999011")
+        .header(
+            "If-None-Exist",
+            "identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999011",
+        )
         .body(patient.to_string())
         .send()
         .await
@@ -164,6 +167,10 @@ fn configuration_errors_are_named_and_migrate_works() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(db.exists());
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cli;
+mod concurrency;
 mod crud;
 mod helpers;
 mod history;

@@ -1,0 +1,156 @@
+//! Concurrent writers and the audit trail.
+
+use diesel::prelude::*;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{spawn, Backend, TestApp, FHIR_JSON};
+
+backend_tests!(
+    racing_if_match_updates_let_exactly_one_win,
+    concurrent_updates_without_if_match_all_land
+);
+
+async fn racing_if_match_updates_let_exactly_one_win(app: TestApp) {
+    let created = app
+        .create(&json!({"resourceType": "Task", "status": "requested", "intent": "order"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let req = app
+            .request(Method::PUT, &format!("Task/{id}"))
+            .header("Content-Type", FHIR_JSON)
+            .header("If-Match", "W/\"1\"")
+            .body(
+                json!({"resourceType": "Task", "id": id, "status": "received", "intent": "order",
+                         "description": format!("writer {i}")})
+                .to_string(),
+            );
+        handles.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 412),
+        "{statuses:?}"
+    );
+    assert_eq!(app.version_count("Task").await, 2);
+}
+
+async fn concurrent_updates_without_if_match_all_land(app: TestApp) {
+    let created = app
+        .create(&json!({"resourceType": "Organization", "name": "v"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let req = app
+            .request(Method::PUT, &format!("Organization/{id}"))
+            .header("Content-Type", FHIR_JSON)
+            .body(
+                json!({"resourceType": "Organization", "id": id, "name": format!("v{i}")})
+                    .to_string(),
+            );
+        handles.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    // 1 create + 8 updates, versions 1..=9 without gaps or duplicates.
+    let res = app.get(&format!("Organization/{id}/_history")).await;
+    let bundle: serde_json::Value = res.json().await.unwrap();
+    let mut versions: Vec<String> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["resource"]["meta"]["versionId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    versions.sort_by_key(|v| v.parse::<u32>().unwrap());
+    assert_eq!(versions, (1..=9).map(|v| v.to_string()).collect::<Vec<_>>());
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        request_id -> Text,
+        actor -> Text,
+        action -> Text,
+        interaction -> Text,
+        resource_type -> Text,
+        resource_id -> Nullable<Text>,
+        outcome -> Text,
+    }
+}
+
+#[tokio::test]
+async fn every_access_leaves_an_audit_record() {
+    let app = spawn(Backend::Sqlite, |_| {}).await.unwrap();
+    let res = app
+        .request(Method::POST, "Patient")
+        .header("Content-Type", FHIR_JSON)
+        .header("X-Request-Id", "audit-create-1")
+        .body(json!({"resourceType": "Patient", "active": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get(&format!("Patient/{id}")).await;
+    app.get("Patient/unknown").await;
+    app.get("Patient?_id=x").await;
+    app.get(&format!("Patient/{id}/_history")).await;
+
+    let path = app._dir.as_ref().unwrap().path().join("hub.db");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    type Row = (String, String, String, String, Option<String>, String);
+    let rows: Vec<Row> = audit_events::table
+        .order(audit_events::seq.asc())
+        .select((
+            audit_events::request_id,
+            audit_events::action,
+            audit_events::interaction,
+            audit_events::resource_type,
+            audit_events::resource_id,
+            audit_events::outcome,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    let summary: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.1.as_str(), r.2.as_str(), r.5.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("C", "create", "success"),
+            ("R", "read", "success"),
+            ("R", "read", "not-found"),
+            ("R", "search-type", "success"),
+            ("R", "history-instance", "success"),
+        ]
+    );
+    assert_eq!(rows[0].0, "audit-create-1");
+    assert_eq!(rows[0].4.as_deref(), Some(id.as_str()));
+    assert!(rows.iter().all(|r| r.3 == "Patient"));
+}
