@@ -81,24 +81,24 @@ fn token_match(param: &str, value: &str) -> TokenMatch {
 
 /// Splits on `sep`, honouring the FHIR search escape `\` (`\,` `\|` `\\`).
 fn split_unescaped(value: &str, sep: char) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut current = String::new();
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
                 if let Some(next) = chars.next() {
                     if next != sep {
-                        parts.last_mut().map(|p| p.push('\\'));
+                        current.push('\\');
                     }
-                    parts.last_mut().map(|p| p.push(next));
+                    current.push(next);
                 }
             }
-            c if c == sep => parts.push(String::new()),
-            c => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+            c if c == sep => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
         }
     }
+    parts.push(current);
     parts
 }
 

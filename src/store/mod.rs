@@ -122,10 +122,9 @@ impl Store {
     {
         let lock = self.write_lock.clone();
         self.with_conn(move |conn| {
-            let _guard = match &lock {
-                Some(lock) => Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
-                None => None,
-            };
+            let _guard = lock
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
             ops::write_with_retry(conn, &f)
         })
         .await

@@ -1,4 +1,5 @@
 //! Black-box API tests: one binary, one module per area.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod bad_input;
 mod cli;
