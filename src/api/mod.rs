@@ -3,6 +3,7 @@
 
 mod crud;
 pub mod extract;
+mod health;
 mod history;
 mod metadata;
 mod paging;
@@ -91,6 +92,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             ),
     )
+    .route("/health/live", web::get().to(health::live))
+    .route("/health/ready", web::get().to(health::ready))
     .default_service(web::to(not_found));
 }
 

@@ -24,19 +24,33 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Only for SQLite: the directory holding the database file.
     pub _dir: Option<tempfile::TempDir>,
+    /// Only for PostgreSQL: the test database's name.
+    pub pg_database: Option<String>,
+}
+
+/// The PostgreSQL database a test app runs on.
+pub fn database_of(app: &TestApp) -> String {
+    app.pg_database.clone().expect("a PostgreSQL test app")
 }
 
 /// Starts the app on `backend`, or returns `None` when PostgreSQL is not configured
 /// (outside CI; in CI a missing PostgreSQL is an error, so the suite cannot silently
 /// run on one backend only).
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
-    let (database, dir) = match backend {
+    let (database, dir, pg_database) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            (DatabaseUrl::Sqlite(dir.path().join("hub.db")), Some(dir))
+            (
+                DatabaseUrl::Sqlite(dir.path().join("hub.db")),
+                Some(dir),
+                None,
+            )
         }
         Backend::Postgres => match std::env::var("WOR_HUB_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => (DatabaseUrl::Postgres(fresh_pg_database(&url)), None),
+            Ok(url) if !url.is_empty() => {
+                let (db_url, name) = fresh_pg_database(&url);
+                (DatabaseUrl::Postgres(db_url), None, Some(name))
+            }
             _ if std::env::var_os("CI").is_some() => {
                 panic!("CI must set WOR_HUB_TEST_POSTGRES_URL (see .ci/run)")
             }
@@ -57,11 +71,12 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
         backend,
         client: reqwest::Client::new(),
         _dir: dir,
+        pg_database,
     })
 }
 
-/// Creates an empty database and returns its URL (same server and credentials).
-fn fresh_pg_database(admin_url: &str) -> String {
+/// Creates an empty database and returns its URL (same server and credentials) and name.
+fn fresh_pg_database(admin_url: &str) -> (String, String) {
     let name = format!("wor_hub_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::establish(admin_url).expect("connect to test PostgreSQL");
     admin
@@ -75,7 +90,7 @@ fn fresh_pg_database(admin_url: &str) -> String {
         Some((server, _db)) if server.contains("//") && !server.ends_with('/') => server,
         _ => before_query.trim_end_matches('/'),
     };
-    format!("{server}/{name}{query}")
+    (format!("{server}/{name}{query}"), name)
 }
 
 impl TestApp {

@@ -109,3 +109,50 @@ async fn request_id_is_echoed_or_generated(app: TestApp) {
     assert_ne!(res.headers()["x-request-id"], "bsn 999999011 <script>");
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn health_probes_and_503_when_the_database_is_gone() {
+    let app = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let health = |p: &str| app.base.replace("/fhir", p);
+    let res = app.client.get(health("/health/live")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(health("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // PostgreSQL: drop the test database under the running server.
+    let Ok(admin) = std::env::var("WOR_HUB_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(app) = crate::helpers::spawn(crate::helpers::Backend::Postgres, |_| {}).await else {
+        return;
+    };
+    let db = crate::helpers::database_of(&app);
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+    conn.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .unwrap();
+    let res = app.get("Patient/x").await;
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("2")
+    );
+    let issues = crate::helpers::expect_outcome(res, 503).await;
+    assert!(crate::helpers::has_issue(&issues, "transient", None));
+    let res = app
+        .client
+        .get(app.base.replace("/fhir", "/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+}
