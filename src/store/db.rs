@@ -90,6 +90,9 @@ fn sqlite_url(path: &Path) -> String {
 
 pub type Pool = r2d2::Pool<Manager>;
 
+/// PostgreSQL advisory lock key held while migrating ("wor-hub" in ASCII).
+const MIGRATION_LOCK: i64 = 0x776f_722d_6875_62;
+
 pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, r2d2::PoolError> {
     r2d2::Pool::builder()
         .max_size(size)
@@ -101,9 +104,23 @@ pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, r2d2::PoolError>
 /// Applies pending embedded migrations; returns the versions applied.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
     let applied = match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-    }
-    .map_err(|e| e.to_string())?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+        DbConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(ToString::to_string).collect())
+            .map_err(|e| e.to_string())?,
+        DbConnection::Postgres(c) => {
+            // Instances sharing one database may start together: one migrates, the
+            // others wait for it and then find nothing pending.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .map_err(|e| e.to_string())?;
+            let result: Result<Vec<String>, String> = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect())
+                .map_err(|e| e.to_string());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                .map_err(|e| e.to_string())?;
+            result?
+        }
+    };
+    Ok(applied)
 }

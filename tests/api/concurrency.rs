@@ -154,3 +154,35 @@ async fn every_access_leaves_an_audit_record() {
     assert_eq!(rows[0].4.as_deref(), Some(id.as_str()));
     assert!(rows.iter().all(|r| r.3 == "Patient"));
 }
+
+/// Instances sharing one PostgreSQL start together: all come up, the schema is migrated once.
+#[tokio::test]
+async fn instances_starting_together_on_one_postgres_database() {
+    let Some(first) = spawn(Backend::Postgres, |_| {}).await else {
+        return;
+    };
+    // `first` created and migrated a fresh database; drop its schema to start over and
+    // let four instances race to migrate it.
+    let admin = std::env::var("WOR_HUB_TEST_POSTGRES_URL").unwrap();
+    let db = crate::helpers::database_of(&first);
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let mut conn = PgConnection::establish(&url).unwrap();
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .unwrap();
+    let starts = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut settings = wor_hub::config::Settings::for_database(
+                wor_hub::config::DatabaseUrl::Postgres(url),
+            );
+            settings.db_pool_size = 2;
+            wor_hub::startup::Application::build(&settings)
+                .await
+                .map(|a| a.port())
+        })
+    });
+    for start in starts.collect::<Vec<_>>() {
+        start.await.unwrap().expect("every instance starts");
+    }
+}
