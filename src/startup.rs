@@ -41,6 +41,16 @@ impl Application {
     /// the server. The server runs when [`Application::run_until_stopped`] is awaited.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = open_store(&settings.database, settings.db_pool_size).await?;
+        // Compile the per-type schema validators off the request path (~100 ms in a
+        // debug build) so the first request of each type does not pay for it.
+        tokio::task::spawn_blocking(|| {
+            for def in crate::fhir::registry::RESOURCES {
+                let _ = crate::fhir::validate::validate_resource(
+                    def.name,
+                    &serde_json::json!({ "resourceType": def.name }),
+                );
+            }
+        });
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
             addr: settings.listen,
             source,

@@ -91,7 +91,7 @@ fn sqlite_url(path: &Path) -> String {
 pub type Pool = r2d2::Pool<Manager>;
 
 /// PostgreSQL advisory lock key held while migrating ("wor-hub" in ASCII).
-const MIGRATION_LOCK: i64 = 0x776f_722d_6875_62;
+const MIGRATION_LOCK: i64 = 0x0077_6f72_2d68_7562;
 
 pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, r2d2::PoolError> {
     r2d2::Pool::builder()
