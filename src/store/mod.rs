@@ -3,8 +3,11 @@
 //! never on an actix worker. This module knows nothing about HTTP.
 
 pub mod db;
+mod index;
 mod ops;
 pub mod schema;
+mod tx;
+mod types;
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +15,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use db::Backend;
 use db::{DbConnection, Pool};
-pub use ops::{
+pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
+pub use types::{
     CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, Lookup, RenderBody,
     StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
 };
@@ -112,22 +116,6 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
-    }
-
-    /// Runs `f` in a write transaction, retried when a concurrent writer got there first.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: Fn(&mut DbConnection) -> Result<T, ops::TxError> + Send + 'static,
-    {
-        let lock = self.write_lock.clone();
-        self.with_conn(move |conn| {
-            let _guard = lock
-                .as_ref()
-                .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-            ops::write_with_retry(conn, &f)
-        })
-        .await
     }
 
     /// Checks that the database answers (readiness probe).

@@ -1,0 +1,376 @@
+//! The unit of work: one database transaction in which a request's writes, their index
+//! rows and their audit records land together, or not at all.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Text;
+
+use super::db::DbConnection;
+use super::index;
+use super::schema::{audit_events, resource_versions, resources};
+use super::types::{Criterion, DeleteOutcome, StoredVersion, TokenRow, UpdateOutcome};
+use super::{AuditContext, StoreError};
+
+/// A database-level reason a transaction stopped.
+#[derive(Debug)]
+pub enum TxError {
+    /// A concurrent writer changed the same row: run the transaction again.
+    Retry,
+    Db(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            // Two writers created the same (type, id): the loser retries and sees the row.
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+            | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Retry,
+            other => Self::Db(other),
+        }
+    }
+}
+
+/// Why a unit of work failed: the database, or the caller's own decision (`Abort`),
+/// which rolls back everything the unit wrote.
+#[derive(Debug)]
+pub enum Failure<E> {
+    Tx(TxError),
+    Abort(E),
+}
+
+impl<E> From<TxError> for Failure<E> {
+    fn from(err: TxError) -> Self {
+        Self::Tx(err)
+    }
+}
+
+impl<E> From<DieselError> for Failure<E> {
+    fn from(err: DieselError) -> Self {
+        Self::Tx(err.into())
+    }
+}
+
+/// The result of a unit of work after retries.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    Store(StoreError),
+    Abort(E),
+}
+
+impl<E> From<StoreError> for WriteError<E> {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+// Each round lets at least one concurrent writer of a row win, so this bounds the
+// number of writers racing for one resource before a 409.
+const MAX_ATTEMPTS: usize = 16;
+
+pub(super) fn run<T, E>(
+    conn: &mut DbConnection,
+    ctx: &AuditContext,
+    f: &dyn Fn(&mut Tx<'_>) -> Result<T, Failure<E>>,
+) -> Result<T, WriteError<E>> {
+    for _ in 0..MAX_ATTEMPTS {
+        let result = conn.transaction::<T, Failure<E>, _>(|c| f(&mut Tx { conn: c, ctx }));
+        match result {
+            Ok(value) => return Ok(value),
+            Err(Failure::Tx(TxError::Retry)) => continue,
+            Err(Failure::Tx(TxError::Db(e))) => return Err(WriteError::Store(e.into())),
+            Err(Failure::Abort(e)) => return Err(WriteError::Abort(e)),
+        }
+    }
+    Err(WriteError::Store(StoreError::Conflict(
+        "The resource was changed concurrently by other requests; retry".into(),
+    )))
+}
+
+/// Operations inside one transaction.
+pub struct Tx<'a> {
+    conn: &'a mut DbConnection,
+    ctx: &'a AuditContext,
+}
+
+/// An audit record's facts (FHIR AuditEvent action C/R/U/D/E).
+pub struct AuditRecord<'a> {
+    pub action: &'a str,
+    pub interaction: &'a str,
+    pub resource_type: &'a str,
+    pub resource_id: Option<&'a str>,
+    pub version_id: Option<i64>,
+    pub outcome: &'a str,
+}
+
+fn now_micros() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+impl Tx<'_> {
+    /// Serialises units of work that use the same key until this transaction ends
+    /// (conditional creates on the same criteria, replays of one request id).
+    /// SQLite needs nothing: its writers are already serialised.
+    pub fn lock(&mut self, key: &str) -> Result<(), TxError> {
+        if let DbConnection::Postgres(pg) = &mut *self.conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<Text, _>(key)
+                .execute(pg)?;
+        }
+        Ok(())
+    }
+
+    pub fn audit(&mut self, rec: AuditRecord<'_>) -> Result<(), TxError> {
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::recorded.eq(now_micros()),
+                audit_events::request_id.eq(&self.ctx.request_id),
+                audit_events::actor.eq(&self.ctx.actor),
+                audit_events::action.eq(rec.action),
+                audit_events::interaction.eq(rec.interaction),
+                audit_events::resource_type.eq(rec.resource_type),
+                audit_events::resource_id.eq(rec.resource_id),
+                audit_events::version_id.eq(rec.version_id),
+                audit_events::outcome.eq(rec.outcome),
+            ))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The current version number and deleted flag.
+    fn head(&mut self, ty: &str, id: &str) -> Result<Option<(i64, bool)>, TxError> {
+        Ok(head(self.conn, ty, id)?)
+    }
+
+    /// The latest version (a deletion has no body), if the resource ever existed.
+    pub fn current(&mut self, ty: &str, id: &str) -> Result<Option<StoredVersion>, TxError> {
+        match self.head(ty, id)? {
+            None => Ok(None),
+            Some((v, _)) => Ok(version(self.conn, ty, id, v)?),
+        }
+    }
+
+    pub fn find_ids(
+        &mut self,
+        ty: &str,
+        criteria: &[Criterion],
+    ) -> Result<BTreeSet<String>, TxError> {
+        Ok(index::find_ids(self.conn, ty, criteria)?)
+    }
+
+    fn insert_version(
+        &mut self,
+        v: &StoredVersion,
+        method: &str,
+        rows: Option<&[TokenRow]>,
+    ) -> Result<(), TxError> {
+        diesel::insert_into(resource_versions::table)
+            .values((
+                resource_versions::resource_type.eq(&v.resource_type),
+                resource_versions::id.eq(&v.id),
+                resource_versions::version_id.eq(v.version_id),
+                resource_versions::last_updated.eq(v.last_updated),
+                resource_versions::method.eq(method),
+                resource_versions::body.eq(&v.body),
+            ))
+            .execute(self.conn)?;
+        index::replace_rows(self.conn, &v.resource_type, &v.id, rows)?;
+        Ok(())
+    }
+
+    fn set_head(
+        &mut self,
+        ty: &str,
+        id: &str,
+        expected: i64,
+        at: i64,
+        deleted: bool,
+    ) -> Result<(), TxError> {
+        let changed = diesel::update(
+            resources::table
+                .filter(resources::resource_type.eq(ty))
+                .filter(resources::id.eq(id))
+                .filter(resources::version_id.eq(expected)),
+        )
+        .set((
+            resources::version_id.eq(expected + 1),
+            resources::last_updated.eq(at),
+            resources::deleted.eq(deleted),
+        ))
+        .execute(self.conn)?;
+        if changed == 0 {
+            return Err(TxError::Retry);
+        }
+        Ok(())
+    }
+
+    fn insert_head(&mut self, ty: &str, id: &str, at: i64) -> Result<(), TxError> {
+        diesel::insert_into(resources::table)
+            .values((
+                resources::resource_type.eq(ty),
+                resources::id.eq(id),
+                resources::version_id.eq(1_i64),
+                resources::last_updated.eq(at),
+                resources::deleted.eq(false),
+            ))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Version 1 of a new resource (`method` is the HTTP method recorded in history).
+    pub fn create(
+        &mut self,
+        ty: &str,
+        id: &str,
+        at: i64,
+        body: String,
+        rows: &[TokenRow],
+    ) -> Result<StoredVersion, TxError> {
+        self.insert_head(ty, id, at)?;
+        let stored = StoredVersion {
+            resource_type: ty.to_owned(),
+            id: id.to_owned(),
+            version_id: 1,
+            last_updated: at,
+            body: Some(body),
+        };
+        self.insert_version(&stored, "POST", Some(rows))?;
+        self.audit(AuditRecord {
+            action: "C",
+            interaction: "create",
+            resource_type: ty,
+            resource_id: Some(id),
+            version_id: Some(1),
+            outcome: "success",
+        })?;
+        Ok(stored)
+    }
+
+    /// A new version with the body `render(version_id)`; creates the resource when it
+    /// does not exist and `allow_create` (update-as-create).
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        ty: &str,
+        id: &str,
+        at: i64,
+        render: &dyn Fn(i64) -> String,
+        rows: &[TokenRow],
+        if_match: Option<i64>,
+        allow_create: bool,
+    ) -> Result<UpdateOutcome, TxError> {
+        let (new_version, created) = match self.head(ty, id)? {
+            None if if_match.is_some() || !allow_create => return Ok(UpdateOutcome::NotFound),
+            None => {
+                self.insert_head(ty, id, at)?;
+                (1, true)
+            }
+            Some((v, _)) => {
+                if let Some(expected) = if_match {
+                    if expected != v {
+                        return Ok(UpdateOutcome::VersionMismatch { current: v });
+                    }
+                }
+                self.set_head(ty, id, v, at, false)?;
+                (v + 1, false)
+            }
+        };
+        let stored = StoredVersion {
+            resource_type: ty.to_owned(),
+            id: id.to_owned(),
+            version_id: new_version,
+            last_updated: at,
+            body: Some(render(new_version)),
+        };
+        self.insert_version(&stored, "PUT", Some(rows))?;
+        self.audit(AuditRecord {
+            action: if created { "C" } else { "U" },
+            interaction: "update",
+            resource_type: ty,
+            resource_id: Some(id),
+            version_id: Some(new_version),
+            outcome: "success",
+        })?;
+        Ok(if created {
+            UpdateOutcome::Created(stored)
+        } else {
+            UpdateOutcome::Updated(stored)
+        })
+    }
+
+    /// Soft delete: a new version without body.
+    pub fn delete(
+        &mut self,
+        ty: &str,
+        id: &str,
+        at: i64,
+        if_match: Option<i64>,
+    ) -> Result<DeleteOutcome, TxError> {
+        let Some((v, deleted)) = self.head(ty, id)? else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if let Some(expected) = if_match {
+            if expected != v {
+                return Ok(DeleteOutcome::VersionMismatch { current: v });
+            }
+        }
+        if deleted {
+            return Ok(DeleteOutcome::AlreadyDeleted);
+        }
+        self.set_head(ty, id, v, at, true)?;
+        let stored = StoredVersion {
+            resource_type: ty.to_owned(),
+            id: id.to_owned(),
+            version_id: v + 1,
+            last_updated: at,
+            body: None,
+        };
+        self.insert_version(&stored, "DELETE", None)?;
+        self.audit(AuditRecord {
+            action: "D",
+            interaction: "delete",
+            resource_type: ty,
+            resource_id: Some(id),
+            version_id: Some(v + 1),
+            outcome: "success",
+        })?;
+        Ok(DeleteOutcome::Deleted { version_id: v + 1 })
+    }
+}
+
+pub(super) fn head(
+    conn: &mut DbConnection,
+    ty: &str,
+    id: &str,
+) -> QueryResult<Option<(i64, bool)>> {
+    resources::table
+        .filter(resources::resource_type.eq(ty))
+        .filter(resources::id.eq(id))
+        .select((resources::version_id, resources::deleted))
+        .first(conn)
+        .optional()
+}
+
+pub(super) fn version(
+    conn: &mut DbConnection,
+    ty: &str,
+    id: &str,
+    version_id: i64,
+) -> QueryResult<Option<StoredVersion>> {
+    let row: Option<(i64, Option<String>)> = resource_versions::table
+        .filter(resource_versions::resource_type.eq(ty))
+        .filter(resource_versions::id.eq(id))
+        .filter(resource_versions::version_id.eq(version_id))
+        .select((resource_versions::last_updated, resource_versions::body))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(last_updated, body)| StoredVersion {
+        resource_type: ty.to_owned(),
+        id: id.to_owned(),
+        version_id,
+        last_updated,
+        body,
+    }))
+}
