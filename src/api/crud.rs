@@ -9,6 +9,7 @@ use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
 use crate::api::{logical_id, resource_def, respond};
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
+use crate::fhir::identifiers::check_identifiers;
 use crate::fhir::index::token_rows;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -16,13 +17,20 @@ use crate::fhir::validate::validate_resource;
 use crate::startup::AppState;
 use crate::store::{CreateOutcome, DeleteOutcome, Lookup, UpdateOutcome};
 
-fn check_valid(resource_type: &str, body: &FhirBody) -> Result<(), ApiError> {
-    let issues = validate_resource(resource_type, &body.0.value);
+/// Structure and R4 rules (400), then the Dutch identifier rules (422).
+pub(crate) fn check_valid(
+    resource_type: &str,
+    resource: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let issues = validate_resource(resource_type, resource);
     if issues.iter().any(Issue::is_error) {
-        Err(ApiError::invalid(issues))
-    } else {
-        Ok(())
+        return Err(ApiError::invalid(issues));
     }
+    let issues = check_identifiers(resource_type, resource);
+    if issues.iter().any(Issue::is_error) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, issues));
+    }
+    Ok(())
 }
 
 /// POST /fhir/{type}: create, or conditional create with `If-None-Exist`.
@@ -35,7 +43,7 @@ pub async fn create(
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    check_valid(def.name, &body)?;
+    check_valid(def.name, &body.0.value)?;
     let if_none_exist = match req.headers().get("if-none-exist") {
         None => None,
         Some(raw) => {
@@ -171,7 +179,7 @@ pub async fn update(
     let (ty, id) = path.into_inner();
     let def = resource_def(&ty)?;
     logical_id(&id)?;
-    check_valid(def.name, &body)?;
+    check_valid(def.name, &body.0.value)?;
     match body.0.id().and_then(|v| v.as_str()) {
         Some(body_id) if body_id == id => {}
         Some(_) => {

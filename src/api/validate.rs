@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::api::extract::FhirBody;
 use crate::api::{resource_def, respond};
 use crate::error::ApiError;
+use crate::fhir::identifiers::check_identifiers;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::validate::validate_resource;
 
@@ -23,6 +24,9 @@ pub async fn validate(path: web::Path<String>, body: FhirBody) -> Result<HttpRes
         (value, None)
     };
     let mut issues = validate_resource(def.name, resource);
+    if !issues.iter().any(Issue::is_error) {
+        issues = check_identifiers(def.name, resource);
+    }
     if mode == Some("update") && resource.get("id").is_none() {
         issues.push(
             Issue::error(IssueCode::Required, "An update must carry the resource id")

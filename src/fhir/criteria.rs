@@ -1,5 +1,6 @@
 //! Search criteria from a query string (`If-None-Exist`, search URLs).
 
+use crate::fhir::identifiers::normalize_system;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::{ParamKind, ResourceDef};
 use crate::store::{Criterion, SystemMatch, TokenMatch};
@@ -65,7 +66,7 @@ fn token_match(param: &str, value: &str) -> TokenMatch {
             let system = if system.is_empty() {
                 SystemMatch::NoSystem
             } else {
-                SystemMatch::Exactly(system.clone())
+                SystemMatch::Exactly(normalize_system(system).to_owned())
             };
             let code = (!code.is_empty()).then(|| code.clone());
             (system, code)

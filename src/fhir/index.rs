@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::fhir::identifiers::normalize_system;
 use crate::fhir::registry::{ParamKind, ResourceDef};
 use crate::store::TokenRow;
 
@@ -25,7 +26,7 @@ pub fn token_rows(def: &ResourceDef, resource: &Value) -> Vec<TokenRow> {
                         system: identifier
                             .get("system")
                             .and_then(Value::as_str)
-                            .map(str::to_owned),
+                            .map(|s| normalize_system(s).to_owned()),
                         code: code.to_owned(),
                     });
                 }

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod capability;
 pub mod criteria;
+pub mod identifiers;
 pub mod index;
 pub mod instant;
 pub mod outcome;

@@ -7,5 +7,6 @@ mod concurrency;
 mod crud;
 mod helpers;
 mod history;
+mod identifiers;
 mod metadata;
 mod validation;
