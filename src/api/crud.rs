@@ -10,7 +10,7 @@ use crate::api::{logical_id, resource_def, respond};
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::identifiers::check_identifiers;
-use crate::fhir::index::token_rows;
+use crate::fhir::index::index_rows;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::validate::validate_resource;
@@ -67,7 +67,7 @@ pub async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let at = now_micros();
     let stored_body = body.0.render(&id, 1, at);
-    let tokens = token_rows(def, &body.0.value);
+    let tokens = index_rows(def, &body.0.value);
     let outcome = state
         .store
         .create(
@@ -198,7 +198,7 @@ pub async fn update(
         }
     }
     let at = now_micros();
-    let tokens = token_rows(def, &body.0.value);
+    let tokens = index_rows(def, &body.0.value);
     let incoming = Arc::new(body.0);
     let render_id = id.clone();
     let outcome = state

@@ -4,9 +4,9 @@ use serde_json::Value;
 
 use crate::fhir::identifiers::normalize_system;
 use crate::fhir::registry::{ParamKind, ResourceDef};
-use crate::store::TokenRow;
+use crate::store::{IndexRows, TokenRow};
 
-pub fn token_rows(def: &ResourceDef, resource: &Value) -> Vec<TokenRow> {
+pub fn index_rows(def: &ResourceDef, resource: &Value) -> IndexRows {
     let mut rows = Vec::new();
     for param in def.search_params {
         match param.kind {

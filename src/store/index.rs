@@ -7,14 +7,14 @@ use diesel::prelude::*;
 
 use super::db::{DbConnection, MultiBackend};
 use super::schema::{resources, search_token};
-use super::types::{Criterion, SystemMatch, TokenRow};
+use super::types::{Criterion, IndexRows, SystemMatch};
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
     conn: &mut DbConnection,
     ty: &str,
     id: &str,
-    rows: Option<&[TokenRow]>,
+    rows: Option<&IndexRows>,
 ) -> QueryResult<()> {
     diesel::delete(
         search_token::table

@@ -17,8 +17,8 @@ pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
 pub use types::{
-    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, Lookup, RenderBody,
-    StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
+    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
+    RenderBody, StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
 };
 
 use crate::config::DatabaseUrl;

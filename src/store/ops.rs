@@ -8,8 +8,8 @@ use super::db::MultiBackend;
 use super::schema::{resource_versions, resources};
 use super::tx::{self, AuditRecord, Failure, Tx, WriteError};
 use super::types::{
-    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, Lookup, RenderBody,
-    StoredVersion, TokenRow, UpdateOutcome,
+    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
+    RenderBody, StoredVersion, UpdateOutcome,
 };
 use super::{index, AuditContext, Store, StoreError};
 
@@ -54,7 +54,7 @@ impl Store {
         id: String,
         at: i64,
         body: String,
-        tokens: Vec<TokenRow>,
+        tokens: IndexRows,
         if_none_exist: Option<Vec<Criterion>>,
     ) -> Result<CreateOutcome, StoreError> {
         infallible(
@@ -80,7 +80,7 @@ impl Store {
         id: String,
         at: i64,
         render: RenderBody,
-        tokens: Vec<TokenRow>,
+        tokens: IndexRows,
         if_match: Option<i64>,
         allow_create: bool,
     ) -> Result<UpdateOutcome, StoreError> {

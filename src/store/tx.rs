@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 use super::db::DbConnection;
 use super::index;
 use super::schema::{audit_events, resource_versions, resources};
-use super::types::{Criterion, DeleteOutcome, StoredVersion, TokenRow, UpdateOutcome};
+use super::types::{Criterion, DeleteOutcome, IndexRows, StoredVersion, UpdateOutcome};
 use super::{AuditContext, StoreError};
 
 /// A database-level reason a transaction stopped.
@@ -164,7 +164,7 @@ impl Tx<'_> {
         &mut self,
         v: &StoredVersion,
         method: &str,
-        rows: Option<&[TokenRow]>,
+        rows: Option<&IndexRows>,
     ) -> Result<(), TxError> {
         diesel::insert_into(resource_versions::table)
             .values((
@@ -226,7 +226,7 @@ impl Tx<'_> {
         id: &str,
         at: i64,
         body: String,
-        rows: &[TokenRow],
+        rows: &IndexRows,
     ) -> Result<StoredVersion, TxError> {
         self.insert_head(ty, id, at)?;
         let stored = StoredVersion {
@@ -257,7 +257,7 @@ impl Tx<'_> {
         id: &str,
         at: i64,
         render: &dyn Fn(i64) -> String,
-        rows: &[TokenRow],
+        rows: &IndexRows,
         if_match: Option<i64>,
         allow_create: bool,
     ) -> Result<UpdateOutcome, TxError> {

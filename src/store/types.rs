@@ -98,4 +98,7 @@ pub struct HistoryRow {
     pub version: StoredVersion,
 }
 
+/// Everything a resource version contributes to the search index.
+pub type IndexRows = Vec<TokenRow>;
+
 pub type RenderBody = Arc<dyn Fn(i64) -> String + Send + Sync>;
