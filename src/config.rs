@@ -12,6 +12,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "wor-hub.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
+pub const DEFAULT_REQUEST_RETENTION: &str = "24h";
 
 /// Flags shared by every subcommand that touches the service's configuration.
 /// Each flag can also be given as an environment variable or in the config file.
@@ -43,6 +44,10 @@ pub struct ConfigArgs {
     /// Log line format: `json` or `text` [default: json].
     #[arg(long, env = "WOR_HUB_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// How long a write with `X-Request-Id` is remembered for replay, e.g. `24h`, `30m`
+    /// [default: 24h].
+    #[arg(long, env = "WOR_HUB_REQUEST_RETENTION", value_name = "DURATION")]
+    pub request_retention: Option<String>,
 }
 
 /// The config file: the same keys as the flags, all optional.
@@ -56,6 +61,7 @@ struct FileConfig {
     db_pool_size: Option<u32>,
     log: Option<String>,
     log_format: Option<String>,
+    request_retention: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +137,7 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub log: String,
     pub log_format: LogFormat,
+    pub request_retention: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +220,18 @@ impl Settings {
             }
         };
 
+        let retention_raw = pick(&args.request_retention, file.request_retention)
+            .unwrap_or_else(|| DEFAULT_REQUEST_RETENTION.into());
+        let request_retention = humantime::parse_duration(&retention_raw)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "request_retention",
+                    format!("`{retention_raw}` is not a duration such as 24h or 90m"),
+                )
+            })?;
+
         Ok(Self {
             listen,
             database,
@@ -221,6 +240,7 @@ impl Settings {
             db_pool_size,
             log,
             log_format,
+            request_retention,
         })
     }
 
@@ -234,6 +254,7 @@ impl Settings {
             db_pool_size: DEFAULT_POOL_SIZE,
             log: "info".into(),
             log_format: LogFormat::Json,
+            request_retention: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub store: Store,
     pub max_body_bytes: usize,
     pub base_url: Option<String>,
+    /// How long `X-Request-Id` replays are answered from the stored reply.
+    pub request_retention: std::time::Duration,
     /// When this instance started; the CapabilityStatement's date.
     pub started: String,
 }
@@ -66,6 +68,7 @@ impl Application {
             store,
             max_body_bytes: settings.max_body_bytes,
             base_url: settings.base_url.clone(),
+            request_retention: settings.request_retention,
             started: format_instant(now_micros()),
         });
         let server = HttpServer::new(move || {

@@ -19,7 +19,11 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The request id of the current request, in request extensions.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId {
+    pub id: String,
+    /// Chosen by the client (a retry of the same request carries the same id).
+    pub from_client: bool,
+}
 
 /// Installs the global subscriber. Safe to call more than once (tests): later calls are no-ops.
 pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
@@ -42,8 +46,9 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
 /// Accepts a client's `X-Request-Id` when it is a sane token (1-128 visible ASCII
 /// characters); otherwise generates a UUID. Logged values must not carry PII, so
 /// anything else is replaced rather than echoed.
-fn request_id_from(req: &ServiceRequest) -> String {
-    req.headers()
+fn request_id_from(req: &ServiceRequest) -> RequestId {
+    let client = req
+        .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -52,7 +57,17 @@ fn request_id_from(req: &ServiceRequest) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        .map(str::to_owned);
+    match client {
+        Some(id) => RequestId {
+            id,
+            from_client: true,
+        },
+        None => RequestId {
+            id: uuid::Uuid::new_v4().to_string(),
+            from_client: false,
+        },
+    }
 }
 
 /// Middleware: request id in, span around the request, request id out, one log line.
@@ -60,8 +75,9 @@ pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let request_id = request_id_from(&req);
-    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let rid = request_id_from(&req);
+    let request_id = rid.id.clone();
+    req.extensions_mut().insert(rid);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,

@@ -1,11 +1,11 @@
 //! FHIR RESTful interactions create, read, vread, update and delete (http.html).
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
+use crate::api::respond::Reply;
+use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def, respond};
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
@@ -13,9 +13,10 @@ use crate::fhir::identifiers::check_identifiers;
 use crate::fhir::index::index_rows;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::references::local_references;
 use crate::fhir::validate::validate_resource;
 use crate::startup::AppState;
-use crate::store::{CreateOutcome, DeleteOutcome, Lookup, UpdateOutcome};
+use crate::store::{CreateOutcome, DeleteOutcome, Failure, Lookup, UpdateOutcome};
 
 /// Structure and R4 rules (400), then the Dutch identifier rules (422).
 pub(crate) fn check_valid(
@@ -43,7 +44,7 @@ pub async fn create(
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    check_valid(def.name, &body.0.value)?;
+    check_valid(def.name, &body.resource.value)?;
     let if_none_exist = match req.headers().get("if-none-exist") {
         None => None,
         Some(raw) => {
@@ -64,41 +65,38 @@ pub async fn create(
             Some(criteria)
         }
     };
+    let idem = idempotency(&ctx, "POST", &req.uri().to_string(), &body.raw);
     let id = uuid::Uuid::new_v4().to_string();
     let at = now_micros();
-    let stored_body = body.0.render(&id, 1, at);
-    let tokens = index_rows(def, &body.0.value);
-    let outcome = state
-        .store
-        .create(
-            ctx.audit(),
-            def.name.to_owned(),
-            id,
-            at,
-            stored_body,
-            tokens,
-            if_none_exist,
-        )
-        .await?;
-    match outcome {
-        CreateOutcome::Created(v) => Ok(respond::resource(
+    let stored_body = body.resource.render(&id, 1, at);
+    let rows = index_rows(def, &body.resource.value);
+    let refs = local_references(def.name, &body.resource.value, &ctx.base_url);
+    let base = ctx.base_url.clone();
+    run_write(&state, &ctx, idem, move |tx| {
+        if let Some(criteria) = &if_none_exist {
+            match tx.conditional(def.name, criteria)? {
+                Some(CreateOutcome::Matched(v)) => {
+                    return Ok(respond::resource(StatusCode::OK, &v, &base, pref, true))
+                }
+                Some(_) => {
+                    return Err(Failure::Abort(ApiError::precondition_failed(
+                        "If-None-Exist matches more than one resource",
+                    )))
+                }
+                None => {}
+            }
+        }
+        check_references(tx, &refs, &|_, _| false)?;
+        let v = tx.create(def.name, &id, at, stored_body.clone(), &rows)?;
+        Ok(respond::resource(
             StatusCode::CREATED,
             &v,
-            &ctx.base_url,
+            &base,
             pref,
             true,
-        )),
-        CreateOutcome::Matched(v) => Ok(respond::resource(
-            StatusCode::OK,
-            &v,
-            &ctx.base_url,
-            pref,
-            true,
-        )),
-        CreateOutcome::MultipleMatches => Err(ApiError::precondition_failed(
-            "If-None-Exist matches more than one resource",
-        )),
-    }
+        ))
+    })
+    .await
 }
 
 /// GET /fhir/{type}/{id}
@@ -158,7 +156,8 @@ fn answer_lookup(
             &ctx.base_url,
             ReturnPref::Representation,
             false,
-        )),
+        )
+        .into()),
         Lookup::Deleted(v) => Err(ApiError::gone(format!(
             "{ty}/{id} was deleted (version {})",
             v.version_id
@@ -168,9 +167,11 @@ fn answer_lookup(
 }
 
 /// PUT /fhir/{type}/{id}: update, or create with a client-chosen id.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     ctx: RequestCtx,
     pref: ReturnPref,
     if_match: IfMatch,
@@ -179,61 +180,58 @@ pub async fn update(
     let (ty, id) = path.into_inner();
     let def = resource_def(&ty)?;
     logical_id(&id)?;
-    check_valid(def.name, &body.0.value)?;
-    match body.0.id().and_then(|v| v.as_str()) {
-        Some(body_id) if body_id == id => {}
-        Some(_) => {
-            return Err(ApiError::invalid(vec![Issue::error(
-                IssueCode::Invalid,
-                format!("The id in the body differs from the id in the URL ('{id}')"),
-            )
-            .at(format!("{}.id", def.name))]))
-        }
-        None => {
-            return Err(ApiError::invalid(vec![Issue::error(
-                IssueCode::Required,
-                "An update must carry the resource id in the body",
-            )
-            .at(format!("{}.id", def.name))]))
-        }
-    }
+    check_valid(def.name, &body.resource.value)?;
+    check_body_id(def.name, &id, &body.resource.value)?;
+    let idem = idempotency(&ctx, "PUT", &req.uri().to_string(), &body.raw);
     let at = now_micros();
-    let tokens = index_rows(def, &body.0.value);
-    let incoming = Arc::new(body.0);
-    let render_id = id.clone();
-    let outcome = state
-        .store
-        .update(
-            ctx.audit(),
-            def.name.to_owned(),
-            id.clone(),
-            at,
-            Arc::new(move |v| incoming.render(&render_id, v, at)),
-            tokens,
-            if_match.0,
-            true,
+    let rows = index_rows(def, &body.resource.value);
+    let refs = local_references(def.name, &body.resource.value, &ctx.base_url);
+    let base = ctx.base_url.clone();
+    let incoming = body.resource;
+    run_write(&state, &ctx, idem, move |tx| {
+        check_references(tx, &refs, &|t, i| t == def.name && i == id)?;
+        let render = |v| incoming.render(&id, v, at);
+        match tx.update(def.name, &id, at, &render, &rows, if_match.0, true)? {
+            UpdateOutcome::Updated(v) => {
+                Ok(respond::resource(StatusCode::OK, &v, &base, pref, false))
+            }
+            UpdateOutcome::Created(v) => Ok(respond::resource(
+                StatusCode::CREATED,
+                &v,
+                &base,
+                pref,
+                true,
+            )),
+            UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::precondition_failed(format!(
+                "If-Match was given but {}/{id} does not exist",
+                def.name
+            )))),
+            UpdateOutcome::VersionMismatch { current } => {
+                Err(Failure::Abort(stale(def.name, &id, current)))
+            }
+        }
+    })
+    .await
+}
+
+/// An update carries the id of the URL in its body (http.html#update).
+pub(crate) fn check_body_id(
+    ty: &str,
+    id: &str,
+    resource: &serde_json::Value,
+) -> Result<(), ApiError> {
+    match resource.get("id").and_then(|v| v.as_str()) {
+        Some(body_id) if body_id == id => Ok(()),
+        Some(_) => Err(ApiError::invalid(vec![Issue::error(
+            IssueCode::Invalid,
+            format!("The id in the body differs from the id in the URL ('{id}')"),
         )
-        .await?;
-    match outcome {
-        UpdateOutcome::Updated(v) => Ok(respond::resource(
-            StatusCode::OK,
-            &v,
-            &ctx.base_url,
-            pref,
-            false,
-        )),
-        UpdateOutcome::Created(v) => Ok(respond::resource(
-            StatusCode::CREATED,
-            &v,
-            &ctx.base_url,
-            pref,
-            true,
-        )),
-        UpdateOutcome::NotFound => Err(ApiError::precondition_failed(format!(
-            "If-Match was given but {}/{id} does not exist",
-            def.name
-        ))),
-        UpdateOutcome::VersionMismatch { current } => Err(stale(def.name, &id, current)),
+        .at(format!("{ty}.id"))])),
+        None => Err(ApiError::invalid(vec![Issue::error(
+            IssueCode::Required,
+            "An update must carry the resource id in the body",
+        )
+        .at(format!("{ty}.id"))])),
     }
 }
 
@@ -248,6 +246,7 @@ fn stale(ty: &str, id: &str, current: i64) -> ApiError {
 pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     ctx: RequestCtx,
     pref: ReturnPref,
     if_match: IfMatch,
@@ -255,34 +254,27 @@ pub async fn delete(
     let (ty, id) = path.into_inner();
     let def = resource_def(&ty)?;
     logical_id(&id)?;
-    let outcome = state
-        .store
-        .delete(
-            ctx.audit(),
-            def.name.to_owned(),
-            id.clone(),
-            now_micros(),
-            if_match.0,
-        )
-        .await?;
-    let message = match outcome {
-        DeleteOutcome::Deleted { version_id } => {
-            format!("Deleted {}/{id} (version {version_id})", def.name)
-        }
-        DeleteOutcome::AlreadyDeleted => format!("{}/{id} was already deleted", def.name),
-        DeleteOutcome::NotFound => {
-            return Err(ApiError::not_found(format!(
-                "{}/{id} does not exist",
-                def.name
-            )))
-        }
-        DeleteOutcome::VersionMismatch { current } => return Err(stale(def.name, &id, current)),
-    };
-    Ok(match pref {
-        ReturnPref::OperationOutcome => respond::json(
-            StatusCode::OK,
-            crate::fhir::outcome::operation_outcome(&[Issue::information(message)]).to_string(),
-        ),
-        _ => HttpResponse::NoContent().finish(),
+    let idem = idempotency(&ctx, "DELETE", &req.uri().to_string(), b"");
+    run_write(&state, &ctx, idem, move |tx| {
+        let message = match tx.delete(def.name, &id, now_micros(), if_match.0)? {
+            DeleteOutcome::Deleted { version_id } => {
+                format!("Deleted {}/{id} (version {version_id})", def.name)
+            }
+            DeleteOutcome::AlreadyDeleted => format!("{}/{id} was already deleted", def.name),
+            DeleteOutcome::NotFound => {
+                return Err(Failure::Abort(ApiError::not_found(format!(
+                    "{}/{id} does not exist",
+                    def.name
+                ))))
+            }
+            DeleteOutcome::VersionMismatch { current } => {
+                return Err(Failure::Abort(stale(def.name, &id, current)))
+            }
+        };
+        Ok(match pref {
+            ReturnPref::OperationOutcome => respond::information(StatusCode::OK, message),
+            _ => Reply::new(StatusCode::NO_CONTENT),
+        })
     })
+    .await
 }

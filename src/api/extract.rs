@@ -17,7 +17,11 @@ use crate::store::AuditContext;
 use crate::telemetry::RequestId;
 
 /// A request body that is one FHIR JSON object within the configured size limit.
-pub struct FhirBody(pub IncomingResource);
+pub struct FhirBody {
+    pub resource: IncomingResource,
+    /// The body as received, for request fingerprints.
+    pub raw: actix_web::web::Bytes,
+}
 
 fn unsupported_media_type(diagnostics: String) -> ApiError {
     ApiError::one(
@@ -111,8 +115,9 @@ impl FromRequest for FhirBody {
                 }
                 body.extend_from_slice(&chunk);
             }
-            IncomingResource::parse(&body)
-                .map(FhirBody)
+            let raw = body.freeze();
+            IncomingResource::parse(&raw)
+                .map(|resource| FhirBody { resource, raw })
                 .map_err(|issue| ApiError::invalid(vec![issue]))
         })
     }
@@ -121,6 +126,8 @@ impl FromRequest for FhirBody {
 /// Per-request facts handlers need: request id, audit identity, public base URL.
 pub struct RequestCtx {
     pub request_id: String,
+    /// The request id when the client chose it (idempotent retries).
+    pub client_request_id: Option<String>,
     pub base_url: String,
     pub actor: String,
 }
@@ -139,10 +146,11 @@ impl FromRequest for RequestCtx {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
+        let rid = req.extensions().get::<RequestId>().cloned();
+        let request_id = rid
+            .as_ref()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.id.clone());
+        let client_request_id = rid.filter(|r| r.from_client).map(|r| r.id);
         let configured = req
             .app_data::<Data<AppState>>()
             .and_then(|s| s.base_url.clone());
@@ -152,6 +160,7 @@ impl FromRequest for RequestCtx {
         });
         ready(Ok(Self {
             request_id,
+            client_request_id,
             base_url,
             // Until client authentication exists every caller is anonymous.
             actor: "anonymous".into(),

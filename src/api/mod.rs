@@ -10,6 +10,7 @@ mod paging;
 mod respond;
 mod search;
 mod validate;
+mod write;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -17,8 +17,8 @@ use crate::fhir::validate::validate_resource;
 /// 4xx only when the request itself is malformed.
 pub async fn validate(path: web::Path<String>, body: FhirBody) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let value = &body.0.value;
-    let (resource, mode) = if body.0.resource_type() == Some("Parameters") {
+    let value = &body.resource.value;
+    let (resource, mode) = if body.resource.resource_type() == Some("Parameters") {
         unwrap_parameters(value)?
     } else {
         (value, None)

@@ -8,6 +8,7 @@ pub mod identifiers;
 pub mod index;
 pub mod instant;
 pub mod outcome;
+pub mod references;
 pub mod registry;
 pub mod resource;
 pub mod validate;

@@ -5,6 +5,7 @@
 pub mod db;
 mod index;
 mod ops;
+mod requests;
 pub mod schema;
 mod tx;
 mod types;
@@ -15,10 +16,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use db::Backend;
 use db::{DbConnection, Pool};
+pub use requests::RequestRecord;
 pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
 pub use types::{
     CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
-    RenderBody, StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
+    StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
 };
 
 use crate::config::DatabaseUrl;

@@ -7,10 +7,7 @@ use diesel::prelude::*;
 use super::db::MultiBackend;
 use super::schema::{resource_versions, resources};
 use super::tx::{self, AuditRecord, Failure, Tx, WriteError};
-use super::types::{
-    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
-    RenderBody, StoredVersion, UpdateOutcome,
-};
+use super::types::{CreateOutcome, Criterion, HistoryQuery, HistoryRow, Lookup, StoredVersion};
 use super::{index, AuditContext, Store, StoreError};
 
 fn infallible<T>(r: Result<T, WriteError<Infallible>>) -> Result<T, StoreError> {
@@ -43,78 +40,6 @@ impl Store {
         .map_err(|e| {
             WriteError::Store(StoreError::Internal(format!("database task failed: {e}")))
         })?
-    }
-
-    /// Creates version 1 of a new resource, unless `if_none_exist` matches.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn create(
-        &self,
-        ctx: AuditContext,
-        resource_type: String,
-        id: String,
-        at: i64,
-        body: String,
-        tokens: IndexRows,
-        if_none_exist: Option<Vec<Criterion>>,
-    ) -> Result<CreateOutcome, StoreError> {
-        infallible(
-            self.transaction(ctx, move |tx| {
-                if let Some(criteria) = &if_none_exist {
-                    if let Some(outcome) = tx.conditional(&resource_type, criteria)? {
-                        return Ok(outcome);
-                    }
-                }
-                let stored = tx.create(&resource_type, &id, at, body.clone(), &tokens)?;
-                Ok::<_, Failure<Infallible>>(CreateOutcome::Created(stored))
-            })
-            .await,
-        )
-    }
-
-    /// Writes a new version; `render(version_id)` yields the body to store.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn update(
-        &self,
-        ctx: AuditContext,
-        resource_type: String,
-        id: String,
-        at: i64,
-        render: RenderBody,
-        tokens: IndexRows,
-        if_match: Option<i64>,
-        allow_create: bool,
-    ) -> Result<UpdateOutcome, StoreError> {
-        infallible(
-            self.transaction(ctx, move |tx| {
-                Ok::<_, Failure<Infallible>>(tx.update(
-                    &resource_type,
-                    &id,
-                    at,
-                    &*render,
-                    &tokens,
-                    if_match,
-                    allow_create,
-                )?)
-            })
-            .await,
-        )
-    }
-
-    /// Soft delete: a new version without body; reads then answer 410.
-    pub async fn delete(
-        &self,
-        ctx: AuditContext,
-        resource_type: String,
-        id: String,
-        at: i64,
-        if_match: Option<i64>,
-    ) -> Result<DeleteOutcome, StoreError> {
-        infallible(
-            self.transaction(ctx, move |tx| {
-                Ok::<_, Failure<Infallible>>(tx.delete(&resource_type, &id, at, if_match)?)
-            })
-            .await,
-        )
     }
 
     /// The current version (`version_id = None`) or a given one.

@@ -50,3 +50,12 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(resources, resource_versions, search_token);
+
+diesel::table! {
+    request_records (request_id) {
+        request_id -> Text,
+        fingerprint -> Text,
+        reply -> Text,
+        recorded -> BigInt,
+    }
+}

@@ -90,7 +90,7 @@ pub(super) fn run<T, E>(
 
 /// Operations inside one transaction.
 pub struct Tx<'a> {
-    conn: &'a mut DbConnection,
+    pub(super) conn: &'a mut DbConnection,
     ctx: &'a AuditContext,
 }
 

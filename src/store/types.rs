@@ -1,7 +1,5 @@
 //! Data the store hands out and takes in.
 
-use std::sync::Arc;
-
 /// One stored version. `body` is `None` for a delete.
 #[derive(Debug, Clone)]
 pub struct StoredVersion {
@@ -100,5 +98,3 @@ pub struct HistoryRow {
 
 /// Everything a resource version contributes to the search index.
 pub type IndexRows = Vec<TokenRow>;
-
-pub type RenderBody = Arc<dyn Fn(i64) -> String + Send + Sync>;

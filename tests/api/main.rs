@@ -7,6 +7,7 @@ mod concurrency;
 mod crud;
 mod helpers;
 mod history;
+mod idempotency;
 mod identifiers;
 mod metadata;
 mod validation;

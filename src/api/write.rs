@@ -1,0 +1,134 @@
+//! The write path shared by create, update, delete and Bundles: one unit of work that
+//! checks `X-Request-Id` replays, runs the handler's writes, checks references, and
+//! records the reply for replay, all in the same database transaction.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use sha2::{Digest, Sha256};
+
+use crate::api::extract::RequestCtx;
+use crate::api::respond::Reply;
+use crate::error::ApiError;
+use crate::fhir::instant::now_micros;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::references::LocalRef;
+use crate::startup::AppState;
+use crate::store::{Failure, RequestRecord, Tx, WriteError};
+
+/// A write that may be replayed: the client's request id and what the request was.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    key: String,
+    fingerprint: String,
+}
+
+/// Only requests whose client chose the `X-Request-Id` take part.
+pub fn idempotency(ctx: &RequestCtx, method: &str, uri: &str, body: &[u8]) -> Option<Idempotency> {
+    let key = ctx.client_request_id.clone()?;
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update(b" ");
+    hasher.update(uri.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    let fingerprint = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(Idempotency { key, fingerprint })
+}
+
+/// Runs `f` as one unit of work. A request id seen before with the same request gets
+/// the stored reply again; with a different request, 409 `duplicate`.
+pub async fn run_write<F>(
+    state: &AppState,
+    ctx: &RequestCtx,
+    idempotency: Option<Idempotency>,
+    f: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: Fn(&mut Tx<'_>) -> Result<Reply, Failure<ApiError>> + Send + 'static,
+{
+    let retention = i64::try_from(state.request_retention.as_micros()).unwrap_or(i64::MAX);
+    let result = state
+        .store
+        .transaction(ctx.audit(), move |tx| {
+            let now = now_micros();
+            if let Some(idem) = &idempotency {
+                tx.lock(&format!("request:{}", idem.key))?;
+                if let Some(record) = tx.find_request(&idem.key, now.saturating_sub(retention))? {
+                    if record.fingerprint != idem.fingerprint {
+                        return Err(Failure::Abort(ApiError::one(
+                            StatusCode::CONFLICT,
+                            Issue::error(
+                                IssueCode::Duplicate,
+                                "This X-Request-Id was already used for a different request",
+                            )
+                            .at("X-Request-Id"),
+                        )));
+                    }
+                    return serde_json::from_str::<Reply>(&record.reply)
+                        .map_err(|e| Failure::Abort(ApiError::internal(&e)));
+                }
+            }
+            let reply = f(tx)?;
+            if let Some(idem) = &idempotency {
+                let stored = serde_json::to_string(&reply)
+                    .map_err(|e| Failure::Abort(ApiError::internal(&e)))?;
+                tx.save_request(
+                    &idem.key,
+                    &RequestRecord {
+                        fingerprint: idem.fingerprint.clone(),
+                        reply: stored,
+                    },
+                    now,
+                )?;
+            }
+            Ok(reply)
+        })
+        .await;
+    match result {
+        Ok(reply) => Ok(reply.into()),
+        Err(WriteError::Store(e)) => Err(e.into()),
+        Err(WriteError::Abort(e)) => Err(e),
+    }
+}
+
+/// Referential integrity: every local reference must name a resource that exists
+/// (and is not deleted), or one `pending` in the same unit of work.
+pub fn check_references(
+    tx: &mut Tx<'_>,
+    refs: &[LocalRef],
+    pending: &dyn Fn(&str, &str) -> bool,
+) -> Result<(), Failure<ApiError>> {
+    let mut issues = Vec::new();
+    for r in refs {
+        if pending(&r.resource_type, &r.id) {
+            continue;
+        }
+        let exists = tx
+            .current(&r.resource_type, &r.id)?
+            .is_some_and(|v| v.body.is_some());
+        if !exists {
+            issues.push(
+                Issue::error(
+                    IssueCode::NotFound,
+                    format!(
+                        "Referenced resource {}/{} does not exist",
+                        r.resource_type, r.id
+                    ),
+                )
+                .at(r.path.clone()),
+            );
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Abort(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            issues,
+        )))
+    }
+}
