@@ -64,6 +64,7 @@ impl Application {
                 source,
             })?
             .port();
+        spawn_housekeeping(store.clone(), settings.request_retention);
         let state = web::Data::new(AppState {
             store,
             max_body_bytes: settings.max_body_bytes,
@@ -111,4 +112,24 @@ pub async fn open_store(url: &DatabaseUrl, pool_size: u32) -> Result<Store, Star
             url: url.redacted(),
             source,
         })
+}
+
+/// Deletes expired `X-Request-Id` records every ten minutes (replays already ignore
+/// them; this keeps the table small).
+fn spawn_housekeeping(store: Store, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let keep = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+            match store
+                .purge_request_records(now_micros().saturating_sub(keep))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired request records deleted"),
+                Err(e) => tracing::warn!(error = %e, "purging request records failed"),
+            }
+        }
+    });
 }
