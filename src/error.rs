@@ -8,7 +8,7 @@ use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::FHIR_JSON;
 use crate::store::StoreError;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub issues: Vec<Issue>,

@@ -9,6 +9,7 @@ mod metadata;
 mod paging;
 mod respond;
 mod search;
+mod transaction;
 mod validate;
 mod write;
 
@@ -36,7 +37,7 @@ pub const SERVED: Served = Served {
         "create",
         "search-type",
     ],
-    system_interactions: &["history-system"],
+    system_interactions: &["transaction", "batch", "history-system"],
     type_operations: &[(
         "validate",
         "http://hl7.org/fhir/OperationDefinition/Resource-validate",
@@ -49,6 +50,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/fhir")
             .wrap(from_fn(negotiate))
+            .service(
+                web::resource(["", "/"])
+                    .route(web::post().to(transaction::bundle))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .service(
                 web::resource("/metadata")
                     .route(web::get().to(metadata::capabilities))

@@ -16,6 +16,8 @@ pub struct Link {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
+    /// Empty for entries without a resource (a deletion in a transaction response).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub full_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<Box<RawValue>>,

@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod references;
 pub mod registry;
 pub mod resource;
+pub mod transaction;
 pub mod validate;
 
 /// The media type of every response body.

@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 use super::db::DbConnection;
 use super::index;
 use super::schema::{audit_events, resource_versions, resources};
-use super::types::{Criterion, DeleteOutcome, IndexRows, StoredVersion, UpdateOutcome};
+use super::types::{Criterion, DeleteOutcome, IndexRows, Lookup, StoredVersion, UpdateOutcome};
 use super::{AuditContext, StoreError};
 
 /// A database-level reason a transaction stopped.
@@ -139,6 +139,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Runs `f` in a savepoint: its writes are undone if it fails, the enclosing
+    /// transaction goes on (batch entries).
+    pub fn savepoint<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<E>>,
+    ) -> Result<T, Failure<E>> {
+        let ctx = self.ctx;
+        self.conn.transaction(|c| f(&mut Tx { conn: c, ctx }))
+    }
+
     /// The current version number and deleted flag.
     fn head(&mut self, ty: &str, id: &str) -> Result<Option<(i64, bool)>, TxError> {
         Ok(head(self.conn, ty, id)?)
@@ -150,6 +160,39 @@ impl Tx<'_> {
             None => Ok(None),
             Some((v, _)) => Ok(version(self.conn, ty, id, v)?),
         }
+    }
+
+    /// Read (`version = None`) or vread inside the unit of work.
+    pub fn read(&mut self, ty: &str, id: &str, version_id: Option<i64>) -> Result<Lookup, TxError> {
+        let v = match version_id {
+            Some(v) => v,
+            None => match self.head(ty, id)? {
+                Some((v, _)) => v,
+                None => return Ok(Lookup::NotFound),
+            },
+        };
+        let lookup = match version(self.conn, ty, id, v)? {
+            None => Lookup::NotFound,
+            Some(found) if found.body.is_none() => Lookup::Deleted(found),
+            Some(found) => Lookup::Found(found),
+        };
+        self.audit(AuditRecord {
+            action: "R",
+            interaction: if version_id.is_some() {
+                "vread"
+            } else {
+                "read"
+            },
+            resource_type: ty,
+            resource_id: Some(id),
+            version_id: Some(v),
+            outcome: match &lookup {
+                Lookup::Found(_) => "success",
+                Lookup::Deleted(_) => "gone",
+                Lookup::NotFound => "not-found",
+            },
+        })?;
+        Ok(lookup)
     }
 
     pub fn find_ids(

@@ -10,4 +10,5 @@ mod history;
 mod idempotency;
 mod identifiers;
 mod metadata;
+mod transaction;
 mod validation;

@@ -79,11 +79,13 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         .collect();
     assert_eq!(params, ["_id", "identifier"]);
     assert_eq!(patient["operation"][0]["name"], "validate");
-    assert!(cs["rest"][0]["interaction"]
+    let system: Vec<&str> = cs["rest"][0]["interaction"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|i| i["code"] == "history-system"));
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(system, ["transaction", "batch", "history-system"]);
 }
 
 async fn request_id_is_echoed_or_generated(app: TestApp) {

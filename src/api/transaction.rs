@@ -1,0 +1,521 @@
+//! POST /fhir: transaction and batch Bundles (http.html#transaction).
+//!
+//! A transaction is one unit of work: entries run in the spec's order (DELETE, POST,
+//! PUT, GET), `urn:uuid:` fullUrls are resolved to the assigned ids in every
+//! reference, and any failing entry rolls everything back with an OperationOutcome
+//! naming the entry. A batch runs each entry in its own savepoint.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::api::crud::{check_body_id, check_valid};
+use crate::api::extract::{FhirBody, RequestCtx, ReturnPref};
+use crate::api::respond::{self, Reply};
+use crate::api::write::{check_references, idempotency, run_write};
+use crate::api::{logical_id, resource_def};
+use crate::error::ApiError;
+use crate::fhir::bundle::{raw, Bundle, Entry};
+use crate::fhir::criteria::parse_criteria;
+use crate::fhir::index::index_rows;
+use crate::fhir::instant::{format_instant, now_micros};
+use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
+use crate::fhir::references::{local_references, reference_strings};
+use crate::fhir::registry::ResourceDef;
+use crate::fhir::resource::IncomingResource;
+use crate::fhir::transaction::{self, BundleKind, EntryRequest, Method, Target};
+use crate::fhir::validate::validate_resource;
+use crate::startup::AppState;
+use crate::store::{
+    CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, StoredVersion, Tx, UpdateOutcome,
+};
+
+/// An entry checked before the unit of work starts.
+#[derive(Clone)]
+struct Prepared {
+    req: EntryRequest,
+    def: &'static ResourceDef,
+    /// `ifNoneExist` (POST) or the criteria of `Type?criteria` (PUT/DELETE).
+    criteria: Option<Vec<Criterion>>,
+    if_match: Option<i64>,
+}
+
+/// The outcome of one entry.
+enum Done {
+    Version(StatusCode, StoredVersion),
+    Deleted,
+}
+
+pub async fn bundle(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    pref: ReturnPref,
+    body: FhirBody,
+) -> Result<HttpResponse, ApiError> {
+    // The Bundle's own structure; each entry's resource is validated on its own in
+    // `prepare`, so a batch can fail one entry and go on with the others.
+    let mut shell = body.resource.value.clone();
+    if let Some(entries) = shell.get_mut("entry").and_then(|e| e.as_array_mut()) {
+        for entry in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
+            if entry.remove("resource").is_some_and(|r| !r.is_object()) {
+                return Err(ApiError::bad_request(
+                    IssueCode::Structure,
+                    "Bundle.entry.resource must be a resource (a JSON object)",
+                ));
+            }
+        }
+    }
+    let issues = validate_resource("Bundle", &shell);
+    if issues.iter().any(Issue::is_error) {
+        return Err(ApiError::invalid(issues));
+    }
+    let (kind, entries) = transaction::parse(&body.raw).map_err(ApiError::invalid)?;
+    let mut prepared = Vec::with_capacity(entries.len());
+    let mut early_failures = HashMap::new();
+    for entry in entries {
+        match prepare(entry.clone()) {
+            Ok(p) => prepared.push(p),
+            Err(e) if kind == BundleKind::Batch => {
+                early_failures.insert(entry.index, e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    check_full_urls(&prepared)?;
+    let total = prepared.len() + early_failures.len();
+    let idem = idempotency(&ctx, "POST", &req.uri().to_string(), &body.raw);
+    let base = ctx.base_url.clone();
+    run_write(&state, &ctx, idem, move |tx| {
+        let mut results = execute(tx, kind, &prepared, &base)?;
+        for (index, err) in &early_failures {
+            results.insert(*index, Err(err.clone()));
+        }
+        Ok(response(kind, total, results, &base, pref))
+    })
+    .await
+}
+
+/// Per-entry checks that need no database: type, validation, ids, criteria.
+fn prepare(req: EntryRequest) -> Result<Prepared, ApiError> {
+    let index = req.index;
+    let def = resource_def(req.target.resource_type()).map_err(|e| entry_error(index, e))?;
+    let fail = |e: ApiError| entry_error(index, e);
+    if let Target::Instance { id, .. } = &req.target {
+        logical_id(id).map_err(fail)?;
+    }
+    let if_match = match &req.if_match {
+        None => None,
+        Some(raw) => Some(parse_etag(raw).ok_or_else(|| {
+            fail(ApiError::bad_request(
+                IssueCode::Invalid,
+                "ifMatch must be a version ETag such as W/\"3\"",
+            ))
+        })?),
+    };
+    let criteria_of = |query: &str| {
+        parse_criteria(def, query, &[]).map_err(|issue| fail(ApiError::invalid(vec![issue])))
+    };
+    let criteria = match (&req.method, &req.target, &req.if_none_exist) {
+        (Method::Post, Target::Type(_), Some(q)) => Some(criteria_of(q)?),
+        (Method::Post, Target::Type(_), None) => None,
+        (Method::Put | Method::Delete, Target::Conditional { query, .. }, _) => {
+            Some(criteria_of(query)?)
+        }
+        (Method::Put | Method::Delete | Method::Get, Target::Instance { .. }, _) => None,
+        _ => {
+            return Err(fail(ApiError::bad_request(
+                IssueCode::NotSupported,
+                "This combination of method and url is not supported in a Bundle",
+            )))
+        }
+    };
+    if matches!(&criteria, Some(c) if c.is_empty()) {
+        return Err(fail(ApiError::bad_request(
+            IssueCode::Required,
+            "Conditional entries need search criteria",
+        )));
+    }
+    if let Some(text) = &req.resource {
+        let resource = IncomingResource::parse(text.as_bytes())
+            .map_err(|issue| fail(ApiError::invalid(vec![issue])))?;
+        check_valid(def.name, &resource.value).map_err(fail)?;
+        if let (Method::Put, Target::Instance { id, .. }) = (&req.method, &req.target) {
+            check_body_id(def.name, id, &resource.value).map_err(fail)?;
+        }
+    }
+    Ok(Prepared {
+        req,
+        def,
+        criteria,
+        if_match,
+    })
+}
+
+fn parse_etag(raw: &str) -> Option<i64> {
+    let v = raw.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+fn check_full_urls(entries: &[Prepared]) -> Result<(), ApiError> {
+    let mut seen = HashSet::new();
+    for e in entries {
+        if let Some(url) = &e.req.full_url {
+            if !seen.insert(url.as_str()) {
+                return Err(entry_error(
+                    e.req.index,
+                    ApiError::bad_request(IssueCode::Duplicate, "Duplicate fullUrl in the Bundle"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names the entry in every issue: expressions move under `Bundle.entry[i]`.
+fn entry_error(index: usize, mut err: ApiError) -> ApiError {
+    for issue in &mut err.issues {
+        issue.diagnostics = format!("Bundle.entry[{index}]: {}", issue.diagnostics);
+        issue.expression = Some(match issue.expression.take() {
+            None => format!("Bundle.entry[{index}]"),
+            Some(e) if e.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                let rest = e.find(['.', '[']).map_or("", |p| &e[p..]);
+                format!("Bundle.entry[{index}].resource{rest}")
+            }
+            Some(e) => format!("Bundle.entry[{index}].request.{e}"),
+        });
+    }
+    err
+}
+
+type Results = HashMap<usize, Result<Done, ApiError>>;
+
+/// Runs the entries; a transaction stops at the first failure, a batch records it.
+fn execute(
+    tx: &mut Tx<'_>,
+    kind: BundleKind,
+    entries: &[Prepared],
+    base: &str,
+) -> Result<Results, Failure<ApiError>> {
+    let mut order: Vec<&Prepared> = entries.iter().collect();
+    order.sort_by_key(|e| e.req.method);
+    let mut results = Results::new();
+    // Where each entry writes: (type, id), decided before anything is written so
+    // references between entries can be resolved.
+    let mut targets: HashMap<usize, (String, bool)> = HashMap::new();
+    let mut aliases: Vec<(String, String)> = Vec::new();
+    let record = |results: &mut Results,
+                  index: usize,
+                  outcome: Result<Done, Failure<ApiError>>|
+     -> Result<(), Failure<ApiError>> {
+        match outcome {
+            Ok(done) => {
+                results.insert(index, Ok(done));
+                Ok(())
+            }
+            Err(Failure::Abort(e)) if kind == BundleKind::Batch => {
+                results.insert(index, Err(entry_error(index, e)));
+                Ok(())
+            }
+            Err(Failure::Abort(e)) => Err(Failure::Abort(entry_error(index, e))),
+            Err(other) => Err(other),
+        }
+    };
+    let at = now_micros();
+    for e in &order {
+        let index = e.req.index;
+        let outcome = match e.req.method {
+            Method::Delete => in_entry(tx, kind, |tx| delete(tx, e, at)),
+            Method::Post | Method::Put => match in_entry(tx, kind, |tx| decide_target(tx, e)) {
+                Ok(((id, created), None)) => {
+                    if let Some(url) = &e.req.full_url {
+                        aliases.push((url.clone(), format!("{}/{id}", e.def.name)));
+                    }
+                    targets.insert(index, (id, created));
+                    continue;
+                }
+                Ok((_, Some(done))) => {
+                    // A conditional create that matched: references to its fullUrl
+                    // resolve to the existing resource.
+                    if let (Some(url), Done::Version(_, v)) = (&e.req.full_url, &done) {
+                        aliases.push((url.clone(), format!("{}/{}", e.def.name, v.id)));
+                    }
+                    Ok(done)
+                }
+                Err(err) => Err(err),
+            },
+            Method::Get => in_entry(tx, kind, |tx| get(tx, e)),
+        };
+        record(&mut results, index, outcome)?;
+    }
+    let pending: HashSet<(String, String)> = order
+        .iter()
+        .filter_map(|e| {
+            targets
+                .get(&e.req.index)
+                .map(|(id, _)| (e.def.name.to_owned(), id.clone()))
+        })
+        .collect();
+    for e in &order {
+        let Some((id, created)) = targets.get(&e.req.index) else {
+            continue;
+        };
+        let outcome = in_entry(tx, kind, |tx| {
+            write(tx, e, id, *created, &aliases, &pending, base, at)
+        });
+        record(&mut results, e.req.index, outcome)?;
+    }
+    Ok(results)
+}
+
+/// Runs one entry: directly in a transaction, in a savepoint in a batch.
+fn in_entry<T>(
+    tx: &mut Tx<'_>,
+    kind: BundleKind,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<ApiError>>,
+) -> Result<T, Failure<ApiError>> {
+    match kind {
+        BundleKind::Transaction => f(tx),
+        BundleKind::Batch => tx.savepoint(f),
+    }
+}
+
+fn delete(tx: &mut Tx<'_>, e: &Prepared, at: i64) -> Result<Done, Failure<ApiError>> {
+    let ty = e.def.name;
+    let id = match (&e.req.target, &e.criteria) {
+        (Target::Instance { id, .. }, _) => id.clone(),
+        (_, Some(criteria)) => {
+            let ids = tx.find_ids(ty, criteria)?;
+            let mut ids = ids.into_iter();
+            match (ids.next(), ids.next()) {
+                (None, _) => return Ok(Done::Deleted),
+                (Some(id), None) => id,
+                _ => {
+                    return Err(Failure::Abort(ApiError::precondition_failed(
+                        "The conditional delete matches more than one resource",
+                    )))
+                }
+            }
+        }
+        _ => {
+            return Err(Failure::Abort(ApiError::bad_request(
+                IssueCode::Invalid,
+                "No target",
+            )))
+        }
+    };
+    match tx.delete(ty, &id, at, e.if_match)? {
+        DeleteOutcome::Deleted { .. } | DeleteOutcome::AlreadyDeleted => Ok(Done::Deleted),
+        DeleteOutcome::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
+            "{ty}/{id} does not exist"
+        )))),
+        DeleteOutcome::VersionMismatch { current } => {
+            Err(Failure::Abort(ApiError::precondition_failed(format!(
+                "ifMatch does not match the current version of {ty}/{id}, which is {}",
+                respond::etag(current)
+            ))))
+        }
+    }
+}
+
+/// The id a POST or PUT entry writes to, and whether it creates; or, for a
+/// conditional create that matched, the finished result.
+type Decided = ((String, bool), Option<Done>);
+
+fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<ApiError>> {
+    let ty = e.def.name;
+    match (&e.req.method, &e.req.target) {
+        (Method::Post, _) => {
+            if let Some(criteria) = &e.criteria {
+                match tx.conditional(ty, criteria)? {
+                    Some(CreateOutcome::Matched(v)) => {
+                        return Ok((
+                            (v.id.clone(), false),
+                            Some(Done::Version(StatusCode::OK, v)),
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(Failure::Abort(ApiError::precondition_failed(
+                            "ifNoneExist matches more than one resource",
+                        )))
+                    }
+                    None => {}
+                }
+            }
+            Ok(((uuid::Uuid::new_v4().to_string(), true), None))
+        }
+        (Method::Put, Target::Instance { id, .. }) => Ok(((id.clone(), false), None)),
+        (Method::Put, Target::Conditional { .. }) => {
+            let criteria = e.criteria.as_deref().unwrap_or_default();
+            let ids = tx.find_ids(ty, criteria)?;
+            let mut ids = ids.into_iter();
+            match (ids.next(), ids.next()) {
+                (None, _) => Ok(((uuid::Uuid::new_v4().to_string(), false), None)),
+                (Some(id), None) => Ok(((id, false), None)),
+                _ => Err(Failure::Abort(ApiError::precondition_failed(
+                    "The conditional update matches more than one resource",
+                ))),
+            }
+        }
+        _ => Err(Failure::Abort(ApiError::bad_request(
+            IssueCode::NotSupported,
+            "Unsupported entry",
+        ))),
+    }
+}
+
+/// Resolves `urn:uuid` references, checks references, and writes the entry.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    tx: &mut Tx<'_>,
+    e: &Prepared,
+    id: &str,
+    created: bool,
+    aliases: &[(String, String)],
+    pending: &HashSet<(String, String)>,
+    base: &str,
+    at: i64,
+) -> Result<Done, Failure<ApiError>> {
+    let ty = e.def.name;
+    let mut text = e.req.resource.clone().unwrap_or_default();
+    for (from, to) in aliases {
+        text = transaction::replace_string_literal(&text, from, to);
+    }
+    let resource = IncomingResource::parse(text.as_bytes())
+        .map_err(|issue| Failure::Abort(ApiError::invalid(vec![issue])))?;
+    if let Some((path, r)) = reference_strings(ty, &resource.value)
+        .into_iter()
+        .find(|(_, r)| r.starts_with("urn:uuid:"))
+    {
+        return Err(Failure::Abort(ApiError::invalid(vec![Issue::error(
+            IssueCode::NotFound,
+            format!("Reference '{r}' names no entry of this Bundle"),
+        )
+        .at(path)])));
+    }
+    if let (Target::Conditional { .. }, Some(body_id)) = (&e.req.target, resource.id()) {
+        if body_id.as_str() != Some(id) {
+            return Err(Failure::Abort(ApiError::bad_request(
+                IssueCode::Invalid,
+                "The id in the resource differs from the resource the condition matched",
+            )));
+        }
+    }
+    let refs = local_references(ty, &resource.value, base);
+    check_references(tx, &refs, &|t, i| {
+        pending.contains(&(t.to_owned(), i.to_owned()))
+    })?;
+    let rows = index_rows(e.def, &resource.value);
+    if created {
+        let v = tx.create(ty, id, at, resource.render(id, 1, at), &rows)?;
+        return Ok(Done::Version(StatusCode::CREATED, v));
+    }
+    let render = |v| resource.render(id, v, at);
+    match tx.update(ty, id, at, &render, &rows, e.if_match, true)? {
+        UpdateOutcome::Updated(v) => Ok(Done::Version(StatusCode::OK, v)),
+        UpdateOutcome::Created(v) => Ok(Done::Version(StatusCode::CREATED, v)),
+        UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::precondition_failed(format!(
+            "ifMatch was given but {ty}/{id} does not exist"
+        )))),
+        UpdateOutcome::VersionMismatch { current } => {
+            Err(Failure::Abort(ApiError::precondition_failed(format!(
+                "ifMatch does not match the current version of {ty}/{id}, which is {}",
+                respond::etag(current)
+            ))))
+        }
+    }
+}
+
+fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<ApiError>> {
+    let Target::Instance { id, version, .. } = &e.req.target else {
+        return Err(Failure::Abort(ApiError::bad_request(
+            IssueCode::NotSupported,
+            "GET entries support read and vread (Type/id[/_history/vid])",
+        )));
+    };
+    let ty = e.def.name;
+    let lookup = match version {
+        None => tx.read(ty, id, None)?,
+        Some(v) => match v.parse::<i64>() {
+            Ok(v) => tx.read(ty, id, Some(v))?,
+            Err(_) => Lookup::NotFound,
+        },
+    };
+    match lookup {
+        Lookup::Found(v) => Ok(Done::Version(StatusCode::OK, v)),
+        Lookup::Deleted(_) => Err(Failure::Abort(ApiError::gone(format!(
+            "{ty}/{id} was deleted"
+        )))),
+        Lookup::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
+            "{ty}/{id} does not exist"
+        )))),
+    }
+}
+
+fn status_line(status: StatusCode) -> String {
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    )
+}
+
+fn response(
+    kind: BundleKind,
+    total: usize,
+    mut results: Results,
+    base: &str,
+    pref: ReturnPref,
+) -> Reply {
+    let entries = (0..total)
+        .map(|index| match results.remove(&index) {
+            Some(Ok(Done::Version(status, v))) => Entry {
+                full_url: format!("{base}/{}/{}", v.resource_type, v.id),
+                response: Some(json!({
+                    "status": status_line(status),
+                    "location": respond::version_url(base, &v),
+                    "etag": respond::etag(v.version_id),
+                    "lastModified": format_instant(v.last_updated),
+                })),
+                resource: match pref {
+                    ReturnPref::Representation => v.body.and_then(raw),
+                    _ => None,
+                },
+                search: None,
+                request: None,
+            },
+            Some(Ok(Done::Deleted)) => Entry {
+                full_url: String::new(),
+                resource: None,
+                search: None,
+                request: None,
+                response: Some(json!({ "status": status_line(StatusCode::NO_CONTENT) })),
+            },
+            Some(Err(err)) => Entry {
+                full_url: String::new(),
+                resource: None,
+                search: None,
+                request: None,
+                response: Some(json!({
+                    "status": status_line(err.status),
+                    "outcome": operation_outcome(&err.issues),
+                })),
+            },
+            None => Entry {
+                full_url: String::new(),
+                resource: None,
+                search: None,
+                request: None,
+                response: Some(json!({ "status": "500 Internal Server Error" })),
+            },
+        })
+        .collect();
+    let kind = match kind {
+        BundleKind::Transaction => "transaction-response",
+        BundleKind::Batch => "batch-response",
+    };
+    Reply::new(StatusCode::OK).fhir(Bundle::new(kind, Vec::new(), entries).to_json())
+}
