@@ -339,4 +339,16 @@ mod tests {
         let err = Settings::load(&args).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
     }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/wor-hub.example.toml");
+        let args = ConfigArgs {
+            config: Some(path),
+            ..ConfigArgs::default()
+        };
+        let s = Settings::load(&args).unwrap();
+        assert!(matches!(s.database, DatabaseUrl::Postgres(_)));
+        assert_eq!(s.request_retention.as_secs(), 24 * 3600);
+    }
 }
