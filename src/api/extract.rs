@@ -198,6 +198,17 @@ impl FromRequest for ReturnPref {
     }
 }
 
+/// A version ETag, `W/"3"` or `"3"`, as a version number.
+pub fn parse_etag(raw: &str) -> Option<i64> {
+    let v = raw.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.strip_prefix('"')?
+        .strip_suffix('"')?
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+}
+
 /// `If-Match: W/"3"`: the version the client last saw.
 pub struct IfMatch(pub Option<i64>);
 
@@ -209,14 +220,7 @@ impl FromRequest for IfMatch {
         let Some(raw) = req.headers().get(header::IF_MATCH) else {
             return ready(Ok(IfMatch(None)));
         };
-        let parsed = raw.to_str().ok().map(str::trim).and_then(|v| {
-            let v = v.strip_prefix("W/").unwrap_or(v);
-            v.strip_prefix('"')?
-                .strip_suffix('"')?
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-        });
+        let parsed = raw.to_str().ok().and_then(parse_etag);
         ready(match parsed {
             Some(v) => Ok(IfMatch(Some(v))),
             None => Err(ApiError::one(

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::api::crud::{check_body_id, check_valid};
-use crate::api::extract::{FhirBody, RequestCtx, ReturnPref};
+use crate::api::extract::{parse_etag, FhirBody, RequestCtx, ReturnPref};
 use crate::api::respond::{self, Reply};
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def};
@@ -152,12 +152,6 @@ fn prepare(req: EntryRequest) -> Result<Prepared, ApiError> {
         criteria,
         if_match,
     })
-}
-
-fn parse_etag(raw: &str) -> Option<i64> {
-    let v = raw.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    v.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
 }
 
 fn check_full_urls(entries: &[Prepared]) -> Result<(), ApiError> {
