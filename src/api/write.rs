@@ -107,10 +107,7 @@ pub fn check_references(
         if pending(&r.resource_type, &r.id) {
             continue;
         }
-        let exists = tx
-            .current(&r.resource_type, &r.id)?
-            .is_some_and(|v| v.body.is_some());
-        if !exists {
+        if !tx.exists(&r.resource_type, &r.id)? {
             issues.push(
                 Issue::error(
                     IssueCode::NotFound,

@@ -154,6 +154,11 @@ impl Tx<'_> {
         Ok(head(self.conn, ty, id)?)
     }
 
+    /// Whether the resource exists and is not deleted (reads no body).
+    pub fn exists(&mut self, ty: &str, id: &str) -> Result<bool, TxError> {
+        Ok(matches!(self.head(ty, id)?, Some((_, false))))
+    }
+
     /// The latest version (a deletion has no body), if the resource ever existed.
     pub fn current(&mut self, ty: &str, id: &str) -> Result<Option<StoredVersion>, TxError> {
         match self.head(ty, id)? {
