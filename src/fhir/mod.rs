@@ -4,12 +4,16 @@
 pub mod bundle;
 pub mod capability;
 pub mod criteria;
+pub mod dates;
+pub mod elements;
 pub mod identifiers;
 pub mod index;
 pub mod instant;
 pub mod outcome;
 pub mod registry;
 pub mod resource;
+pub mod search;
+pub mod text;
 pub mod validate;
 
 /// The media type of every response body.

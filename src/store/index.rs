@@ -1,13 +1,13 @@
 //! The search index: rows for the current version of each resource, written in the
-//! same transaction as the version, and the lookups built on them.
+//! same transaction as the version. Lookups are in `store::search`.
 
 use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 
-use super::db::{DbConnection, MultiBackend};
-use super::schema::{resources, search_token};
-use super::types::{Criterion, IndexRows, SystemMatch};
+use super::db::DbConnection;
+use super::schema::{search_date, search_reference, search_string, search_token};
+use super::types::IndexRows;
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
@@ -22,12 +22,27 @@ pub(super) fn replace_rows(
             .filter(search_token::id.eq(id)),
     )
     .execute(conn)?;
+    diesel::delete(
+        search_string::table
+            .filter(search_string::resource_type.eq(ty))
+            .filter(search_string::id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        search_reference::table
+            .filter(search_reference::resource_type.eq(ty))
+            .filter(search_reference::id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        search_date::table
+            .filter(search_date::resource_type.eq(ty))
+            .filter(search_date::id.eq(id)),
+    )
+    .execute(conn)?;
     let Some(rows) = rows else { return Ok(()) };
-    let mut seen = BTreeSet::new();
-    for t in rows
-        .iter()
-        .filter(|t| seen.insert((&t.param, &t.system, &t.code)))
-    {
+    // Duplicates (the same code twice) add nothing to matching.
+    for t in rows.tokens.iter().collect::<BTreeSet<_>>() {
         diesel::insert_into(search_token::table)
             .values((
                 search_token::resource_type.eq(ty),
@@ -38,51 +53,41 @@ pub(super) fn replace_rows(
             ))
             .execute(conn)?;
     }
-    Ok(())
-}
-
-/// Ids of current, non-deleted resources of `ty` matching all criteria, in id order.
-pub(super) fn find_ids(
-    conn: &mut DbConnection,
-    ty: &str,
-    criteria: &[Criterion],
-) -> QueryResult<BTreeSet<String>> {
-    let mut result: Option<BTreeSet<String>> = None;
-    for criterion in criteria {
-        let mut ids = BTreeSet::new();
-        match criterion {
-            Criterion::Id(wanted) => {
-                let found: Vec<String> = resources::table
-                    .filter(resources::resource_type.eq(ty))
-                    .filter(resources::deleted.eq(false))
-                    .filter(resources::id.eq_any(wanted))
-                    .select(resources::id)
-                    .load(conn)?;
-                ids.extend(found);
-            }
-            Criterion::Token(alternatives) => {
-                for m in alternatives {
-                    let mut q = search_token::table
-                        .filter(search_token::resource_type.eq(ty))
-                        .filter(search_token::param.eq(&m.param))
-                        .select(search_token::id)
-                        .into_boxed::<MultiBackend>();
-                    if let Some(code) = &m.code {
-                        q = q.filter(search_token::code.eq(code.clone()));
-                    }
-                    q = match &m.system {
-                        SystemMatch::Any => q,
-                        SystemMatch::NoSystem => q.filter(search_token::system.is_null()),
-                        SystemMatch::Exactly(s) => q.filter(search_token::system.eq(s.clone())),
-                    };
-                    ids.extend(q.load::<String>(conn)?);
-                }
-            }
-        }
-        result = Some(match result {
-            None => ids,
-            Some(prev) => prev.intersection(&ids).cloned().collect(),
-        });
+    for s in rows.strings.iter().collect::<BTreeSet<_>>() {
+        diesel::insert_into(search_string::table)
+            .values((
+                search_string::resource_type.eq(ty),
+                search_string::id.eq(id),
+                search_string::param.eq(&s.param),
+                search_string::value_norm.eq(&s.norm),
+                search_string::value_exact.eq(&s.exact),
+            ))
+            .execute(conn)?;
     }
-    Ok(result.unwrap_or_default())
+    for r in rows.references.iter().collect::<BTreeSet<_>>() {
+        diesel::insert_into(search_reference::table)
+            .values((
+                search_reference::resource_type.eq(ty),
+                search_reference::id.eq(id),
+                search_reference::param.eq(&r.param),
+                search_reference::target_type.eq(&r.target_type),
+                search_reference::target_id.eq(&r.target_id),
+                search_reference::url.eq(&r.url),
+                search_reference::ident_system.eq(&r.ident_system),
+                search_reference::ident_value.eq(&r.ident_value),
+            ))
+            .execute(conn)?;
+    }
+    for d in rows.dates.iter().collect::<BTreeSet<_>>() {
+        diesel::insert_into(search_date::table)
+            .values((
+                search_date::resource_type.eq(ty),
+                search_date::id.eq(id),
+                search_date::param.eq(&d.param),
+                search_date::low.eq(d.low),
+                search_date::high.eq(d.high),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }

@@ -5,7 +5,9 @@
 pub mod db;
 mod index;
 mod ops;
+pub mod query;
 pub mod schema;
+mod search;
 mod tx;
 mod types;
 
@@ -15,10 +17,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use db::Backend;
 use db::{DbConnection, Pool};
+pub use query::{Criterion, SystemMatch};
 pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
 pub use types::{
-    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
-    RenderBody, StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
+    CreateOutcome, DateRow, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
+    ReferenceRow, RenderBody, StoredVersion, StringRow, TokenRow, UpdateOutcome,
 };
 
 use crate::config::DatabaseUrl;

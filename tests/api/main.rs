@@ -9,4 +9,6 @@ mod helpers;
 mod history;
 mod identifiers;
 mod metadata;
+mod search;
+mod search_results;
 mod validation;

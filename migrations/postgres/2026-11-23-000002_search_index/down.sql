@@ -1,0 +1,6 @@
+DROP TABLE search_snapshot_entries;
+DROP TABLE search_snapshots;
+DROP TABLE search_date;
+DROP TABLE search_reference;
+DROP TABLE search_string;
+DROP INDEX search_token_system;
