@@ -109,3 +109,21 @@ pub async fn open_store(url: &DatabaseUrl, pool_size: u32) -> Result<Store, Star
             source,
         })
 }
+
+/// `wor-hub reindex`: rebuilds the search index of every current resource from its
+/// stored body (needed once for data stored before a search parameter existed).
+pub async fn reindex(url: &DatabaseUrl) -> Result<u64, StartupError> {
+    let store = open_store(url, 1).await?;
+    let rows_of: crate::store::RowsOf = std::sync::Arc::new(|ty: &str, body: &str| {
+        let def = crate::fhir::registry::resource(ty)?;
+        let value: serde_json::Value = serde_json::from_str(body).ok()?;
+        Some(crate::fhir::index::index_rows(def, &value))
+    });
+    store
+        .reindex(rows_of)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: url.redacted(),
+            source,
+        })
+}

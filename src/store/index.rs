@@ -1,13 +1,19 @@
 //! The search index: rows for the current version of each resource, written in the
-//! same transaction as the version. Lookups are in `store::search`.
+//! same transaction as the version, and rebuilt from stored bodies by `reindex`.
+//! Lookups are in `store::search`.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use diesel::prelude::*;
 
 use super::db::DbConnection;
 use super::schema::{search_date, search_reference, search_string, search_token};
+use super::search::sql::{load, Sql};
+use super::tx::Failure;
 use super::types::IndexRows;
+use super::{AuditContext, Store, StoreError, WriteError};
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
@@ -90,4 +96,75 @@ pub(super) fn replace_rows(
             .execute(conn)?;
     }
     Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct BodyRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    resource_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    body: Option<String>,
+}
+
+/// Resources rebuilt per unit of work.
+const REINDEX_BATCH: i64 = 200;
+
+/// Computes a stored body's index rows; `None` for a type the server does not serve.
+pub type RowsOf = Arc<dyn Fn(&str, &str) -> Option<IndexRows> + Send + Sync>;
+
+impl Store {
+    /// Rebuilds the index rows of every current resource from its stored body (after
+    /// an upgrade that adds search parameters). Run it while no server writes: each
+    /// batch reads and rewrites in one unit of work. Returns the number of resources.
+    pub async fn reindex(&self, rows_of: RowsOf) -> Result<u64, StoreError> {
+        let ctx = AuditContext {
+            request_id: "reindex".into(),
+            actor: "system".into(),
+        };
+        let mut after: (String, String) = (String::new(), String::new());
+        let mut done = 0_u64;
+        loop {
+            let (cursor, f) = (after.clone(), rows_of.clone());
+            let batch = self
+                .transaction(ctx.clone(), move |tx| {
+                    let mut sql = Sql::new(
+                        "SELECT r.resource_type AS resource_type, r.id AS id, v.body AS body \
+                         FROM resources r JOIN resource_versions v ON v.resource_type = \
+                         r.resource_type AND v.id = r.id AND v.version_id = r.version_id \
+                         WHERE NOT r.deleted AND (r.resource_type > ",
+                    );
+                    sql.text_bind(&cursor.0)
+                        .push(" OR (r.resource_type = ")
+                        .text_bind(&cursor.0)
+                        .push(" AND r.id > ")
+                        .text_bind(&cursor.1)
+                        .push(")) ORDER BY r.resource_type, r.id LIMIT ")
+                        .int(REINDEX_BATCH);
+                    let rows: Vec<BodyRow> = load(tx.conn, &sql)?;
+                    for row in &rows {
+                        if let Some(rows) =
+                            row.body.as_deref().and_then(|b| f(&row.resource_type, b))
+                        {
+                            replace_rows(tx.conn, &row.resource_type, &row.id, Some(&rows))?;
+                        }
+                    }
+                    Ok::<_, Failure<Infallible>>(
+                        rows.last()
+                            .map(|r| (r.resource_type.clone(), r.id.clone(), rows.len())),
+                    )
+                })
+                .await
+                .map_err(|e| match e {
+                    WriteError::Store(s) => s,
+                    WriteError::Abort(never) => match never {},
+                })?;
+            let Some((ty, id, n)) = batch else {
+                return Ok(done);
+            };
+            done += n as u64;
+            after = (ty, id);
+        }
+    }
 }

@@ -17,6 +17,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use db::Backend;
 use db::{DbConnection, Pool};
+pub use index::RowsOf;
 pub use query::{Criterion, SystemMatch};
 pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
 pub use types::{

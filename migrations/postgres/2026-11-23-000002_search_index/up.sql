@@ -2,6 +2,8 @@
 -- parameter type, written in the same transaction as the version (deleted resources
 -- have no rows). `search_token` (from the first migration) keeps its layout.
 CREATE INDEX search_token_system ON search_token (resource_type, param, system);
+-- _lastUpdated criteria and sorting (polling: `Task?_lastUpdated=gt...`).
+CREATE INDEX resources_type_updated ON resources (resource_type, last_updated);
 
 -- string: `value_norm` is lower case without accents (default "starts with" and
 -- :contains); `value_exact` is the value as sent (:exact).
