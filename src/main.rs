@@ -25,12 +25,15 @@ enum Command {
     Serve(ConfigArgs),
     /// Apply pending database migrations and exit.
     Migrate(ConfigArgs),
+    /// Rebuild the search index from the stored resources and exit (run it once,
+    /// with the server stopped, on data stored before this version).
+    Reindex(ConfigArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
-        Command::Serve(a) | Command::Migrate(a) => a,
+        Command::Serve(a) | Command::Migrate(a) | Command::Reindex(a) => a,
     };
     let settings = match Settings::load(args) {
         Ok(s) => s,
@@ -54,6 +57,10 @@ fn main() -> ExitCode {
             Command::Migrate(_) => open_store(&settings.database, 1)
                 .await
                 .map(|_| tracing::info!("migrations are up to date"))
+                .map_err(|e| e.to_string()),
+            Command::Reindex(_) => wor_hub::startup::reindex(&settings.database)
+                .await
+                .map(|n| tracing::info!(resources = n, "search index rebuilt"))
                 .map_err(|e| e.to_string()),
         }
     });

@@ -133,3 +133,21 @@ fn spawn_housekeeping(store: Store, retention: std::time::Duration) {
         }
     });
 }
+
+/// `wor-hub reindex`: rebuilds the search index of every current resource from its
+/// stored body (needed once for data stored before a search parameter existed).
+pub async fn reindex(url: &DatabaseUrl) -> Result<u64, StartupError> {
+    let store = open_store(url, 1).await?;
+    let rows_of: crate::store::RowsOf = std::sync::Arc::new(|ty: &str, body: &str| {
+        let def = crate::fhir::registry::resource(ty)?;
+        let value: serde_json::Value = serde_json::from_str(body).ok()?;
+        Some(crate::fhir::index::index_rows(def, &value))
+    });
+    store
+        .reindex(rows_of)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: url.redacted(),
+            source,
+        })
+}

@@ -209,6 +209,16 @@ pub fn parse_etag(raw: &str) -> Option<i64> {
         .filter(|n| *n > 0)
 }
 
+/// `Prefer: handling=lenient` (search.html#errors): ignore unknown or unsupported
+/// search parameters instead of refusing the search.
+pub fn lenient(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|token| token.trim() == "handling=lenient")
+}
+
 /// `If-Match: W/"3"`: the version the client last saw.
 pub struct IfMatch(pub Option<i64>);
 

@@ -76,6 +76,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
+                web::resource("/{type}/_search")
+                    .route(web::post().to(search::search_post))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 web::resource("/{type}/{id}/_history")
                     .route(web::get().to(history::instance))
                     .default_service(web::to(method_not_allowed)),

@@ -48,11 +48,13 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                         json!({
                             "name": p.name,
                             "definition": p.definition,
-                            "type": "token",
+                            "type": p.ty.as_str(),
                             "documentation": p.documentation,
                         })
                     })
                     .collect();
+                r["searchInclude"] = json!(def.includes());
+                r["searchRevInclude"] = json!(def.revincludes());
             }
             r
         })

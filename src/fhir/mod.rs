@@ -4,6 +4,8 @@
 pub mod bundle;
 pub mod capability;
 pub mod criteria;
+pub mod dates;
+pub mod elements;
 pub mod identifiers;
 pub mod index;
 pub mod instant;
@@ -11,6 +13,8 @@ pub mod outcome;
 pub mod references;
 pub mod registry;
 pub mod resource;
+pub mod search;
+pub mod text;
 pub mod transaction;
 pub mod validate;
 

@@ -46,6 +46,7 @@ pub enum IssueCode {
     Exception,
     Transient,
     Throttled,
+    TooCostly,
     Informational,
     BusinessRule,
 }
@@ -71,6 +72,7 @@ impl IssueCode {
             Self::Exception => "exception",
             Self::Transient => "transient",
             Self::Throttled => "throttled",
+            Self::TooCostly => "too-costly",
             Self::Informational => "informational",
             Self::BusinessRule => "business-rule",
         }
@@ -91,6 +93,15 @@ impl Issue {
     pub fn error(code: IssueCode, diagnostics: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: None,
+        }
+    }
+
+    pub fn warning(code: IssueCode, diagnostics: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
             code,
             diagnostics: diagnostics.into(),
             expression: None,

@@ -1,23 +1,44 @@
 //! The resource types and search parameters this server supports. The router, the
-//! validator and the CapabilityStatement all read this one table.
+//! indexer, the search parser and the CapabilityStatement all read this one table.
 
-/// A search parameter of type token over an element holding `Identifier`s or codes.
+/// A search parameter's type (search.html#ptypes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamKind {
-    /// `_id`: the logical id.
-    Id,
-    /// A token over `Identifier` (system + value) elements.
-    Identifier,
+pub enum ParamType {
+    Token,
+    String,
+    Reference,
+    Date,
+}
+
+impl ParamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::String => "string",
+            Self::Reference => "reference",
+            Self::Date => "date",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct SearchParamDef {
     pub name: &'static str,
-    pub kind: ParamKind,
-    /// Top-level element(s) the index reads.
-    pub element: &'static str,
+    pub ty: ParamType,
+    /// Dotted element paths from the resource root that the index reads. Empty for
+    /// `_id` and `_lastUpdated`, which the store answers from the resource itself.
+    pub paths: &'static [&'static str],
+    /// Reference parameters: the resource types a reference may point to (empty: any).
+    pub targets: &'static [&'static str],
     pub definition: &'static str,
     pub documentation: &'static str,
+}
+
+impl SearchParamDef {
+    /// Whether a reference to `ty` belongs to this parameter.
+    pub fn targets_type(&self, ty: &str) -> bool {
+        self.targets.is_empty() || self.targets.contains(&ty)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -26,46 +47,451 @@ pub struct ResourceDef {
     pub search_params: &'static [SearchParamDef],
 }
 
-const ID: SearchParamDef = SearchParamDef {
-    name: "_id",
-    kind: ParamKind::Id,
-    element: "id",
-    definition: "http://hl7.org/fhir/SearchParameter/Resource-id",
-    documentation: "Logical id of the resource",
-};
-
-macro_rules! identifier_param {
-    ($ty:literal) => {
+macro_rules! param {
+    ($name:literal, $ty:ident, [$($path:literal),*], [$($target:literal),*], $def:literal, $doc:literal) => {
         SearchParamDef {
-            name: "identifier",
-            kind: ParamKind::Identifier,
-            element: "identifier",
-            definition: concat!("http://hl7.org/fhir/SearchParameter/", $ty, "-identifier"),
-            documentation: "Business identifier: system|value, |value, system| or value",
+            name: $name,
+            ty: ParamType::$ty,
+            paths: &[$($path),*],
+            targets: &[$($target),*],
+            definition: concat!("http://hl7.org/fhir/SearchParameter/", $def),
+            documentation: $doc,
         }
     };
 }
 
-macro_rules! resource {
-    ($ty:literal) => {
-        ResourceDef {
-            name: $ty,
-            search_params: &[ID, identifier_param!($ty)],
-        }
+const ID: SearchParamDef = param!(
+    "_id",
+    Token,
+    [],
+    [],
+    "Resource-id",
+    "Logical id of the resource"
+);
+const LAST_UPDATED: SearchParamDef = param!(
+    "_lastUpdated",
+    Date,
+    [],
+    [],
+    "Resource-lastUpdated",
+    "When the resource version last changed (meta.lastUpdated)"
+);
+
+macro_rules! identifier {
+    ($def:literal) => {
+        param!(
+            "identifier",
+            Token,
+            ["identifier"],
+            [],
+            $def,
+            "Business identifier: system|value, |value, system| or value"
+        )
     };
 }
+
+const REQUESTERS: &[&str] = &[
+    "Device",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "RelatedPerson",
+];
+
+const SERVICE_REQUEST: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("clinical-identifier"),
+    param!(
+        "patient",
+        Reference,
+        ["subject"],
+        ["Patient"],
+        "clinical-patient",
+        "The patient the referral is for"
+    ),
+    param!(
+        "subject",
+        Reference,
+        ["subject"],
+        ["Patient", "Group", "Location", "Device"],
+        "ServiceRequest-subject",
+        "The subject of the request"
+    ),
+    SearchParamDef {
+        targets: REQUESTERS,
+        ..param!(
+            "requester",
+            Reference,
+            ["requester"],
+            [],
+            "ServiceRequest-requester",
+            "Who asked for the service"
+        )
+    },
+    param!(
+        "performer",
+        Reference,
+        ["performer"],
+        [
+            "Practitioner",
+            "Organization",
+            "CareTeam",
+            "HealthcareService",
+            "Patient",
+            "Device",
+            "RelatedPerson",
+            "PractitionerRole"
+        ],
+        "ServiceRequest-performer",
+        "Requested performer"
+    ),
+    param!(
+        "status",
+        Token,
+        ["status"],
+        [],
+        "ServiceRequest-status",
+        "draft | active | on-hold | revoked | completed | entered-in-error | unknown"
+    ),
+    param!(
+        "intent",
+        Token,
+        ["intent"],
+        [],
+        "ServiceRequest-intent",
+        "proposal | plan | directive | order ..."
+    ),
+    param!(
+        "category",
+        Token,
+        ["category"],
+        [],
+        "ServiceRequest-category",
+        "Classification of the service"
+    ),
+    param!(
+        "code",
+        Token,
+        ["code"],
+        [],
+        "clinical-code",
+        "What is being requested"
+    ),
+    param!(
+        "authored",
+        Date,
+        ["authoredOn"],
+        [],
+        "ServiceRequest-authored",
+        "Date the request was signed"
+    ),
+];
+
+const TASK: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("Task-identifier"),
+    param!(
+        "owner",
+        Reference,
+        ["owner"],
+        [
+            "Practitioner",
+            "Organization",
+            "CareTeam",
+            "HealthcareService",
+            "Patient",
+            "Device",
+            "RelatedPerson",
+            "PractitionerRole"
+        ],
+        "Task-owner",
+        "Responsible individual or organisation"
+    ),
+    SearchParamDef {
+        targets: REQUESTERS,
+        ..param!(
+            "requester",
+            Reference,
+            ["requester"],
+            [],
+            "Task-requester",
+            "Who asked for the task"
+        )
+    },
+    param!(
+        "focus",
+        Reference,
+        ["focus"],
+        [],
+        "Task-focus",
+        "What the task acts on (the ServiceRequest)"
+    ),
+    param!(
+        "based-on",
+        Reference,
+        ["basedOn"],
+        [],
+        "Task-based-on",
+        "Request the task fulfils"
+    ),
+    param!(
+        "part-of",
+        Reference,
+        ["partOf"],
+        ["Task"],
+        "Task-part-of",
+        "Composite task"
+    ),
+    param!(
+        "patient",
+        Reference,
+        ["for"],
+        ["Patient"],
+        "Task-patient",
+        "The patient the task is for"
+    ),
+    param!(
+        "subject",
+        Reference,
+        ["for"],
+        [],
+        "Task-subject",
+        "Beneficiary of the task"
+    ),
+    param!(
+        "status",
+        Token,
+        ["status"],
+        [],
+        "Task-status",
+        "Task status"
+    ),
+    param!(
+        "business-status",
+        Token,
+        ["businessStatus"],
+        [],
+        "Task-business-status",
+        "Progress within the status (this project's CodeSystem)"
+    ),
+    param!(
+        "intent",
+        Token,
+        ["intent"],
+        [],
+        "Task-intent",
+        "Task intent"
+    ),
+    param!("code", Token, ["code"], [], "Task-code", "Task type"),
+    param!(
+        "authored-on",
+        Date,
+        ["authoredOn"],
+        [],
+        "Task-authored-on",
+        "Creation date"
+    ),
+    param!(
+        "modified",
+        Date,
+        ["lastModified"],
+        [],
+        "Task-modified",
+        "Last modification date"
+    ),
+];
+
+const PATIENT: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("Patient-identifier"),
+    param!(
+        "birthdate",
+        Date,
+        ["birthDate"],
+        [],
+        "individual-birthdate",
+        "Date of birth"
+    ),
+    param!(
+        "family",
+        String,
+        ["name.family"],
+        [],
+        "individual-family",
+        "Family name (starts with; :exact, :contains)"
+    ),
+    param!(
+        "given",
+        String,
+        ["name.given"],
+        [],
+        "individual-given",
+        "Given name (starts with; :exact, :contains)"
+    ),
+    param!(
+        "name",
+        String,
+        ["name"],
+        [],
+        "Patient-name",
+        "Any part of a name (starts with; :exact, :contains)"
+    ),
+    param!(
+        "address-postalcode",
+        String,
+        ["address.postalCode"],
+        [],
+        "individual-address-postalcode",
+        "Postcode"
+    ),
+];
+
+const ORGANIZATION: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("Organization-identifier"),
+    param!(
+        "name",
+        String,
+        ["name", "alias"],
+        [],
+        "Organization-name",
+        "Name or alias (starts with; :exact, :contains)"
+    ),
+    param!(
+        "active",
+        Token,
+        ["active"],
+        [],
+        "Organization-active",
+        "Whether the record is in active use"
+    ),
+];
+
+const HEALTHCARE_SERVICE: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("HealthcareService-identifier"),
+    param!(
+        "organization",
+        Reference,
+        ["providedBy"],
+        ["Organization"],
+        "HealthcareService-organization",
+        "The organisation providing the service"
+    ),
+    param!(
+        "active",
+        Token,
+        ["active"],
+        [],
+        "HealthcareService-active",
+        "Whether the service is in active use"
+    ),
+    param!(
+        "service-category",
+        Token,
+        ["category"],
+        [],
+        "HealthcareService-service-category",
+        "Service category"
+    ),
+];
+
+const PRACTITIONER: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("Practitioner-identifier"),
+    param!(
+        "name",
+        String,
+        ["name"],
+        [],
+        "Practitioner-name",
+        "Any part of a name (starts with; :exact, :contains)"
+    ),
+];
+
+const PRACTITIONER_ROLE: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("PractitionerRole-identifier"),
+    param!(
+        "practitioner",
+        Reference,
+        ["practitioner"],
+        ["Practitioner"],
+        "PractitionerRole-practitioner",
+        "The practitioner"
+    ),
+    param!(
+        "organization",
+        Reference,
+        ["organization"],
+        ["Organization"],
+        "PractitionerRole-organization",
+        "The organisation"
+    ),
+];
+
+const CONSENT: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("clinical-identifier"),
+    param!(
+        "patient",
+        Reference,
+        ["patient"],
+        ["Patient"],
+        "clinical-patient",
+        "The patient who consents"
+    ),
+];
+
+const LOCATION: &[SearchParamDef] = &[ID, LAST_UPDATED, identifier!("Location-identifier")];
 
 /// Every resource type served under `/fhir/<type>`.
 pub const RESOURCES: &[ResourceDef] = &[
-    resource!("Consent"),
-    resource!("HealthcareService"),
-    resource!("Location"),
-    resource!("Organization"),
-    resource!("Patient"),
-    resource!("Practitioner"),
-    resource!("PractitionerRole"),
-    resource!("ServiceRequest"),
-    resource!("Task"),
+    ResourceDef {
+        name: "Consent",
+        search_params: CONSENT,
+    },
+    ResourceDef {
+        name: "HealthcareService",
+        search_params: HEALTHCARE_SERVICE,
+    },
+    ResourceDef {
+        name: "Location",
+        search_params: LOCATION,
+    },
+    ResourceDef {
+        name: "Organization",
+        search_params: ORGANIZATION,
+    },
+    ResourceDef {
+        name: "Patient",
+        search_params: PATIENT,
+    },
+    ResourceDef {
+        name: "Practitioner",
+        search_params: PRACTITIONER,
+    },
+    ResourceDef {
+        name: "PractitionerRole",
+        search_params: PRACTITIONER_ROLE,
+    },
+    ResourceDef {
+        name: "ServiceRequest",
+        search_params: SERVICE_REQUEST,
+    },
+    ResourceDef {
+        name: "Task",
+        search_params: TASK,
+    },
 ];
 
 pub fn resource(name: &str) -> Option<&'static ResourceDef> {
@@ -75,5 +501,36 @@ pub fn resource(name: &str) -> Option<&'static ResourceDef> {
 impl ResourceDef {
     pub fn search_param(&self, name: &str) -> Option<&'static SearchParamDef> {
         self.search_params.iter().find(|p| p.name == name)
+    }
+
+    /// Registered types a reference parameter may point to.
+    pub fn reference_targets(param: &SearchParamDef) -> Vec<&'static ResourceDef> {
+        RESOURCES
+            .iter()
+            .filter(|r| param.targets_type(r.name))
+            .collect()
+    }
+
+    /// `_include` values this type supports: `Type:param` for each reference parameter.
+    pub fn includes(&self) -> Vec<String> {
+        self.search_params
+            .iter()
+            .filter(|p| p.ty == ParamType::Reference)
+            .map(|p| format!("{}:{}", self.name, p.name))
+            .collect()
+    }
+
+    /// `_revinclude` values: `Other:param` for reference parameters that may point here.
+    pub fn revincludes(&self) -> Vec<String> {
+        RESOURCES
+            .iter()
+            .flat_map(|other| {
+                other
+                    .search_params
+                    .iter()
+                    .filter(|p| p.ty == ParamType::Reference && p.targets_type(self.name))
+                    .map(move |p| format!("{}:{}", other.name, p.name))
+            })
+            .collect()
     }
 }

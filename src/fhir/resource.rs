@@ -129,7 +129,7 @@ fn json_issue(e: &serde_json::Error) -> Issue {
 }
 
 /// Top-level members as raw JSON text, in order.
-struct RawMembers(Vec<(String, Box<RawValue>)>);
+pub(crate) struct RawMembers(pub(crate) Vec<(String, Box<RawValue>)>);
 
 impl<'de> serde::Deserialize<'de> for RawMembers {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -1,13 +1,19 @@
 //! The search index: rows for the current version of each resource, written in the
-//! same transaction as the version, and the lookups built on them.
+//! same transaction as the version, and rebuilt from stored bodies by `reindex`.
+//! Lookups are in `store::search`.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use diesel::prelude::*;
 
-use super::db::{DbConnection, MultiBackend};
-use super::schema::{resources, search_token};
-use super::types::{Criterion, IndexRows, SystemMatch};
+use super::db::DbConnection;
+use super::schema::{search_date, search_reference, search_string, search_token};
+use super::search::sql::{load, Sql};
+use super::tx::Failure;
+use super::types::IndexRows;
+use super::{AuditContext, Store, StoreError, WriteError};
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
@@ -22,12 +28,27 @@ pub(super) fn replace_rows(
             .filter(search_token::id.eq(id)),
     )
     .execute(conn)?;
+    diesel::delete(
+        search_string::table
+            .filter(search_string::resource_type.eq(ty))
+            .filter(search_string::id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        search_reference::table
+            .filter(search_reference::resource_type.eq(ty))
+            .filter(search_reference::id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        search_date::table
+            .filter(search_date::resource_type.eq(ty))
+            .filter(search_date::id.eq(id)),
+    )
+    .execute(conn)?;
     let Some(rows) = rows else { return Ok(()) };
-    let mut seen = BTreeSet::new();
-    for t in rows
-        .iter()
-        .filter(|t| seen.insert((&t.param, &t.system, &t.code)))
-    {
+    // Duplicates (the same code twice) add nothing to matching.
+    for t in rows.tokens.iter().collect::<BTreeSet<_>>() {
         diesel::insert_into(search_token::table)
             .values((
                 search_token::resource_type.eq(ty),
@@ -38,51 +59,112 @@ pub(super) fn replace_rows(
             ))
             .execute(conn)?;
     }
+    for s in rows.strings.iter().collect::<BTreeSet<_>>() {
+        diesel::insert_into(search_string::table)
+            .values((
+                search_string::resource_type.eq(ty),
+                search_string::id.eq(id),
+                search_string::param.eq(&s.param),
+                search_string::value_norm.eq(&s.norm),
+                search_string::value_exact.eq(&s.exact),
+            ))
+            .execute(conn)?;
+    }
+    for r in rows.references.iter().collect::<BTreeSet<_>>() {
+        diesel::insert_into(search_reference::table)
+            .values((
+                search_reference::resource_type.eq(ty),
+                search_reference::id.eq(id),
+                search_reference::param.eq(&r.param),
+                search_reference::target_type.eq(&r.target_type),
+                search_reference::target_id.eq(&r.target_id),
+                search_reference::url.eq(&r.url),
+                search_reference::ident_system.eq(&r.ident_system),
+                search_reference::ident_value.eq(&r.ident_value),
+            ))
+            .execute(conn)?;
+    }
+    for d in rows.dates.iter().collect::<BTreeSet<_>>() {
+        diesel::insert_into(search_date::table)
+            .values((
+                search_date::resource_type.eq(ty),
+                search_date::id.eq(id),
+                search_date::param.eq(&d.param),
+                search_date::low.eq(d.low),
+                search_date::high.eq(d.high),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
-/// Ids of current, non-deleted resources of `ty` matching all criteria, in id order.
-pub(super) fn find_ids(
-    conn: &mut DbConnection,
-    ty: &str,
-    criteria: &[Criterion],
-) -> QueryResult<BTreeSet<String>> {
-    let mut result: Option<BTreeSet<String>> = None;
-    for criterion in criteria {
-        let mut ids = BTreeSet::new();
-        match criterion {
-            Criterion::Id(wanted) => {
-                let found: Vec<String> = resources::table
-                    .filter(resources::resource_type.eq(ty))
-                    .filter(resources::deleted.eq(false))
-                    .filter(resources::id.eq_any(wanted))
-                    .select(resources::id)
-                    .load(conn)?;
-                ids.extend(found);
-            }
-            Criterion::Token(alternatives) => {
-                for m in alternatives {
-                    let mut q = search_token::table
-                        .filter(search_token::resource_type.eq(ty))
-                        .filter(search_token::param.eq(&m.param))
-                        .select(search_token::id)
-                        .into_boxed::<MultiBackend>();
-                    if let Some(code) = &m.code {
-                        q = q.filter(search_token::code.eq(code.clone()));
+#[derive(diesel::QueryableByName)]
+struct BodyRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    resource_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    body: Option<String>,
+}
+
+/// Resources rebuilt per unit of work.
+const REINDEX_BATCH: i64 = 200;
+
+/// Computes a stored body's index rows; `None` for a type the server does not serve.
+pub type RowsOf = Arc<dyn Fn(&str, &str) -> Option<IndexRows> + Send + Sync>;
+
+impl Store {
+    /// Rebuilds the index rows of every current resource from its stored body (after
+    /// an upgrade that adds search parameters). Run it while no server writes: each
+    /// batch reads and rewrites in one unit of work. Returns the number of resources.
+    pub async fn reindex(&self, rows_of: RowsOf) -> Result<u64, StoreError> {
+        let ctx = AuditContext {
+            request_id: "reindex".into(),
+            actor: "system".into(),
+        };
+        let mut after: (String, String) = (String::new(), String::new());
+        let mut done = 0_u64;
+        loop {
+            let (cursor, f) = (after.clone(), rows_of.clone());
+            let batch = self
+                .transaction(ctx.clone(), move |tx| {
+                    let mut sql = Sql::new(
+                        "SELECT r.resource_type AS resource_type, r.id AS id, v.body AS body \
+                         FROM resources r JOIN resource_versions v ON v.resource_type = \
+                         r.resource_type AND v.id = r.id AND v.version_id = r.version_id \
+                         WHERE NOT r.deleted AND (r.resource_type > ",
+                    );
+                    sql.text_bind(&cursor.0)
+                        .push(" OR (r.resource_type = ")
+                        .text_bind(&cursor.0)
+                        .push(" AND r.id > ")
+                        .text_bind(&cursor.1)
+                        .push(")) ORDER BY r.resource_type, r.id LIMIT ")
+                        .int(REINDEX_BATCH);
+                    let rows: Vec<BodyRow> = load(tx.conn, &sql)?;
+                    for row in &rows {
+                        if let Some(rows) =
+                            row.body.as_deref().and_then(|b| f(&row.resource_type, b))
+                        {
+                            replace_rows(tx.conn, &row.resource_type, &row.id, Some(&rows))?;
+                        }
                     }
-                    q = match &m.system {
-                        SystemMatch::Any => q,
-                        SystemMatch::NoSystem => q.filter(search_token::system.is_null()),
-                        SystemMatch::Exactly(s) => q.filter(search_token::system.eq(s.clone())),
-                    };
-                    ids.extend(q.load::<String>(conn)?);
-                }
-            }
+                    Ok::<_, Failure<Infallible>>(
+                        rows.last()
+                            .map(|r| (r.resource_type.clone(), r.id.clone(), rows.len())),
+                    )
+                })
+                .await
+                .map_err(|e| match e {
+                    WriteError::Store(s) => s,
+                    WriteError::Abort(never) => match never {},
+                })?;
+            let Some((ty, id, n)) = batch else {
+                return Ok(done);
+            };
+            done += n as u64;
+            after = (ty, id);
         }
-        result = Some(match result {
-            None => ids,
-            Some(prev) => prev.intersection(&ids).cloned().collect(),
-        });
     }
-    Ok(result.unwrap_or_default())
 }

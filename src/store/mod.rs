@@ -5,8 +5,10 @@
 pub mod db;
 mod index;
 mod ops;
+pub mod query;
 mod requests;
 pub mod schema;
+mod search;
 mod tx;
 mod types;
 
@@ -16,11 +18,13 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use db::Backend;
 use db::{DbConnection, Pool};
+pub use index::RowsOf;
+pub use query::{Criterion, SystemMatch};
 pub use requests::RequestRecord;
 pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
 pub use types::{
-    CreateOutcome, Criterion, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
-    StoredVersion, SystemMatch, TokenMatch, TokenRow, UpdateOutcome,
+    CreateOutcome, DateRow, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
+    ReferenceRow, StoredVersion, StringRow, TokenRow, UpdateOutcome,
 };
 
 use crate::config::DatabaseUrl;

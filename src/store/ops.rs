@@ -5,10 +5,11 @@ use std::convert::Infallible;
 use diesel::prelude::*;
 
 use super::db::MultiBackend;
-use super::schema::{resource_versions, resources};
+use super::query::Criterion;
+use super::schema::resource_versions;
 use super::tx::{self, AuditRecord, Failure, Tx, WriteError};
-use super::types::{CreateOutcome, Criterion, HistoryQuery, HistoryRow, Lookup, StoredVersion};
-use super::{index, AuditContext, Store, StoreError};
+use super::types::{CreateOutcome, HistoryQuery, HistoryRow, Lookup, StoredVersion};
+use super::{AuditContext, Store, StoreError};
 
 fn infallible<T>(r: Result<T, WriteError<Infallible>>) -> Result<T, StoreError> {
     r.map_err(|e| match e {
@@ -147,63 +148,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Current versions of `resource_type` matching all criteria, ordered by id, after
-    /// the keyset cursor `after_id`; at most `count + 1` (the extra one tells a next
-    /// page exists). Also returns the total number of matches.
-    pub async fn search(
-        &self,
-        ctx: AuditContext,
-        resource_type: String,
-        criteria: Vec<Criterion>,
-        after_id: Option<String>,
-        count: i64,
-    ) -> Result<(Vec<StoredVersion>, u64), StoreError> {
-        let ty = resource_type.clone();
-        let (found, total) = self
-            .with_conn(move |conn| {
-                let limit = usize::try_from(count + 1).unwrap_or(usize::MAX);
-                let (page_ids, total): (Vec<String>, u64) = if criteria.is_empty() {
-                    let base = resources::table
-                        .filter(resources::resource_type.eq(&ty))
-                        .filter(resources::deleted.eq(false));
-                    let total: i64 = base.count().get_result(conn)?;
-                    let mut q = base
-                        .select(resources::id)
-                        .order(resources::id.asc())
-                        .limit(count + 1)
-                        .into_boxed::<MultiBackend>();
-                    if let Some(after) = &after_id {
-                        q = q.filter(resources::id.gt(after.clone()));
-                    }
-                    (q.load(conn)?, u64::try_from(total).unwrap_or(0))
-                } else {
-                    let ids = index::find_ids(conn, &ty, &criteria)?;
-                    let total = ids.len() as u64;
-                    let page = ids
-                        .into_iter()
-                        .filter(|id| after_id.as_ref().is_none_or(|a| id > a))
-                        .take(limit)
-                        .collect();
-                    (page, total)
-                };
-                let mut found = Vec::with_capacity(page_ids.len());
-                for id in page_ids {
-                    if let Some((v, false)) = tx::head(conn, &ty, &id)? {
-                        if let Some(stored) = tx::version(conn, &ty, &id, v)? {
-                            found.push(stored);
-                        }
-                    }
-                }
-                Ok((found, total))
-            })
-            .await?;
-        self.record_access(ctx, "search-type", resource_type, None, None, "success")
-            .await?;
-        Ok((found, total))
-    }
-
     /// Audit record for a read-only access.
-    async fn record_access(
+    pub(super) async fn record_access(
         &self,
         ctx: AuditContext,
         interaction: &'static str,

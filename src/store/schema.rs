@@ -35,6 +35,58 @@ diesel::table! {
 }
 
 diesel::table! {
+    search_string (resource_type, id, param, value_norm) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        value_norm -> Text,
+        value_exact -> Text,
+    }
+}
+
+diesel::table! {
+    search_reference (resource_type, id, param) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        url -> Nullable<Text>,
+        ident_system -> Nullable<Text>,
+        ident_value -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    search_date (resource_type, id, param, low) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        low -> BigInt,
+        high -> BigInt,
+    }
+}
+
+diesel::table! {
+    search_snapshots (search_id) {
+        search_id -> Text,
+        resource_type -> Text,
+        query -> Text,
+        size -> BigInt,
+        total -> Nullable<BigInt>,
+        created -> BigInt,
+    }
+}
+
+diesel::table! {
+    search_snapshot_entries (search_id, position) {
+        search_id -> Text,
+        position -> BigInt,
+        id -> Text,
+    }
+}
+
+diesel::table! {
     audit_events (seq) {
         seq -> BigInt,
         recorded -> BigInt,
@@ -49,7 +101,16 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(resources, resource_versions, search_token);
+diesel::allow_tables_to_appear_in_same_query!(
+    resources,
+    resource_versions,
+    search_token,
+    search_string,
+    search_reference,
+    search_date,
+    search_snapshots,
+    search_snapshot_entries,
+);
 
 diesel::table! {
     request_records (request_id) {

@@ -8,9 +8,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Text;
 
 use super::db::DbConnection;
-use super::index;
+use super::query::Criterion;
 use super::schema::{audit_events, resource_versions, resources};
-use super::types::{Criterion, DeleteOutcome, IndexRows, Lookup, StoredVersion, UpdateOutcome};
+use super::types::{DeleteOutcome, IndexRows, Lookup, StoredVersion, UpdateOutcome};
+use super::{index, search};
 use super::{AuditContext, StoreError};
 
 /// A database-level reason a transaction stopped.
@@ -104,7 +105,7 @@ pub struct AuditRecord<'a> {
     pub outcome: &'a str,
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
@@ -200,12 +201,14 @@ impl Tx<'_> {
         Ok(lookup)
     }
 
+    /// Ids of current resources of `ty` matching all criteria: the search engine's
+    /// matching, inside this unit of work (conditional create, update and delete).
     pub fn find_ids(
         &mut self,
         ty: &str,
         criteria: &[Criterion],
     ) -> Result<BTreeSet<String>, TxError> {
-        Ok(index::find_ids(self.conn, ty, criteria)?)
+        Ok(search::find_ids(self.conn, ty, criteria)?)
     }
 
     fn insert_version(

@@ -44,40 +44,6 @@ pub enum DeleteOutcome {
     VersionMismatch { current: i64 },
 }
 
-/// A token index row of the current version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub param: String,
-    pub system: Option<String>,
-    pub code: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SystemMatch {
-    /// `code`: any system.
-    Any,
-    /// `|code`: no system.
-    NoSystem,
-    /// `system|code` or `system|`.
-    Exactly(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenMatch {
-    pub param: String,
-    pub system: SystemMatch,
-    /// `None` for `system|` (any code in the system).
-    pub code: Option<String>,
-}
-
-/// One search criterion; a resource must satisfy all criteria of a query. Each
-/// criterion is an OR over its values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Criterion {
-    Id(Vec<String>),
-    Token(Vec<TokenMatch>),
-}
-
 #[derive(Debug, Clone)]
 pub struct HistoryQuery {
     pub resource_type: Option<String>,
@@ -96,5 +62,47 @@ pub struct HistoryRow {
     pub version: StoredVersion,
 }
 
+/// A token index row: `system|code` of an Identifier, Coding, code or boolean.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokenRow {
+    pub param: String,
+    pub system: Option<String>,
+    pub code: String,
+}
+
+/// A string index row: the normalised form (lower case, no accents) and the value as sent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StringRow {
+    pub param: String,
+    pub norm: String,
+    pub exact: String,
+}
+
+/// A reference index row: a local literal reference (`target_type`/`target_id`), an
+/// absolute URL, and/or the logical reference `Reference.identifier`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReferenceRow {
+    pub param: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub url: Option<String>,
+    pub ident_system: Option<String>,
+    pub ident_value: Option<String>,
+}
+
+/// A date index row: the value as an inclusive range of microseconds (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DateRow {
+    pub param: String,
+    pub low: i64,
+    pub high: i64,
+}
+
 /// Everything a resource version contributes to the search index.
-pub type IndexRows = Vec<TokenRow>;
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexRows {
+    pub tokens: Vec<TokenRow>,
+    pub strings: Vec<StringRow>,
+    pub references: Vec<ReferenceRow>,
+    pub dates: Vec<DateRow>,
+}

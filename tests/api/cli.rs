@@ -174,3 +174,65 @@ fn configuration_errors_are_named_and_migrate_works() {
     );
     assert!(db.exists());
 }
+
+/// `wor-hub reindex` rebuilds the search index from stored bodies (data stored before
+/// a search parameter existed): searches that found nothing find the resources again.
+#[tokio::test]
+async fn reindex_rebuilds_the_search_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let server = Server::start(&db);
+    let client = reqwest::Client::new();
+    for family in ["Jansen", "Bakker"] {
+        let res = client
+            .post(format!("{}/Patient", server.base))
+            .header("Content-Type", "application/fhir+json")
+            .body(json!({"resourceType": "Patient", "name": [{"family": family}], "birthDate": "1958-04-17"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    server.kill();
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    conn.batch_execute(
+        "DELETE FROM search_string; DELETE FROM search_date; DELETE FROM search_token; \
+         DELETE FROM search_reference;",
+    )
+    .unwrap();
+    drop(conn);
+    let total = |base: String| {
+        let client = client.clone();
+        async move {
+            let b: Value = client
+                .get(format!("{base}/Patient?family=jansen&birthdate=1958"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            b["total"].as_u64().unwrap()
+        }
+    };
+    let server = Server::start(&db);
+    assert_eq!(total(server.base.clone()).await, 0);
+    server.kill();
+
+    let out = Command::new(BIN)
+        .args(["reindex", "--database-url"])
+        .arg(&db)
+        .env_remove("WOR_HUB_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(&db);
+    assert_eq!(total(server.base.clone()).await, 1);
+    server.kill();
+}

@@ -251,7 +251,7 @@ async fn conditional_create_zero_one_many(app: TestApp) {
     assert_eq!(app.version_count("Patient").await, 2);
 
     // Unsupported criteria are refused, not ignored.
-    let res = cond(&app, "name=Jansen").await.unwrap();
+    let res = cond(&app, "nickname=Jansen").await.unwrap();
     let issues = expect_outcome(res, 400).await;
     assert!(has_issue(&issues, "not-supported", Some("If-None-Exist")));
     assert_eq!(app.version_count("Patient").await, 2);

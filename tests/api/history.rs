@@ -1,16 +1,12 @@
-//! History (instance, type, system) and search paging.
+//! History (instance, type, system) and its paging.
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, TestApp, FHIR_JSON};
+use crate::helpers::{expect_outcome, TestApp};
 
-backend_tests!(
-    instance_type_and_system_history,
-    history_paging_and_since,
-    search_by_identifier_and_paging
-);
+backend_tests!(instance_type_and_system_history, history_paging_and_since);
 
 async fn instance_type_and_system_history(app: TestApp) {
     let created = app
@@ -121,64 +117,4 @@ async fn history_paging_and_since(app: TestApp) {
         .await
         .unwrap();
     assert!(none["entry"].as_array().unwrap().is_empty());
-}
-
-async fn search_by_identifier_and_paging(app: TestApp) {
-    for (i, system) in [
-        "http://fhir.nl/fhir/NamingSystem/agb-z",
-        "http://fhir.nl/fhir/NamingSystem/ura",
-        "http://fhir.nl/fhir/NamingSystem/agb-z",
-    ]
-    .iter()
-    .enumerate()
-    {
-        app.create(&json!({"resourceType": "Organization",
-            "identifier": [{"system": system, "value": format!("0105678{i}")}, {"value": "shared"}]}))
-            .await;
-    }
-    let get = |q: &str| {
-        let url = app.url(&format!("Organization?{q}"));
-        let client = app.client.clone();
-        async move {
-            let res = client.get(url).send().await.unwrap();
-            assert_eq!(res.status(), 200);
-            res.json::<Value>().await.unwrap()
-        }
-    };
-    assert_eq!(
-        get("identifier=http://fhir.nl/fhir/NamingSystem/agb-z|01056780").await["total"],
-        1
-    );
-    assert_eq!(
-        get("identifier=http://fhir.nl/fhir/NamingSystem/agb-z|").await["total"],
-        2
-    );
-    assert_eq!(get("identifier=01056781").await["total"], 1);
-    assert_eq!(get("identifier=|shared").await["total"], 3);
-    assert_eq!(get("identifier=|01056781").await["total"], 0);
-    assert_eq!(get("identifier=01056780,01056782").await["total"], 2);
-
-    let first = get("identifier=|shared&_count=2").await;
-    assert_eq!(first["type"], "searchset");
-    assert_eq!(first["entry"].as_array().unwrap().len(), 2);
-    let next = first["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .unwrap();
-    let second: Value = app
-        .client
-        .get(next["url"].as_str().unwrap())
-        .header("Accept", FHIR_JSON)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(second["entry"].as_array().unwrap().len(), 1);
-
-    expect_outcome(app.get("Organization?name=x").await, 400).await;
-    expect_outcome(app.get("Organization?identifier:of-type=x").await, 400).await;
 }

@@ -10,5 +10,7 @@ mod history;
 mod idempotency;
 mod identifiers;
 mod metadata;
+mod search;
+mod search_results;
 mod transaction;
 mod validation;

@@ -77,7 +77,66 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["_id", "identifier"]);
+    assert_eq!(
+        params,
+        [
+            "_id",
+            "_lastUpdated",
+            "identifier",
+            "birthdate",
+            "family",
+            "given",
+            "name",
+            "address-postalcode"
+        ]
+    );
+    let type_of = |r: &Value, name: &str| {
+        r["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["type"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(type_of(patient, "birthdate").as_deref(), Some("date"));
+    assert_eq!(type_of(patient, "family").as_deref(), Some("string"));
+    assert_eq!(type_of(patient, "identifier").as_deref(), Some("token"));
+    let of = |ty: &str| {
+        rest["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == ty)
+            .unwrap()
+            .clone()
+    };
+    let task = of("Task");
+    assert_eq!(type_of(&task, "owner").as_deref(), Some("reference"));
+    assert_eq!(type_of(&task, "modified").as_deref(), Some("date"));
+    assert_eq!(type_of(&task, "business-status").as_deref(), Some("token"));
+    let includes: Vec<&str> = task["searchInclude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for inc in ["Task:focus", "Task:patient", "Task:owner"] {
+        assert!(includes.contains(&inc), "{inc}");
+    }
+    let sr = of("ServiceRequest");
+    assert!(sr["searchRevInclude"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("Task:focus")));
+    assert_eq!(
+        type_of(&of("Organization"), "active").as_deref(),
+        Some("token")
+    );
+    assert_eq!(
+        type_of(&of("PractitionerRole"), "practitioner").as_deref(),
+        Some("reference")
+    );
+    assert!(type_of(&of("Practitioner"), "organization").is_none());
     assert_eq!(patient["operation"][0]["name"], "validate");
     let system: Vec<&str> = cs["rest"][0]["interaction"]
         .as_array()
