@@ -90,6 +90,18 @@ macro_rules! identifier {
     };
 }
 
+/// Who may perform a request or own a task (ServiceRequest.performer, Task.owner).
+const PERFORMERS: &[&str] = &[
+    "Practitioner",
+    "Organization",
+    "CareTeam",
+    "HealthcareService",
+    "Patient",
+    "Device",
+    "RelatedPerson",
+    "PractitionerRole",
+];
+
 const REQUESTERS: &[&str] = &[
     "Device",
     "Organization",
@@ -130,23 +142,17 @@ const SERVICE_REQUEST: &[SearchParamDef] = &[
             "Who asked for the service"
         )
     },
-    param!(
-        "performer",
-        Reference,
-        ["performer"],
-        [
-            "Practitioner",
-            "Organization",
-            "CareTeam",
-            "HealthcareService",
-            "Patient",
-            "Device",
-            "RelatedPerson",
-            "PractitionerRole"
-        ],
-        "ServiceRequest-performer",
-        "Requested performer"
-    ),
+    SearchParamDef {
+        targets: PERFORMERS,
+        ..param!(
+            "performer",
+            Reference,
+            ["performer"],
+            [],
+            "ServiceRequest-performer",
+            "Requested performer"
+        )
+    },
     param!(
         "status",
         Token,
@@ -193,23 +199,17 @@ const TASK: &[SearchParamDef] = &[
     ID,
     LAST_UPDATED,
     identifier!("Task-identifier"),
-    param!(
-        "owner",
-        Reference,
-        ["owner"],
-        [
-            "Practitioner",
-            "Organization",
-            "CareTeam",
-            "HealthcareService",
-            "Patient",
-            "Device",
-            "RelatedPerson",
-            "PractitionerRole"
-        ],
-        "Task-owner",
-        "Responsible individual or organisation"
-    ),
+    SearchParamDef {
+        targets: PERFORMERS,
+        ..param!(
+            "owner",
+            Reference,
+            ["owner"],
+            [],
+            "Task-owner",
+            "Responsible individual or organisation"
+        )
+    },
     SearchParamDef {
         targets: REQUESTERS,
         ..param!(
