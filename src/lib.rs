@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod fhir;
+pub mod referral;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

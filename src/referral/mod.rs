@@ -1,0 +1,6 @@
+//! The referral domain: the welfare directory, routing a referral to the welfare
+//! organisation that serves the patient, and the Task it creates. No actix, no diesel:
+//! the api layer fetches what the domain needs and stores what it decides.
+
+pub mod municipality;
+pub mod postcode;
