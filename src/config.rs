@@ -48,6 +48,15 @@ pub struct ConfigArgs {
     /// [default: 24h].
     #[arg(long, env = "WOR_HUB_REQUEST_RETENTION", value_name = "DURATION")]
     pub request_retention: Option<String>,
+    /// Directory loaded when the server starts on an empty database: `sample` (the
+    /// example directory shipped in deploy/), `none`, or the path of a FHIR transaction
+    /// Bundle [default: sample].
+    #[arg(
+        long,
+        env = "WOR_HUB_INITIAL_DIRECTORY",
+        value_name = "sample|none|FILE"
+    )]
+    pub initial_directory: Option<String>,
 }
 
 /// The config file: the same keys as the flags, all optional.
@@ -62,6 +71,30 @@ struct FileConfig {
     log: Option<String>,
     log_format: Option<String>,
     request_retention: Option<String>,
+    initial_directory: Option<String>,
+}
+
+/// What to load into an empty database on first start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitialDirectory {
+    /// `deploy/directory.sample.json`, built into the binary.
+    Sample,
+    None,
+    File(PathBuf),
+}
+
+impl InitialDirectory {
+    fn parse(raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim() {
+            "sample" => Ok(Self::Sample),
+            "none" => Ok(Self::None),
+            "" => Err(ConfigError::invalid(
+                "initial_directory",
+                "use sample, none or a file path",
+            )),
+            path => Ok(Self::File(PathBuf::from(path))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +171,7 @@ pub struct Settings {
     pub log: String,
     pub log_format: LogFormat,
     pub request_retention: std::time::Duration,
+    pub initial_directory: InitialDirectory,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +266,11 @@ impl Settings {
                 )
             })?;
 
+        let initial_directory = match pick(&args.initial_directory, file.initial_directory) {
+            None => InitialDirectory::Sample,
+            Some(raw) => InitialDirectory::parse(&raw)?,
+        };
+
         Ok(Self {
             listen,
             database,
@@ -241,10 +280,12 @@ impl Settings {
             log,
             log_format,
             request_retention,
+            initial_directory,
         })
     }
 
-    /// Settings for tests and tools: loopback on a random port, the given database.
+    /// Settings for tests and tools: loopback on a random port, the given database,
+    /// no initial directory.
     pub fn for_database(database: DatabaseUrl) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -255,6 +296,7 @@ impl Settings {
             log: "info".into(),
             log_format: LogFormat::Json,
             request_retention: std::time::Duration::from_secs(24 * 3600),
+            initial_directory: InitialDirectory::None,
         }
     }
 }
@@ -350,5 +392,6 @@ mod tests {
         let s = Settings::load(&args).unwrap();
         assert!(matches!(s.database, DatabaseUrl::Postgres(_)));
         assert_eq!(s.request_retention.as_secs(), 24 * 3600);
+        assert_eq!(s.initial_directory, InitialDirectory::None);
     }
 }

@@ -1,12 +1,13 @@
 //! The `wor-hub` command line: parse arguments, load settings, call the library.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use wor_hub::config::{ConfigArgs, Settings};
 use wor_hub::startup::{open_store, Application};
-use wor_hub::telemetry;
+use wor_hub::{telemetry, tools};
 
 #[derive(Parser)]
 #[command(
@@ -28,12 +29,46 @@ enum Command {
     /// Rebuild the search index from the stored resources and exit (run it once,
     /// with the server stopped, on data stored before this version).
     Reindex(ConfigArgs),
+    /// Manage the welfare directory.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Explain routing decisions.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Import a FHIR transaction Bundle of Organizations and HealthcareServices (all
+    /// or nothing; PUT entries with fixed ids make a re-import update in place).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum RouteCommand {
+    /// Print the routing decision for a referral against the stored directory,
+    /// storing nothing: FILE is a transaction Bundle (as a GP system sends it), a
+    /// ServiceRequest with its Patient contained, or `$route` Parameters.
+    Explain {
+        file: PathBuf,
+        /// Print the `$route` Parameters resource instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
         Command::Serve(a) | Command::Migrate(a) | Command::Reindex(a) => a,
+        Command::Directory(DirectoryCommand::Import { config, .. })
+        | Command::Route(RouteCommand::Explain { config, .. }) => config,
     };
     let settings = match Settings::load(args) {
         Ok(s) => s,
@@ -62,6 +97,28 @@ fn main() -> ExitCode {
                 .await
                 .map(|n| tracing::info!(resources = n, "search index rebuilt"))
                 .map_err(|e| e.to_string()),
+            Command::Directory(DirectoryCommand::Import { file, .. }) => {
+                let bytes = read(&file)?;
+                let counts = tools::directory_import(&settings, &bytes).await?;
+                println!(
+                    "imported {}: {} created, {} updated, {} deleted",
+                    file.display(),
+                    counts.created,
+                    counts.updated,
+                    counts.deleted
+                );
+                Ok(())
+            }
+            Command::Route(RouteCommand::Explain { file, json, .. }) => {
+                let bytes = read(&file)?;
+                let (text, parameters) = tools::route_explain(&settings, &bytes).await?;
+                if json {
+                    println!("{parameters:#}");
+                } else {
+                    print!("{text}");
+                }
+                Ok(())
+            }
         }
     });
     match result {
@@ -72,4 +129,8 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }

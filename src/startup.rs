@@ -6,7 +6,8 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 
-use crate::config::{DatabaseUrl, Settings};
+use crate::api::directory::{import_directory, ImportOutcome, SAMPLE_DIRECTORY};
+use crate::config::{DatabaseUrl, InitialDirectory, Settings};
 use crate::fhir::instant::{format_instant, now_micros};
 use crate::store::{Store, StoreError};
 use crate::{api, telemetry};
@@ -26,6 +27,11 @@ pub struct AppState {
 pub enum StartupError {
     #[error("cannot open the database {url}: {source}")]
     Database { url: String, source: StoreError },
+    #[error("cannot load the initial directory {source_name}: {message}")]
+    Directory {
+        source_name: String,
+        message: String,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -43,6 +49,7 @@ impl Application {
     /// the server. The server runs when [`Application::run_until_stopped`] is awaited.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = open_store(&settings.database, settings.db_pool_size).await?;
+        load_initial_directory(&store, settings).await?;
         // Compile the per-type schema validators off the request path (~100 ms in a
         // debug build) so the first request of each type does not pay for it.
         tokio::task::spawn_blocking(|| {
@@ -112,6 +119,63 @@ pub async fn open_store(url: &DatabaseUrl, pool_size: u32) -> Result<Store, Star
             url: url.redacted(),
             source,
         })
+}
+
+/// The FHIR base for references in files the server loads itself.
+pub fn file_base(settings: &Settings) -> String {
+    settings
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/fhir", settings.listen))
+}
+
+/// On an empty database, loads the configured initial directory.
+async fn load_initial_directory(store: &Store, settings: &Settings) -> Result<(), StartupError> {
+    let (name, bytes) = match &settings.initial_directory {
+        InitialDirectory::None => return Ok(()),
+        InitialDirectory::Sample => ("sample".to_owned(), SAMPLE_DIRECTORY.as_bytes().to_vec()),
+        InitialDirectory::File(path) => (
+            path.display().to_string(),
+            std::fs::read(path).map_err(|e| StartupError::Directory {
+                source_name: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+        ),
+    };
+    match import_directory(
+        store,
+        &bytes,
+        &file_base(settings),
+        true,
+        "system:initial-directory",
+    )
+    .await
+    {
+        Ok(ImportOutcome::Imported(counts)) => {
+            tracing::info!(
+                directory = %name,
+                created = counts.created,
+                "empty database: initial directory loaded"
+            );
+            if settings.initial_directory == InitialDirectory::Sample {
+                tracing::warn!("the sample directory holds example organisations: replace them before real use");
+            }
+            Ok(())
+        }
+        Ok(ImportOutcome::NotEmpty) => Ok(()),
+        Err(e) => Err(StartupError::Directory {
+            source_name: name,
+            message: e
+                .issues
+                .iter()
+                .map(|i| match &i.expression {
+                    Some(at) => format!("{at}: {}", i.diagnostics),
+                    None => i.diagnostics.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
 }
 
 /// Deletes expired `X-Request-Id` records every ten minutes (replays already ignore

@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
 use crate::api::respond::Reply;
+use crate::api::routing::route_created;
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def, respond};
 use crate::error::ApiError;
@@ -15,10 +16,12 @@ use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::local_references;
 use crate::fhir::validate::validate_resource;
+use crate::referral::directory::read_service;
 use crate::startup::AppState;
 use crate::store::{CreateOutcome, DeleteOutcome, Failure, Lookup, UpdateOutcome};
 
-/// Structure and R4 rules (400), then the Dutch identifier rules (422).
+/// Structure and R4 rules (400), then the Dutch identifier rules and the directory
+/// profile (422).
 pub(crate) fn check_valid(
     resource_type: &str,
     resource: &serde_json::Value,
@@ -27,7 +30,10 @@ pub(crate) fn check_valid(
     if issues.iter().any(Issue::is_error) {
         return Err(ApiError::invalid(issues));
     }
-    let issues = check_identifiers(resource_type, resource);
+    let mut issues = check_identifiers(resource_type, resource);
+    if resource_type == "HealthcareService" {
+        issues.extend(read_service("", resource).1);
+    }
     if issues.iter().any(Issue::is_error) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, issues));
     }
@@ -72,6 +78,7 @@ pub async fn create(
     let rows = index_rows(def, &body.resource.value);
     let refs = local_references(def.name, &body.resource.value, &ctx.base_url);
     let base = ctx.base_url.clone();
+    let value = body.resource.value;
     run_write(&state, &ctx, idem, move |tx| {
         if let Some(criteria) = &if_none_exist {
             match tx.conditional(def.name, criteria)? {
@@ -88,6 +95,9 @@ pub async fn create(
         }
         check_references(tx, &refs, &|_, _| false)?;
         let v = tx.create(def.name, &id, at, stored_body.clone(), &rows)?;
+        if def.name == "ServiceRequest" {
+            route_created(tx, &id, &value, &base, at)?;
+        }
         Ok(respond::resource(
             StatusCode::CREATED,
             &v,
@@ -195,13 +205,18 @@ pub async fn update(
             UpdateOutcome::Updated(v) => {
                 Ok(respond::resource(StatusCode::OK, &v, &base, pref, false))
             }
-            UpdateOutcome::Created(v) => Ok(respond::resource(
-                StatusCode::CREATED,
-                &v,
-                &base,
-                pref,
-                true,
-            )),
+            UpdateOutcome::Created(v) => {
+                if def.name == "ServiceRequest" {
+                    route_created(tx, &id, &incoming.value, &base, at)?;
+                }
+                Ok(respond::resource(
+                    StatusCode::CREATED,
+                    &v,
+                    &base,
+                    pref,
+                    true,
+                ))
+            }
             UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::precondition_failed(format!(
                 "If-Match was given but {}/{id} does not exist",
                 def.name

@@ -2,14 +2,17 @@
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
 mod crud;
+pub mod directory;
 pub mod extract;
 mod health;
 mod history;
 mod metadata;
 mod paging;
 mod respond;
+mod route;
+pub mod routing;
 mod search;
-mod transaction;
+pub mod transaction;
 mod validate;
 mod write;
 
@@ -42,6 +45,15 @@ pub const SERVED: Served = Served {
         "validate",
         "http://hl7.org/fhir/OperationDefinition/Resource-validate",
     )],
+    resource_operations: &[(
+        "ServiceRequest",
+        "route",
+        "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
+    )],
+    supported_profiles: &[(
+        "HealthcareService",
+        crate::referral::codes::PROFILE_HEALTHCARE_SERVICE,
+    )],
     update_create: true,
     conditional_create: true,
 };
@@ -63,6 +75,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/_history")
                     .route(web::get().to(history::system))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/ServiceRequest/$route")
+                    .route(web::post().to(route::route))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

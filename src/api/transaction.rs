@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::api::crud::{check_body_id, check_valid};
 use crate::api::extract::{parse_etag, FhirBody, RequestCtx, ReturnPref};
 use crate::api::respond::{self, Reply};
+use crate::api::routing::route_created;
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def};
 use crate::error::ApiError;
@@ -55,47 +56,84 @@ pub async fn bundle(
     pref: ReturnPref,
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
-    // The Bundle's own structure; each entry's resource is validated on its own in
-    // `prepare`, so a batch can fail one entry and go on with the others.
-    let mut shell = body.resource.value.clone();
-    if let Some(entries) = shell.get_mut("entry").and_then(|e| e.as_array_mut()) {
-        for entry in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
-            if entry.remove("resource").is_some_and(|r| !r.is_object()) {
-                return Err(ApiError::bad_request(
-                    IssueCode::Structure,
-                    "Bundle.entry.resource must be a resource (a JSON object)",
-                ));
-            }
-        }
-    }
-    let issues = validate_resource("Bundle", &shell);
-    if issues.iter().any(Issue::is_error) {
-        return Err(ApiError::invalid(issues));
-    }
-    let (kind, entries) = transaction::parse(&body.raw).map_err(ApiError::invalid)?;
-    let mut prepared = Vec::with_capacity(entries.len());
-    let mut early_failures = HashMap::new();
-    for entry in entries {
-        match prepare(entry.clone()) {
-            Ok(p) => prepared.push(p),
-            Err(e) if kind == BundleKind::Batch => {
-                early_failures.insert(entry.index, e);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    check_full_urls(&prepared)?;
-    let total = prepared.len() + early_failures.len();
+    let plan = Plan::new(&body.resource.value, &body.raw)?;
     let idem = idempotency(&ctx, "POST", &req.uri().to_string(), &body.raw);
     let base = ctx.base_url.clone();
-    run_write(&state, &ctx, idem, move |tx| {
-        let mut results = execute(tx, kind, &prepared, &base)?;
-        for (index, err) in &early_failures {
+    run_write(&state, &ctx, idem, move |tx| plan.run(tx, &base, pref)).await
+}
+
+/// A transaction or batch Bundle checked as far as it can be without the database.
+#[derive(Clone)]
+pub struct Plan {
+    kind: BundleKind,
+    prepared: Vec<Prepared>,
+    early_failures: HashMap<usize, ApiError>,
+}
+
+impl Plan {
+    /// `resource` is the parsed Bundle, `raw` its bytes (entries are taken from the raw
+    /// text so each stored resource keeps the client's bytes).
+    pub fn new(resource: &serde_json::Value, raw: &[u8]) -> Result<Self, ApiError> {
+        // The Bundle's own structure; each entry's resource is validated on its own in
+        // `prepare`, so a batch can fail one entry and go on with the others.
+        let mut shell = resource.clone();
+        if let Some(entries) = shell.get_mut("entry").and_then(|e| e.as_array_mut()) {
+            for entry in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
+                if entry.remove("resource").is_some_and(|r| !r.is_object()) {
+                    return Err(ApiError::bad_request(
+                        IssueCode::Structure,
+                        "Bundle.entry.resource must be a resource (a JSON object)",
+                    ));
+                }
+            }
+        }
+        let issues = validate_resource("Bundle", &shell);
+        if issues.iter().any(Issue::is_error) {
+            return Err(ApiError::invalid(issues));
+        }
+        let (kind, entries) = transaction::parse(raw).map_err(ApiError::invalid)?;
+        let mut prepared = Vec::with_capacity(entries.len());
+        let mut early_failures = HashMap::new();
+        for entry in entries {
+            match prepare(entry.clone()) {
+                Ok(p) => prepared.push(p),
+                Err(e) if kind == BundleKind::Batch => {
+                    early_failures.insert(entry.index, e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        check_full_urls(&prepared)?;
+        Ok(Self {
+            kind,
+            prepared,
+            early_failures,
+        })
+    }
+
+    /// The resource type each entry acts on, by entry index.
+    pub fn entry_types(&self) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+        self.prepared.iter().map(|p| (p.req.index, p.def.name))
+    }
+
+    pub fn is_transaction(&self) -> bool {
+        self.kind == BundleKind::Transaction
+    }
+
+    /// Runs the entries in this unit of work and builds the response Bundle.
+    pub fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        base: &str,
+        pref: ReturnPref,
+    ) -> Result<Reply, Failure<ApiError>> {
+        let total = self.prepared.len() + self.early_failures.len();
+        let mut results = execute(tx, self.kind, &self.prepared, base)?;
+        for (index, err) in &self.early_failures {
             results.insert(*index, Err(err.clone()));
         }
-        Ok(response(kind, total, results, &base, pref))
-    })
-    .await
+        Ok(response(self.kind, total, results, base, pref))
+    }
 }
 
 /// Per-entry checks that need no database: type, validation, ids, criteria.
@@ -253,16 +291,42 @@ fn execute(
                 .map(|(id, _)| (e.def.name.to_owned(), id.clone()))
         })
         .collect();
+    // Referrals are routed once every entry is written (their Patient may come later
+    // in the Bundle); in a batch, each with its own entry.
+    let mut to_route = Vec::new();
     for e in &order {
         let Some((id, created)) = targets.get(&e.req.index) else {
             continue;
         };
         let outcome = in_entry(tx, kind, |tx| {
-            write(tx, e, id, *created, &aliases, &pending, base, at)
+            let done = write(tx, e, id, *created, &aliases, &pending, base, at)?;
+            if let Some(sr) = created_referral(&done) {
+                match kind {
+                    BundleKind::Batch => route_created(tx, id, &sr, base, at)?,
+                    BundleKind::Transaction => to_route.push((e.req.index, id.clone(), sr)),
+                }
+            }
+            Ok(done)
         });
         record(&mut results, e.req.index, outcome)?;
     }
+    for (index, id, sr) in to_route {
+        route_created(tx, &id, &sr, base, at).map_err(|f| match f {
+            Failure::Abort(e) => Failure::Abort(entry_error(index, e)),
+            other => other,
+        })?;
+    }
     Ok(results)
+}
+
+/// The body of a ServiceRequest this entry created.
+fn created_referral(done: &Done) -> Option<serde_json::Value> {
+    match done {
+        Done::Version(StatusCode::CREATED, v) if v.resource_type == "ServiceRequest" => {
+            v.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
+        }
+        _ => None,
+    }
 }
 
 /// Runs one entry: directly in a transaction, in a savepoint in a batch.

@@ -12,6 +12,10 @@ pub struct Served {
     pub system_interactions: &'static [&'static str],
     /// (name, canonical definition) of operations on every type.
     pub type_operations: &'static [(&'static str, &'static str)],
+    /// (type, name, canonical definition) of operations on one type.
+    pub resource_operations: &'static [(&'static str, &'static str, &'static str)],
+    /// (type, profile) the server checks resources of that type against.
+    pub supported_profiles: &'static [(&'static str, &'static str)],
     pub update_create: bool,
     pub conditional_create: bool,
 }
@@ -37,9 +41,26 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 "operation": served
                     .type_operations
                     .iter()
+                    .map(|(name, definition)| (*name, *definition))
+                    .chain(
+                        served
+                            .resource_operations
+                            .iter()
+                            .filter(|(ty, _, _)| *ty == def.name)
+                            .map(|(_, name, definition)| (*name, *definition)),
+                    )
                     .map(|(name, definition)| json!({ "name": name, "definition": definition }))
                     .collect::<Vec<_>>(),
             });
+            let profiles: Vec<&str> = served
+                .supported_profiles
+                .iter()
+                .filter(|(ty, _)| *ty == def.name)
+                .map(|(_, url)| *url)
+                .collect();
+            if !profiles.is_empty() {
+                r["supportedProfile"] = json!(profiles);
+            }
             if served.type_interactions.contains(&"search-type") || served.conditional_create {
                 r["searchParam"] = def
                     .search_params

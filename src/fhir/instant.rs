@@ -13,7 +13,7 @@ fn to_micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
-fn from_micros(micros: i64) -> OffsetDateTime {
+pub fn from_micros(micros: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

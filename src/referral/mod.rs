@@ -2,5 +2,10 @@
 //! organisation that serves the patient, and the Task it creates. No actix, no diesel:
 //! the api layer fetches what the domain needs and stores what it decides.
 
+pub mod age;
+pub mod codes;
+pub mod directory;
 pub mod municipality;
 pub mod postcode;
+pub mod route;
+pub mod task;

@@ -63,7 +63,8 @@ async fn include_and_revinclude(app: TestApp) {
     );
     let sr = id_of(
         &app.create(
-            &json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+            // draft: not routed, so the only Tasks are the ones this test creates
+            &json!({"resourceType": "ServiceRequest", "status": "draft", "intent": "order",
             "subject": {"reference": format!("Patient/{patient}")},
             "requester": {"reference": format!("Organization/{org}")}}),
         )

@@ -1,0 +1,137 @@
+//! Operator commands that work on the database directly: `wor-hub directory import`
+//! and `wor-hub route explain`. `main.rs` parses the arguments and prints.
+
+use std::fmt::Write as _;
+
+use crate::api::directory::{import_directory, ImportCounts, ImportOutcome};
+use crate::api::routing::{explain, read_question};
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::fhir::instant::now_micros;
+use crate::fhir::resource::IncomingResource;
+use crate::referral::route::Decision;
+use crate::referral::task::{decision_parameters, summary};
+use crate::startup::{file_base, open_store};
+use crate::store::{AuditContext, WriteError};
+
+/// An error for the operator: one line per issue, with its FHIRPath.
+pub fn describe(err: &ApiError) -> String {
+    err.issues
+        .iter()
+        .map(|i| match &i.expression {
+            Some(at) => format!("{at}: {}", i.diagnostics),
+            None => i.diagnostics.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `wor-hub directory import FILE`: the Bundle's entries in one transaction.
+pub async fn directory_import(settings: &Settings, bytes: &[u8]) -> Result<ImportCounts, String> {
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    match import_directory(
+        &store,
+        bytes,
+        &file_base(settings),
+        false,
+        "cli:directory-import",
+    )
+    .await
+    {
+        Ok(ImportOutcome::Imported(counts)) => Ok(counts),
+        Ok(ImportOutcome::NotEmpty) => Ok(ImportCounts::default()),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// `wor-hub route explain FILE`: the decision for a referral against the stored
+/// directory, as text and as the `$route` Parameters. Nothing is stored but audit.
+pub async fn route_explain(
+    settings: &Settings,
+    bytes: &[u8],
+) -> Result<(String, serde_json::Value), String> {
+    let input = IncomingResource::parse(bytes).map_err(|i| i.diagnostics)?;
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = file_base(settings);
+    let ctx = AuditContext {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        actor: "cli:route-explain".into(),
+    };
+    let value = input.value;
+    let result = store
+        .transaction(ctx, move |tx| {
+            let question = read_question(tx, &value, &base)?;
+            explain(tx, &question, now_micros())
+        })
+        .await;
+    match result {
+        Ok((decision, task)) => Ok((as_text(&decision), decision_parameters(&decision, task))),
+        Err(WriteError::Store(e)) => Err(e.to_string()),
+        Err(WriteError::Abort(e)) => Err(describe(&e)),
+    }
+}
+
+fn as_text(d: &Decision) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", summary(d));
+    let _ = writeln!(
+        out,
+        "outcome:       {}",
+        if d.chosen.is_some() {
+            "routed"
+        } else {
+            "unroutable"
+        }
+    );
+    if let Some(c) = &d.chosen {
+        let _ = writeln!(
+            out,
+            "organisation:  {} (Organization/{})",
+            c.organization_name.as_deref().unwrap_or("-"),
+            c.organization
+        );
+        let _ = writeln!(
+            out,
+            "service:       {} (HealthcareService/{})",
+            c.service_name.as_deref().unwrap_or("-"),
+            c.service
+        );
+    }
+    if let Some(r) = d.unroutable {
+        let _ = writeln!(out, "reason:        {} ({})", r.display(), r.code());
+    }
+    let _ = writeln!(out, "referral date: {}", d.reference_date);
+    if let Some(g) = d.age_group {
+        let _ = writeln!(out, "age group:     {}", g.code());
+    }
+    if let Some(m) = d.municipality {
+        let _ = writeln!(
+            out,
+            "municipality:  {} {} (found by {})",
+            m.code,
+            m.name,
+            d.municipality_source.code()
+        );
+    }
+    for (id, name) in &d.candidates {
+        let _ = writeln!(
+            out,
+            "candidate:     HealthcareService/{id}{}",
+            name.as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(rule) = &d.rule {
+        let _ = writeln!(out, "rule:          {rule}");
+    }
+    let _ = writeln!(out, "steps:");
+    for s in &d.steps {
+        let _ = writeln!(out, "  - {s}");
+    }
+    out
+}
