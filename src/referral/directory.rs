@@ -9,8 +9,8 @@ use time::Month;
 
 use super::age::{dutch_date, AgeGroup};
 use super::codes::{
-    CS_CBS_MUNICIPALITY, EXT_AGE_GROUP, EXT_MUNICIPALITY, EXT_POSTAL_CODE_RANGE,
-    EXT_ROUTING_PRIORITY, EXT_VALIDITY_PERIOD,
+    CS_CBS_MUNICIPALITY, CS_SERVICE_CATEGORY, EXT_AGE_GROUP, EXT_MUNICIPALITY,
+    EXT_POSTAL_CODE_RANGE, EXT_ROUTING_PRIORITY, EXT_VALIDITY_PERIOD,
 };
 use super::municipality;
 use super::postcode::Pc4Range;
@@ -212,6 +212,17 @@ pub fn read_service(id: &str, value: &Value) -> (Service, Vec<Issue>) {
             .at("HealthcareService.providedBy"),
         );
     }
+    if service.is_routable() && service.categories.is_empty() {
+        issues.push(
+            Issue::error(
+                IssueCode::Required,
+                format!(
+                    "A service that lists municipalities or PC4 ranges needs a category ({CS_SERVICE_CATEGORY}|wor for Welzijn op Recept)"
+                ),
+            )
+            .at("HealthcareService.category"),
+        );
+    }
     (service, issues)
 }
 
@@ -258,7 +269,7 @@ mod tests {
                 "resourceType": "HealthcareService",
                 "active": true,
                 "providedBy": {"reference": "Organization/o"},
-                "category": [{"coding": [{"system": super::super::codes::CS_SERVICE_CATEGORY, "code": "wor"}]}],
+                "category": [{"coding": [{"system": CS_SERVICE_CATEGORY, "code": "wor"}]}],
                 "extension": extensions,
             }),
         )

@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wor-hub");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_wor-hub");
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Starts `wor-hub serve` on a free port and waits for its "listening" log line.
-    fn start(db: &std::path::Path) -> Self {
+    pub(crate) fn start(db: &std::path::Path) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
             .arg(db)
@@ -54,7 +54,7 @@ impl Server {
         }
     }
 
-    fn kill(mut self) -> Vec<String> {
+    pub(crate) fn kill(mut self) -> Vec<String> {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
         self.log.try_iter().collect()

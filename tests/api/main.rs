@@ -11,6 +11,7 @@ mod idempotency;
 mod identifiers;
 mod metadata;
 mod routing;
+mod routing_cli;
 mod search;
 mod search_results;
 mod transaction;
