@@ -502,3 +502,7 @@ fn resolve_municipality<E>(
     }
     Ok((None, MunicipalitySource::None))
 }
+
+#[cfg(test)]
+#[path = "route_tests.rs"]
+mod tests;
