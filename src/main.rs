@@ -35,6 +35,9 @@ enum Command {
     /// Explain routing decisions.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Manage the CBS postcode table that maps a patient's postcode to a municipality.
+    #[command(subcommand)]
+    Postcodes(PostcodesCommand),
 }
 
 #[derive(Subcommand)]
@@ -63,12 +66,25 @@ enum RouteCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum PostcodesCommand {
+    /// Replace the postcode table with a CSV file (PC4 or PC6 to municipality code;
+    /// `;` or `,` separated, with a header row). Nothing changes if the file has an
+    /// error (README: "Postcode table").
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
         Command::Serve(a) | Command::Migrate(a) | Command::Reindex(a) => a,
         Command::Directory(DirectoryCommand::Import { config, .. })
-        | Command::Route(RouteCommand::Explain { config, .. }) => config,
+        | Command::Route(RouteCommand::Explain { config, .. })
+        | Command::Postcodes(PostcodesCommand::Import { config, .. }) => config,
     };
     let settings = match Settings::load(args) {
         Ok(s) => s,
@@ -117,6 +133,17 @@ fn main() -> ExitCode {
                 } else {
                     print!("{text}");
                 }
+                Ok(())
+            }
+            Command::Postcodes(PostcodesCommand::Import { file, .. }) => {
+                let counts = tools::postcodes_import(&settings, &file).await?;
+                println!(
+                    "imported {} postcodes (PC6: {}, PC4: {}) from {}",
+                    counts.pc6 + counts.pc4,
+                    counts.pc6,
+                    counts.pc4,
+                    file.display()
+                );
                 Ok(())
             }
         }

@@ -1,5 +1,6 @@
-//! Operator commands that work on the database directly: `wor-hub directory import`
-//! and `wor-hub route explain`. `main.rs` parses the arguments and prints.
+//! Operator commands that work on the database directly: `wor-hub directory import`,
+//! `wor-hub route explain` and `wor-hub postcodes import`. `main.rs` parses the
+//! arguments and prints.
 
 use std::fmt::Write as _;
 
@@ -9,6 +10,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::fhir::instant::now_micros;
 use crate::fhir::resource::IncomingResource;
+use crate::referral::postcode_table::parse_postcode_csv;
 use crate::referral::route::Decision;
 use crate::referral::task::{decision_parameters, summary};
 use crate::startup::{file_base, open_store};
@@ -134,4 +136,39 @@ fn as_text(d: &Decision) -> String {
         let _ = writeln!(out, "  - {s}");
     }
     out
+}
+
+/// Rows stored by `wor-hub postcodes import`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostcodeCounts {
+    pub pc6: usize,
+    pub pc4: usize,
+}
+
+/// `wor-hub postcodes import FILE`: parses the whole file before touching the
+/// database, then replaces the table in one transaction, so an error stores nothing.
+pub async fn postcodes_import(
+    settings: &Settings,
+    file: &std::path::Path,
+) -> Result<PostcodeCounts, String> {
+    let shown = file.display();
+    let rows = std::fs::File::open(file)
+        .map_err(|e| format!("cannot read {shown}: {e}"))
+        .and_then(|f| parse_postcode_csv(f).map_err(|e| format!("{shown}: {e}")))?;
+    let pc6 = rows
+        .iter()
+        .filter(|(postcode, _)| postcode.len() == 6)
+        .count();
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stored = store
+        .replace_postcodes(rows, shown.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(postcodes = stored, pc6, "postcode table replaced");
+    Ok(PostcodeCounts {
+        pc6,
+        pc4: stored.saturating_sub(pc6),
+    })
 }

@@ -7,5 +7,6 @@ pub mod codes;
 pub mod directory;
 pub mod municipality;
 pub mod postcode;
+pub mod postcode_table;
 pub mod route;
 pub mod task;

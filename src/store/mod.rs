@@ -5,6 +5,7 @@
 pub mod db;
 mod index;
 mod ops;
+mod postcodes;
 pub mod query;
 mod requests;
 pub mod schema;
@@ -19,6 +20,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use index::RowsOf;
+pub use postcodes::{PostcodeImport, PostcodeRows};
 pub use query::{Criterion, SystemMatch};
 pub use requests::RequestRecord;
 pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};

@@ -120,3 +120,18 @@ diesel::table! {
         recorded -> BigInt,
     }
 }
+
+diesel::table! {
+    postcodes (postcode) {
+        postcode -> Text,
+        municipality -> Text,
+    }
+}
+
+diesel::table! {
+    postcode_imports (imported) {
+        imported -> BigInt,
+        source -> Text,
+        row_count -> BigInt,
+    }
+}

@@ -75,6 +75,29 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
     })
 }
 
+/// A fresh, empty database for tests that run the binary or open a `Store` themselves:
+/// its `--database-url` and, for SQLite, the directory to keep alive. `None` when
+/// PostgreSQL is not configured (outside CI, as in [`spawn`]).
+pub fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile::TempDir>)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("hub.db").to_string_lossy().into_owned();
+            Some((path, Some(dir)))
+        }
+        Backend::Postgres => match std::env::var("WOR_HUB_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some((fresh_pg_database(&url).0, None)),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("CI must set WOR_HUB_TEST_POSTGRES_URL (see .ci/run)")
+            }
+            _ => {
+                eprintln!("WOR_HUB_TEST_POSTGRES_URL not set: PostgreSQL variant not run");
+                None
+            }
+        },
+    }
+}
+
 /// Creates an empty database and returns its URL (same server and credentials) and name.
 fn fresh_pg_database(admin_url: &str) -> (String, String) {
     let name = format!("wor_hub_test_{}", uuid::Uuid::new_v4().simple());

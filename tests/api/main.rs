@@ -10,6 +10,7 @@ mod history;
 mod idempotency;
 mod identifiers;
 mod metadata;
+mod postcodes;
 mod routing;
 mod routing_cli;
 mod search;

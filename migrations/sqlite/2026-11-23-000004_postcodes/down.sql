@@ -1,0 +1,2 @@
+DROP TABLE postcode_imports;
+DROP TABLE postcodes;
