@@ -106,9 +106,12 @@ fn postcode_hit(
     tx: &mut Tx<'_>,
     pc: &crate::referral::postcode::Postcode,
 ) -> Result<PostcodeHit, TxError> {
-    // MERGE-POSTCODES: replaced by tx.postcode_lookup when the branch lands.
-    let _ = (tx, pc);
-    Ok(PostcodeHit::default())
+    let rows = tx.postcode_lookup(pc.pc4(), pc.pc6().as_deref())?;
+    Ok(PostcodeHit {
+        loaded: rows.loaded,
+        pc6: rows.pc6,
+        pc4: rows.pc4,
+    })
 }
 
 /// After a ServiceRequest `id` was created in this unit of work: route it and create

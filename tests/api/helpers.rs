@@ -26,6 +26,8 @@ pub struct TestApp {
     pub _dir: Option<tempfile::TempDir>,
     /// Only for PostgreSQL: the test database's name.
     pub pg_database: Option<String>,
+    /// The database the server runs on, for tests that load operator tables directly.
+    pub database: DatabaseUrl,
 }
 
 /// The PostgreSQL database a test app runs on.
@@ -64,6 +66,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
     settings.db_pool_size = 4;
     tweak(&mut settings);
     let app = Application::build(&settings).await.expect("app starts");
+    let database = settings.database.clone();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
@@ -72,6 +75,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
         client: reqwest::Client::new(),
         _dir: dir,
         pg_database,
+        database,
     })
 }
 

@@ -632,7 +632,49 @@ async fn route_operation_explains_without_storing(app: TestApp) {
     );
 }
 
+async fn the_operators_postcode_table_finds_the_municipality(app: TestApp) {
+    load_sample(&app).await;
+    let address = json!({"use": "home", "line": ["Hoofdstraat 1"], "postalCode": "7511 JJ"});
+    let sr = refer(
+        &app,
+        patient(Some("1980-01-01"), address.clone()),
+        referral("2026-11-20"),
+    )
+    .await;
+    assert_eq!(
+        task_for(&app, &sr).await["statusReason"]["coding"][0]["code"],
+        "no-municipality"
+    );
+    let store = wor_hub::store::Store::open(&app.database, 1).await.unwrap();
+    store
+        .replace_postcodes(
+            vec![
+                ("7511".into(), "GM0153".into()),
+                ("2771AB".into(), "GM0484".into()),
+            ],
+            "test".into(),
+        )
+        .await
+        .unwrap();
+    let sr = refer(
+        &app,
+        patient(Some("1980-01-01"), address),
+        referral("2026-11-20"),
+    )
+    .await;
+    let task = task_for(&app, &sr).await;
+    assert_eq!(
+        task["owner"]["reference"],
+        "Organization/example-welzijn-enschede"
+    );
+    assert_eq!(
+        part(&decision(&task), "municipalitySource"),
+        Some(&json!("postcode-table"))
+    );
+}
+
 backend_tests!(
+    the_operators_postcode_table_finds_the_municipality,
     twelve_year_old_in_boskoop_goes_to_youth_organisation,
     sixty_seven_year_old_in_boskoop_goes_to_tom_in_de_buurt,
     eighteenth_birthday_on_the_referral_date_is_adult,
