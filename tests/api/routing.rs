@@ -64,6 +64,12 @@ async fn refer(app: &TestApp, patient: Value, sr: Value) -> String {
     location.split('/').nth_back(2).unwrap().to_owned()
 }
 
+/// Refers a patient born on `birth` living at `address`; returns the Task the hub made.
+async fn routed(app: &TestApp, birth: Option<&str>, address: Value, authored_on: &str) -> Value {
+    let sr = refer(app, patient(birth, address), referral(authored_on)).await;
+    task_for(app, &sr).await
+}
+
 /// The one Task whose focus is the ServiceRequest.
 async fn task_for(app: &TestApp, sr_id: &str) -> Value {
     let res = app.get(&format!("Task?focus=ServiceRequest/{sr_id}")).await;
@@ -157,22 +163,22 @@ async fn sixty_seven_year_old_in_boskoop_goes_to_tom_in_de_buurt(app: TestApp) {
 
 async fn eighteenth_birthday_on_the_referral_date_is_adult(app: TestApp) {
     load_sample(&app).await;
-    let sr = refer(
+    let task = routed(
         &app,
-        patient(Some("2008-11-20"), boskoop()),
-        referral("2026-11-20T09:00:00+01:00"),
+        Some("2008-11-20"),
+        boskoop(),
+        "2026-11-20T09:00:00+01:00",
     )
     .await;
-    let task = task_for(&app, &sr).await;
     assert_eq!(task["owner"]["reference"], "Organization/tom-in-de-buurt");
     // One day before the birthday: still youth.
-    let sr = refer(
+    let task = routed(
         &app,
-        patient(Some("2008-11-20"), boskoop()),
-        referral("2026-11-19T09:00:00+01:00"),
+        Some("2008-11-20"),
+        boskoop(),
+        "2026-11-19T09:00:00+01:00",
     )
     .await;
-    let task = task_for(&app, &sr).await;
     assert_eq!(task["owner"]["reference"], "Organization/go-voor-jeugd");
 }
 
@@ -180,13 +186,7 @@ async fn a_patient_in_enschede_goes_to_the_enschede_example(app: TestApp) {
     load_sample(&app).await;
     let address =
         json!({"use": "home", "city": "Enschede", "district": "Enschede", "postalCode": "7511 AA"});
-    let sr = refer(
-        &app,
-        patient(Some("1980-01-01"), address),
-        referral("2026-11-20"),
-    )
-    .await;
-    let task = task_for(&app, &sr).await;
+    let task = routed(&app, Some("1980-01-01"), address, "2026-11-20").await;
     assert_eq!(
         task["owner"]["reference"],
         "Organization/example-welzijn-enschede"
@@ -195,13 +195,7 @@ async fn a_patient_in_enschede_goes_to_the_enschede_example(app: TestApp) {
     let address = json!({"district": "Den Haag", "extension": [{
         "url": format!("{EXT}municipality"),
         "valueCoding": {"system": "https://wor-hub.nl/fhir/CodeSystem/cbs-municipality", "code": "GM0153"}}]});
-    let sr = refer(
-        &app,
-        patient(Some("1980-01-01"), address),
-        referral("2026-11-20"),
-    )
-    .await;
-    let task = task_for(&app, &sr).await;
+    let task = routed(&app, Some("1980-01-01"), address, "2026-11-20").await;
     assert_eq!(
         task["owner"]["reference"],
         "Organization/example-welzijn-enschede"
@@ -269,13 +263,7 @@ async fn den_haag_services(app: &TestApp) {
 async fn an_expired_service_period_is_skipped(app: TestApp) {
     den_haag_services(&app).await;
     let address = json!({"district": "'s-Gravenhage"});
-    let sr = refer(
-        &app,
-        patient(Some("1970-01-01"), address.clone()),
-        referral("2026-11-20"),
-    )
-    .await;
-    let task = task_for(&app, &sr).await;
+    let task = routed(&app, Some("1970-01-01"), address.clone(), "2026-11-20").await;
     assert_eq!(task["owner"]["reference"], "Organization/new-provider");
     let d = decision(&task);
     assert!(
@@ -343,13 +331,7 @@ async fn an_unknown_municipality_gives_an_unroutable_task_and_nothing_is_lost(ap
 
 async fn a_year_only_birth_date_that_cannot_decide_is_unroutable(app: TestApp) {
     load_sample(&app).await;
-    let sr = refer(
-        &app,
-        patient(Some("2008"), boskoop()),
-        referral("2026-11-20"),
-    )
-    .await;
-    let task = task_for(&app, &sr).await;
+    let task = routed(&app, Some("2008"), boskoop(), "2026-11-20").await;
     assert!(task.get("owner").is_none());
     assert_eq!(
         task["statusReason"]["coding"][0]["code"],
@@ -656,13 +638,7 @@ async fn the_operators_postcode_table_finds_the_municipality(app: TestApp) {
         )
         .await
         .unwrap();
-    let sr = refer(
-        &app,
-        patient(Some("1980-01-01"), address),
-        referral("2026-11-20"),
-    )
-    .await;
-    let task = task_for(&app, &sr).await;
+    let task = routed(&app, Some("1980-01-01"), address, "2026-11-20").await;
     assert_eq!(
         task["owner"]["reference"],
         "Organization/example-welzijn-enschede"
