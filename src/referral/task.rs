@@ -204,3 +204,63 @@ pub fn decision_parameters(decision: &Decision, task: Value) -> Value {
     parameter.push(json!({"name": "task", "resource": task}));
     json!({"resourceType": "Parameters", "parameter": parameter})
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::fhir::validate::validate_resource;
+    use crate::referral::route::{route, Directory, PostcodeHit};
+
+    fn decision(patient: Value) -> Decision {
+        let sr = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                        "subject": {"reference": "Patient/p"}});
+        let result = route(
+            &sr,
+            Some(&patient),
+            datetime!(2026-11-20 10:00 UTC),
+            &Directory::default(),
+            |_| Ok::<_, std::convert::Infallible>(PostcodeHit::default()),
+        );
+        match result {
+            Ok(d) => d,
+            Err(never) => match never {},
+        }
+    }
+
+    #[test]
+    fn the_task_is_valid_r4_and_records_the_decision() {
+        let links = TaskLinks {
+            focus: Some("ServiceRequest/s".into()),
+            patient: Some("Patient/p".into()),
+            requester: Some(json!({"reference": "Practitioner/d"})),
+            authored_on: "2026-11-20T10:00:00+01:00".into(),
+            now: "2026-11-20T09:00:01.000000Z".into(),
+        };
+        let d = decision(json!({"resourceType": "Patient", "birthDate": "1958-04-17",
+                                "address": [{"district": "Alphen aan den Rijn"}]}));
+        let task = build_task(&d, &links);
+        let errors: Vec<_> = validate_resource("Task", &task)
+            .into_iter()
+            .filter(|i| i.is_error())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(task["statusReason"]["coding"][0]["code"], "no-service");
+        assert_eq!(task["businessStatus"]["coding"][0]["code"], "unroutable");
+        assert!(task.get("owner").is_none());
+        let ext = &task["extension"][0];
+        assert_eq!(ext["url"], EXT_ROUTING_DECISION);
+        assert_eq!(
+            ext["extension"][0],
+            json!({"url": "outcome", "valueCode": "unroutable"})
+        );
+        let params = decision_parameters(&d, task);
+        let errors: Vec<_> = validate_resource("Parameters", &params)
+            .into_iter()
+            .filter(|i| i.is_error())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+}
