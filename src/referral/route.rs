@@ -139,7 +139,11 @@ pub struct CategoryRefused {
 /// The categories a referral asks for: its own, or Welzijn op Recept when it has none
 /// (this hub exists for WOR).
 pub fn requested_categories(sr: &Value) -> Vec<Code> {
-    let own = serde_json::from_value::<ServiceRequest>(sr.clone())
+    categories_of(serde_json::from_value::<ServiceRequest>(sr.clone()).ok().as_ref())
+}
+
+fn categories_of(sr: Option<&ServiceRequest>) -> Vec<Code> {
+    let own = sr
         .map(|sr| codes(sr.category.iter().flatten()))
         .unwrap_or_default();
     if own.is_empty() {
@@ -235,7 +239,7 @@ pub fn route<E>(
     decision.municipality = municipality;
     decision.municipality_source = source;
 
-    let wanted = requested_categories(sr);
+    let wanted = categories_of(typed_sr.as_ref());
     let mut eligible = Vec::new();
     let mut services: Vec<&Service> = directory.services.iter().collect();
     services.sort_by(|a, b| a.id.cmp(&b.id));
