@@ -73,7 +73,7 @@ pub fn decide(
     sr: &Value,
     patient: Option<&Value>,
     received: i64,
-) -> Result<(Decision, Directory), Failure<ApiError>> {
+) -> Result<Decision, Failure<ApiError>> {
     let directory = load_directory(tx)?;
     check_category(sr, &directory).map_err(|refused| {
         let codes: Vec<String> = refused
@@ -96,10 +96,13 @@ pub fn decide(
             .at("ServiceRequest.category"),
         ))
     })?;
-    let decision = route::route(sr, patient, from_micros(received), &directory, |pc| {
-        postcode_hit(tx, pc)
-    })?;
-    Ok((decision, directory))
+    Ok(route::route(
+        sr,
+        patient,
+        from_micros(received),
+        &directory,
+        |pc| postcode_hit(tx, pc),
+    )?)
 }
 
 fn postcode_hit(
@@ -149,7 +152,7 @@ pub fn route_created(
             .and_then(|b| serde_json::from_str(&b).ok()),
         _ => None,
     };
-    let (decision, _) = decide(tx, sr, patient.as_ref(), at)?;
+    let decision = decide(tx, sr, patient.as_ref(), at)?;
     let links = TaskLinks {
         focus: Some(format!("ServiceRequest/{id}")),
         patient: subject
@@ -396,7 +399,7 @@ pub fn explain(
     q: &Question,
     now: i64,
 ) -> Result<(Decision, Value), Failure<ApiError>> {
-    let (decision, _) = decide(tx, &q.sr, q.patient.as_ref(), now)?;
+    let decision = decide(tx, &q.sr, q.patient.as_ref(), now)?;
     let links = TaskLinks {
         focus: q.sr_id.as_ref().map(|id| format!("ServiceRequest/{id}")),
         patient: q.patient_ref.clone(),

@@ -139,7 +139,11 @@ pub struct CategoryRefused {
 /// The categories a referral asks for: its own, or Welzijn op Recept when it has none
 /// (this hub exists for WOR).
 pub fn requested_categories(sr: &Value) -> Vec<Code> {
-    categories_of(serde_json::from_value::<ServiceRequest>(sr.clone()).ok().as_ref())
+    categories_of(
+        serde_json::from_value::<ServiceRequest>(sr.clone())
+            .ok()
+            .as_ref(),
+    )
 }
 
 fn categories_of(sr: Option<&ServiceRequest>) -> Vec<Code> {
