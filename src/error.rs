@@ -29,6 +29,19 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
+    /// The issues for an operator (CLI, start-up errors): `expression: diagnostics`,
+    /// joined by `separator`.
+    pub fn describe(&self, separator: &str) -> String {
+        self.issues
+            .iter()
+            .map(|i| match &i.expression {
+                Some(at) => format!("{at}: {}", i.diagnostics),
+                None => i.diagnostics.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
     pub fn new(status: StatusCode, issues: Vec<Issue>) -> Self {
         Self {
             status,

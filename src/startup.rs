@@ -165,15 +165,7 @@ async fn load_initial_directory(store: &Store, settings: &Settings) -> Result<()
         Ok(ImportOutcome::NotEmpty) => Ok(()),
         Err(e) => Err(StartupError::Directory {
             source_name: name,
-            message: e
-                .issues
-                .iter()
-                .map(|i| match &i.expression {
-                    Some(at) => format!("{at}: {}", i.diagnostics),
-                    None => i.diagnostics.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            message: e.describe("; "),
         }),
     }
 }

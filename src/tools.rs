@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use crate::api::directory::{import_directory, ImportCounts, ImportOutcome};
 use crate::api::routing::{explain, read_question};
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::fhir::instant::now_micros;
 use crate::fhir::resource::IncomingResource;
 use crate::referral::postcode_table::parse_postcode_csv;
@@ -15,18 +14,6 @@ use crate::referral::route::Decision;
 use crate::referral::task::{decision_parameters, summary};
 use crate::startup::{file_base, open_store};
 use crate::store::{AuditContext, WriteError};
-
-/// An error for the operator: one line per issue, with its FHIRPath.
-pub fn describe(err: &ApiError) -> String {
-    err.issues
-        .iter()
-        .map(|i| match &i.expression {
-            Some(at) => format!("{at}: {}", i.diagnostics),
-            None => i.diagnostics.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// `wor-hub directory import FILE`: the Bundle's entries in one transaction.
 pub async fn directory_import(settings: &Settings, bytes: &[u8]) -> Result<ImportCounts, String> {
@@ -44,7 +31,7 @@ pub async fn directory_import(settings: &Settings, bytes: &[u8]) -> Result<Impor
     {
         Ok(ImportOutcome::Imported(counts)) => Ok(counts),
         Ok(ImportOutcome::NotEmpty) => Ok(ImportCounts::default()),
-        Err(e) => Err(describe(&e)),
+        Err(e) => Err(e.describe("\n")),
     }
 }
 
@@ -73,7 +60,7 @@ pub async fn route_explain(
     match result {
         Ok((decision, task)) => Ok((as_text(&decision), decision_parameters(&decision, task))),
         Err(WriteError::Store(e)) => Err(e.to_string()),
-        Err(WriteError::Abort(e)) => Err(describe(&e)),
+        Err(WriteError::Abort(e)) => Err(e.describe("\n")),
     }
 }
 
