@@ -24,6 +24,14 @@ pub const CS_TASK_BUSINESS_STATUS: &str = "https://wor-hub.nl/fhir/CodeSystem/ta
 pub const CS_UNROUTABLE_REASON: &str = "https://wor-hub.nl/fhir/CodeSystem/unroutable-reason";
 pub const CS_MUNICIPALITY_SOURCE: &str = "https://wor-hub.nl/fhir/CodeSystem/municipality-source";
 
+/// Flags the hub puts in `Task.meta.tag` (`overdue`).
+pub const CS_TASK_FLAG: &str = "https://wor-hub.nl/fhir/CodeSystem/task-flag";
+/// The kinds of `Task.output` (`feedback`, `positive-health-intake`, `positive-health-closing`).
+pub const CS_TASK_OUTPUT_TYPE: &str = "https://wor-hub.nl/fhir/CodeSystem/task-output-type";
+/// The Positive Health questionnaire (six dimensions, each 0 to 10).
+pub const QUESTIONNAIRE_POSITIVE_HEALTH: &str =
+    "https://wor-hub.nl/fhir/Questionnaire/positive-health";
+
 pub const TASK_CODE_SYSTEM: &str = "http://hl7.org/fhir/CodeSystem/task-code";
 
 #[cfg(test)]
@@ -124,6 +132,7 @@ mod tests {
             Unroutable::BirthDateAfterReferral,
             Unroutable::NoMunicipality,
             Unroutable::NoService,
+            Unroutable::AllRejected,
         ];
         assert_eq!(
             codes_of(&files, CS_UNROUTABLE_REASON),

@@ -3,6 +3,7 @@
 //! the api layer fetches what the domain needs and stores what it decides.
 
 pub mod age;
+pub mod business_status;
 pub mod codes;
 pub mod directory;
 pub mod municipality;

@@ -73,6 +73,8 @@ pub enum Unroutable {
     BirthDateAfterReferral,
     NoMunicipality,
     NoService,
+    /// Every eligible service's organisation rejected the referral.
+    AllRejected,
 }
 
 impl Unroutable {
@@ -84,6 +86,7 @@ impl Unroutable {
             Self::BirthDateAfterReferral => "birth-date-after-referral",
             Self::NoMunicipality => "no-municipality",
             Self::NoService => "no-service",
+            Self::AllRejected => "all-rejected",
         }
     }
 
@@ -100,6 +103,9 @@ impl Unroutable {
             }
             Self::NoService => {
                 "No service in the directory serves this municipality, age group and category on the referral date"
+            }
+            Self::AllRejected => {
+                "Every welfare organisation that serves this patient has rejected the referral"
             }
         }
     }
