@@ -13,6 +13,8 @@ pub const DEFAULT_DATABASE: &str = "wor-hub.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_REQUEST_RETENTION: &str = "24h";
+pub const DEFAULT_CONTACT_DEADLINE: &str = "14days";
+pub const DEFAULT_OVERDUE_CHECK_INTERVAL: &str = "10m";
 
 /// Flags shared by every subcommand that touches the service's configuration.
 /// Each flag can also be given as an environment variable or in the config file.
@@ -57,6 +59,19 @@ pub struct ConfigArgs {
         value_name = "sample|none|FILE"
     )]
     pub initial_directory: Option<String>,
+    /// How long a welfare organisation has to contact the patient, counted from the
+    /// Task's authoredOn; later Tasks are tagged `overdue` [default: 14days].
+    #[arg(long, env = "WOR_HUB_CONTACT_DEADLINE", value_name = "DURATION")]
+    pub contact_deadline: Option<String>,
+    /// How often the background job looks for Tasks past the contact deadline
+    /// [default: 10m].
+    #[arg(long, env = "WOR_HUB_OVERDUE_CHECK_INTERVAL", value_name = "DURATION")]
+    pub overdue_check_interval: Option<String>,
+    /// Open mode (until client authentication exists): `true` lets a request from a
+    /// loopback address that names no party in `X-Acting-Party` act as any party;
+    /// `false` requires the header on every Task update [default: true].
+    #[arg(long, env = "WOR_HUB_OPEN_MODE", value_name = "BOOL")]
+    pub open_mode: Option<bool>,
 }
 
 /// The config file: the same keys as the flags, all optional.
@@ -72,6 +87,9 @@ struct FileConfig {
     log_format: Option<String>,
     request_retention: Option<String>,
     initial_directory: Option<String>,
+    contact_deadline: Option<String>,
+    overdue_check_interval: Option<String>,
+    open_mode: Option<bool>,
 }
 
 /// What to load into an empty database on first start.
@@ -172,6 +190,13 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub request_retention: std::time::Duration,
     pub initial_directory: InitialDirectory,
+    /// Task contact deadline, counted from Task.authoredOn.
+    pub contact_deadline: std::time::Duration,
+    pub overdue_check_interval: std::time::Duration,
+    /// See [`ConfigArgs::open_mode`].
+    pub open_mode: bool,
+    /// The clock deadlines are measured by (tests move it forward).
+    pub clock: crate::clock::Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,17 +279,21 @@ impl Settings {
             }
         };
 
-        let retention_raw = pick(&args.request_retention, file.request_retention)
-            .unwrap_or_else(|| DEFAULT_REQUEST_RETENTION.into());
-        let request_retention = humantime::parse_duration(&retention_raw)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    "request_retention",
-                    format!("`{retention_raw}` is not a duration such as 24h or 90m"),
-                )
-            })?;
+        let request_retention = duration(
+            "request_retention",
+            pick(&args.request_retention, file.request_retention),
+            DEFAULT_REQUEST_RETENTION,
+        )?;
+        let contact_deadline = duration(
+            "contact_deadline",
+            pick(&args.contact_deadline, file.contact_deadline),
+            DEFAULT_CONTACT_DEADLINE,
+        )?;
+        let overdue_check_interval = duration(
+            "overdue_check_interval",
+            pick(&args.overdue_check_interval, file.overdue_check_interval),
+            DEFAULT_OVERDUE_CHECK_INTERVAL,
+        )?;
 
         let initial_directory = match pick(&args.initial_directory, file.initial_directory) {
             None => InitialDirectory::Sample,
@@ -281,6 +310,10 @@ impl Settings {
             log_format,
             request_retention,
             initial_directory,
+            contact_deadline,
+            overdue_check_interval,
+            open_mode: args.open_mode.or(file.open_mode).unwrap_or(true),
+            clock: crate::clock::Clock::default(),
         })
     }
 
@@ -297,8 +330,30 @@ impl Settings {
             log_format: LogFormat::Json,
             request_retention: std::time::Duration::from_secs(24 * 3600),
             initial_directory: InitialDirectory::None,
+            contact_deadline: std::time::Duration::from_secs(14 * 86_400),
+            overdue_check_interval: std::time::Duration::from_secs(600),
+            open_mode: true,
+            clock: crate::clock::Clock::default(),
         }
     }
+}
+
+/// A positive duration such as `24h`, `90m` or `14days`.
+fn duration(
+    key: &'static str,
+    raw: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let raw = raw.unwrap_or_else(|| default.into());
+    humantime::parse_duration(&raw)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                key,
+                format!("`{raw}` is not a duration such as 24h, 90m or 14days"),
+            )
+        })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

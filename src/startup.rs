@@ -7,6 +7,7 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 
 use crate::api::directory::{import_directory, ImportOutcome, SAMPLE_DIRECTORY};
+use crate::clock::Clock;
 use crate::config::{DatabaseUrl, InitialDirectory, Settings};
 use crate::fhir::instant::{format_instant, now_micros};
 use crate::store::{Store, StoreError};
@@ -21,6 +22,12 @@ pub struct AppState {
     pub request_retention: std::time::Duration,
     /// When this instance started; the CapabilityStatement's date.
     pub started: String,
+    /// See [`Settings::open_mode`].
+    pub open_mode: bool,
+    /// The clock the workflow's deadlines are measured by.
+    pub clock: Clock,
+    /// The Task contact deadline in microseconds.
+    pub contact_deadline: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +79,21 @@ impl Application {
             })?
             .port();
         spawn_housekeeping(store.clone(), settings.request_retention);
+        spawn_overdue_marker(
+            store.clone(),
+            settings.clock.clone(),
+            micros(settings.contact_deadline),
+            settings.overdue_check_interval,
+        );
         let state = web::Data::new(AppState {
             store,
             max_body_bytes: settings.max_body_bytes,
             base_url: settings.base_url.clone(),
             request_retention: settings.request_retention,
             started: format_instant(now_micros()),
+            open_mode: settings.open_mode,
+            clock: settings.clock.clone(),
+            contact_deadline: micros(settings.contact_deadline),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -185,6 +201,30 @@ fn spawn_housekeeping(store: Store, retention: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired request records deleted"),
                 Err(e) => tracing::warn!(error = %e, "purging request records failed"),
+            }
+        }
+    });
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Tags Tasks past the contact deadline `overdue`, every `interval`, without waiting
+/// for a request. Several instances may run it on one database: each Task is updated
+/// with its version, so a Task changed meanwhile is left for the next round.
+fn spawn_overdue_marker(store: Store, clock: Clock, deadline: i64, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match api::workflow::mark_overdue(&store, &clock, deadline).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(marked = n, "Tasks past the contact deadline tagged overdue")
+                }
+                Err(e) => tracing::warn!(error = %e.describe("; "), "marking overdue Tasks failed"),
             }
         }
     });

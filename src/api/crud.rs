@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
 use crate::api::respond::Reply;
 use crate::api::routing::route_created;
+use crate::api::workflow::{update_task, Workflow};
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def, respond};
 use crate::error::ApiError;
@@ -31,6 +32,12 @@ pub(crate) fn check_valid(
         return Err(ApiError::invalid(issues));
     }
     let mut issues = check_identifiers(resource_type, resource);
+    if resource_type == "Task" {
+        if let Err(e) = crate::referral::business_status::read(resource) {
+            let (at, diagnostics) = e.describe();
+            issues.push(Issue::error(IssueCode::CodeInvalid, diagnostics).at(at));
+        }
+    }
     if resource_type == "HealthcareService" {
         issues.extend(read_service("", resource).1);
     }
@@ -198,8 +205,14 @@ pub async fn update(
     let refs = local_references(def.name, &body.resource.value, &ctx.base_url);
     let base = ctx.base_url.clone();
     let incoming = body.resource;
+    let workflow = Workflow::new(&state, &ctx);
     run_write(&state, &ctx, idem, move |tx| {
         check_references(tx, &refs, &|t, i| t == def.name && i == id)?;
+        if def.name == "Task" {
+            if let Some(v) = update_task(tx, &workflow, &id, &incoming, if_match.0, &base, at)? {
+                return Ok(respond::resource(StatusCode::OK, &v, &base, pref, false));
+            }
+        }
         let render = |v| incoming.render(&id, v, at);
         match tx.update(def.name, &id, at, &render, &rows, if_match.0, true)? {
             UpdateOutcome::Updated(v) => {

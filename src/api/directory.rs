@@ -86,7 +86,7 @@ pub async fn import_directory(
                     return Ok(None);
                 }
             }
-            plan.run(tx, &base, ReturnPref::Minimal).map(Some)
+            plan.run(tx, &base, ReturnPref::Minimal, None).map(Some)
         })
         .await;
     let reply = match result {

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use crate::error::ApiError;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::resource::IncomingResource;
+use crate::referral::workflow::Party;
 use crate::startup::AppState;
 use crate::store::AuditContext;
 use crate::telemetry::RequestId;
@@ -130,6 +131,9 @@ pub struct RequestCtx {
     pub client_request_id: Option<String>,
     pub base_url: String,
     pub actor: String,
+    /// Who acts on Tasks: named in `X-Acting-Party`; `Any` for an unnamed request
+    /// from loopback in open mode; None otherwise.
+    pub party: Option<Party>,
 }
 
 impl RequestCtx {
@@ -151,9 +155,22 @@ impl FromRequest for RequestCtx {
             .as_ref()
             .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.id.clone());
         let client_request_id = rid.filter(|r| r.from_client).map(|r| r.id);
-        let configured = req
-            .app_data::<Data<AppState>>()
-            .and_then(|s| s.base_url.clone());
+        let state = req.app_data::<Data<AppState>>();
+        let configured = state.and_then(|s| s.base_url.clone());
+        let party = match acting_party(req) {
+            Ok(party) => party,
+            Err(e) => return ready(Err(e)),
+        };
+        let open = state.is_some_and(|s| s.open_mode)
+            && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+        let party = party.or_else(|| open.then_some(Party::Any));
+        // Until client authentication exists, the audit trail names the party the
+        // request says it acts for.
+        let actor = match &party {
+            Some(Party::Reference(r)) => format!("party:{r}"),
+            Some(Party::Coordinator) => "party:coordinator".into(),
+            Some(Party::Any) | None => "anonymous".into(),
+        };
         let base_url = configured.unwrap_or_else(|| {
             let info = req.connection_info();
             format!("{}://{}/fhir", info.scheme(), info.host())
@@ -162,9 +179,47 @@ impl FromRequest for RequestCtx {
             request_id,
             client_request_id,
             base_url,
-            // Until client authentication exists every caller is anonymous.
-            actor: "anonymous".into(),
+            actor,
+            party,
         }))
+    }
+}
+
+/// The request header naming the acting party (until client authentication exists).
+pub const ACTING_PARTY: &str = "x-acting-party";
+
+/// `X-Acting-Party: Organization/<id>` (a welfare organisation), `Practitioner/<id>`
+/// or another `Type/id` (a referrer), or `coordinator`.
+fn acting_party(req: &HttpRequest) -> Result<Option<Party>, ApiError> {
+    let Some(raw) = req.headers().get(ACTING_PARTY) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::one(
+            StatusCode::BAD_REQUEST,
+            Issue::error(
+                IssueCode::Invalid,
+                "X-Acting-Party must be a reference such as Organization/<id> or Practitioner/<id>, or `coordinator`",
+            )
+            .at("X-Acting-Party"),
+        )
+    };
+    let value = raw.to_str().map_err(|_| bad())?.trim();
+    if value == "coordinator" {
+        return Ok(Some(Party::Coordinator));
+    }
+    let valid = value.split_once('/').is_some_and(|(ty, id)| {
+        crate::fhir::registry::resource(ty).is_some()
+            && !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    });
+    if valid {
+        Ok(Some(Party::Reference(value.to_owned())))
+    } else {
+        Err(bad())
     }
 }
 

@@ -14,6 +14,7 @@ pub mod routing;
 mod search;
 pub mod transaction;
 mod validate;
+pub mod workflow;
 mod write;
 
 use actix_web::body::MessageBody;

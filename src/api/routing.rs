@@ -24,7 +24,7 @@ use crate::referral::task::{build_task, TaskLinks};
 use crate::store::{Failure, Tx, TxError};
 
 /// Task statuses in which a Task is still being worked on.
-const OPEN_TASK_STATUSES: &str = "draft,requested,received,accepted,ready,in-progress,on-hold";
+pub const OPEN_TASK_STATUSES: &str = "draft,requested,received,accepted,ready,in-progress,on-hold";
 
 /// The directory as stored now: every HealthcareService that reads as a routing rule,
 /// and the organisations they name.
@@ -75,7 +75,18 @@ pub fn decide(
     received: i64,
 ) -> Result<Decision, Failure<ApiError>> {
     let directory = load_directory(tx)?;
-    check_category(sr, &directory).map_err(|refused| {
+    decide_in(tx, &directory, sr, patient, received)
+}
+
+/// The routing decision against `directory`.
+pub fn decide_in(
+    tx: &mut Tx<'_>,
+    directory: &Directory,
+    sr: &Value,
+    patient: Option<&Value>,
+    received: i64,
+) -> Result<Decision, Failure<ApiError>> {
+    check_category(sr, directory).map_err(|refused| {
         let codes: Vec<String> = refused
             .categories
             .iter()
@@ -100,7 +111,7 @@ pub fn decide(
         sr,
         patient,
         from_micros(received),
-        &directory,
+        directory,
         |pc| postcode_hit(tx, pc),
     )?)
 }
@@ -141,23 +152,11 @@ pub fn route_created(
     if !tx.find_ids("Task", &criteria)?.is_empty() {
         return Ok(());
     }
-    let subject = sr
-        .pointer("/subject/reference")
-        .and_then(Value::as_str)
-        .and_then(|r| parse_local(r, base));
-    let patient: Option<Value> = match &subject {
-        Some((ty, pid)) if ty == "Patient" => tx
-            .current("Patient", pid)?
-            .and_then(|v| v.body)
-            .and_then(|b| serde_json::from_str(&b).ok()),
-        _ => None,
-    };
+    let (patient_ref, patient) = patient_of(tx, sr, base)?;
     let decision = decide(tx, sr, patient.as_ref(), at)?;
     let links = TaskLinks {
         focus: Some(format!("ServiceRequest/{id}")),
-        patient: subject
-            .filter(|(ty, _)| ty == "Patient")
-            .map(|(_, pid)| format!("Patient/{pid}")),
+        patient: patient_ref,
         requester: sr.get("requester").cloned(),
         authored_on: sr
             .get("authoredOn")
@@ -169,7 +168,29 @@ pub fn route_created(
     store_task(tx, &task, at)
 }
 
-fn store_task(tx: &mut Tx<'_>, task: &Value, at: i64) -> Result<(), Failure<ApiError>> {
+/// The referral's subject when it is a stored Patient: `Patient/<id>` and its body.
+pub fn patient_of(
+    tx: &mut Tx<'_>,
+    sr: &Value,
+    base: &str,
+) -> Result<(Option<String>, Option<Value>), TxError> {
+    let Some((_, pid)) = sr
+        .pointer("/subject/reference")
+        .and_then(Value::as_str)
+        .and_then(|r| parse_local(r, base))
+        .filter(|(ty, _)| ty == "Patient")
+    else {
+        return Ok((None, None));
+    };
+    let body = tx
+        .current("Patient", &pid)?
+        .and_then(|v| v.body)
+        .and_then(|b| serde_json::from_str(&b).ok());
+    Ok((Some(format!("Patient/{pid}")), body))
+}
+
+/// Stores a Task the hub built, with a new id.
+pub fn store_task(tx: &mut Tx<'_>, task: &Value, at: i64) -> Result<(), Failure<ApiError>> {
     let internal = |e: &dyn std::fmt::Display| Failure::Abort(ApiError::internal(e));
     let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
     let text = serde_json::to_vec(task).map_err(|e| internal(&e))?;

@@ -15,6 +15,7 @@ use crate::api::crud::{check_body_id, check_valid};
 use crate::api::extract::{parse_etag, FhirBody, RequestCtx, ReturnPref};
 use crate::api::respond::{self, Reply};
 use crate::api::routing::route_created;
+use crate::api::workflow::{update_task, Workflow};
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def};
 use crate::error::ApiError;
@@ -59,7 +60,11 @@ pub async fn bundle(
     let plan = Plan::new(&body.resource.value, &body.raw)?;
     let idem = idempotency(&ctx, "POST", &req.uri().to_string(), &body.raw);
     let base = ctx.base_url.clone();
-    run_write(&state, &ctx, idem, move |tx| plan.run(tx, &base, pref)).await
+    let wf = Workflow::new(&state, &ctx);
+    run_write(&state, &ctx, idem, move |tx| {
+        plan.run(tx, &base, pref, Some(&wf))
+    })
+    .await
 }
 
 /// A transaction or batch Bundle checked as far as it can be without the database.
@@ -120,15 +125,17 @@ impl Plan {
         self.kind == BundleKind::Transaction
     }
 
-    /// Runs the entries in this unit of work and builds the response Bundle.
+    /// Runs the entries in this unit of work and builds the response Bundle. Updates of
+    /// existing Tasks follow the workflow rules of `wf`; without it they are refused.
     pub fn run(
         &self,
         tx: &mut Tx<'_>,
         base: &str,
         pref: ReturnPref,
+        wf: Option<&Workflow>,
     ) -> Result<Reply, Failure<ApiError>> {
         let total = self.prepared.len() + self.early_failures.len();
-        let mut results = execute(tx, self.kind, &self.prepared, base)?;
+        let mut results = execute(tx, self.kind, &self.prepared, base, wf)?;
         for (index, err) in &self.early_failures {
             results.insert(*index, Err(err.clone()));
         }
@@ -231,6 +238,7 @@ fn execute(
     kind: BundleKind,
     entries: &[Prepared],
     base: &str,
+    wf: Option<&Workflow>,
 ) -> Result<Results, Failure<ApiError>> {
     let mut order: Vec<&Prepared> = entries.iter().collect();
     order.sort_by_key(|e| e.req.method);
@@ -299,7 +307,7 @@ fn execute(
             continue;
         };
         let outcome = in_entry(tx, kind, |tx| {
-            let done = write(tx, e, id, *created, &aliases, &pending, base, at)?;
+            let done = write(tx, e, id, *created, &aliases, &pending, base, at, wf)?;
             if let Some(sr) = created_referral(&done) {
                 match kind {
                     BundleKind::Batch => route_created(tx, id, &sr, base, at)?,
@@ -436,6 +444,7 @@ fn write(
     pending: &HashSet<(String, String)>,
     base: &str,
     at: i64,
+    wf: Option<&Workflow>,
 ) -> Result<Done, Failure<ApiError>> {
     let ty = e.def.name;
     let mut text = e.req.resource.clone().unwrap_or_default();
@@ -470,6 +479,17 @@ fn write(
     if created {
         let v = tx.create(ty, id, at, resource.render(id, 1, at), &rows)?;
         return Ok(Done::Version(StatusCode::CREATED, v));
+    }
+    if ty == "Task" {
+        let Some(wf) = wf else {
+            return Err(Failure::Abort(ApiError::bad_request(
+                IssueCode::NotSupported,
+                "Task updates are not allowed here",
+            )));
+        };
+        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, at)? {
+            return Ok(Done::Version(StatusCode::OK, v));
+        }
     }
     let render = |v| resource.render(id, v, at);
     match tx.update(ty, id, at, &render, &rows, e.if_match, true)? {

@@ -52,6 +52,19 @@ impl IncomingResource {
         Ok(Self { value, members })
     }
 
+    /// Replaces (or appends) one top-level member, keeping every other member's bytes.
+    pub fn set_member(&mut self, key: &str, value: Value) -> Result<(), serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(&value)?;
+        match self.members.iter_mut().find(|(k, _)| k == key) {
+            Some((_, slot)) => *slot = raw,
+            None => self.members.push((key.to_owned(), raw)),
+        }
+        if let Some(obj) = self.value.as_object_mut() {
+            obj.insert(key.to_owned(), value);
+        }
+        Ok(())
+    }
+
     pub fn resource_type(&self) -> Option<&str> {
         self.value.get("resourceType").and_then(Value::as_str)
     }
@@ -228,6 +241,17 @@ mod tests {
             out,
             r#"{"resourceType":"Observation","valueQuantity":{"value":1.50},"meta":{"profile":["x"],"versionId":"3","lastUpdated":"1970-01-01T00:00:00.000000Z"},"id":"abc"}"#
         );
+    }
+
+    #[test]
+    fn set_member_keeps_the_other_members_bytes() {
+        let body = br#"{"resourceType":"ServiceRequest","status":"active","quantityQuantity":{"value":1.50}}"#;
+        let mut r = IncomingResource::parse(body).unwrap();
+        r.set_member("status", json!("completed")).unwrap();
+        assert_eq!(r.value["status"], "completed");
+        assert!(r
+            .render("s", 2, 0)
+            .contains(r#""status":"completed","quantityQuantity":{"value":1.50}"#));
     }
 
     #[test]

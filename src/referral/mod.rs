@@ -11,3 +11,4 @@ pub mod postcode;
 pub mod postcode_table;
 pub mod route;
 pub mod task;
+pub mod workflow;

@@ -40,6 +40,9 @@ pub struct Directory {
     pub services: Vec<Service>,
     /// By id; a missing key is an Organization that does not exist (or was deleted).
     pub organizations: HashMap<String, Organization>,
+    /// Organisations that already rejected this referral, by id, with what they
+    /// said: their services are skipped (re-routing after a rejection).
+    pub rejected_by: HashMap<String, String>,
 }
 
 /// How the municipality was found (CodeSystem `municipality-source`).
@@ -251,6 +254,7 @@ pub fn route<E>(
 
     let wanted = categories_of(typed_sr.as_ref());
     let mut eligible = Vec::new();
+    let mut rejected_skips = 0_usize;
     let mut services: Vec<&Service> = directory.services.iter().collect();
     services.sort_by(|a, b| a.id.cmp(&b.id));
     for s in services.into_iter().filter(|s| s.is_routable()) {
@@ -284,6 +288,13 @@ pub fn route<E>(
                 Some((o, None)) => Some(format!("Organization/{o} does not exist")),
                 Some((o, Some(org))) if !org.active => {
                     Some(format!("Organization/{o} is not active"))
+                }
+                Some((o, _)) if directory.rejected_by.contains_key(o) => {
+                    rejected_skips += 1;
+                    Some(format!(
+                        "Organization/{o} rejected this referral ({})",
+                        directory.rejected_by[o]
+                    ))
                 }
                 Some(_) => None,
             }
@@ -322,6 +333,7 @@ pub fn route<E>(
         Err(AgeError::NoBirthDate) => Some(Unroutable::NoBirthDate),
         Err(AgeError::Imprecise) => Some(Unroutable::BirthDateImprecise),
         Err(AgeError::AfterReferral) => Some(Unroutable::BirthDateAfterReferral),
+        Ok(_) if eligible.is_empty() && rejected_skips > 0 => Some(Unroutable::AllRejected),
         Ok(_) if eligible.is_empty() && municipality.is_none() => Some(Unroutable::NoMunicipality),
         Ok(_) if eligible.is_empty() => Some(Unroutable::NoService),
         Ok(_) => None,

@@ -46,6 +46,7 @@ fn directory(services: Vec<Service>) -> Directory {
     Directory {
         services,
         organizations,
+        rejected_by: HashMap::new(),
     }
 }
 
@@ -177,6 +178,38 @@ fn priority_then_municipality_over_range_then_age_specific_over_all() {
         d.chosen.map(|c| c.organization_name),
         Some(Some("ADULT".to_owned()))
     );
+}
+
+#[test]
+fn organisations_that_rejected_are_skipped_until_none_is_left() {
+    let mut dir = directory(vec![
+        service(
+            "first",
+            "one",
+            json!([municipality_ext("GM0484"), {"url": EXT_ROUTING_PRIORITY, "valuePositiveInt": 1}]),
+        ),
+        service(
+            "fallback",
+            "two",
+            json!([municipality_ext("GM0484"), {"url": EXT_ROUTING_PRIORITY, "valuePositiveInt": 2}]),
+        ),
+    ]);
+    let p = patient(json!({"district": "Alphen aan den Rijn"}));
+    assert_eq!(
+        decide(&dir, &p, None).chosen.map(|c| c.service),
+        Some("first".to_owned())
+    );
+    dir.rejected_by.insert("one".into(), "no capacity".into());
+    let d = decide(&dir, &p, None);
+    assert_eq!(d.chosen.map(|c| c.service), Some("fallback".to_owned()));
+    assert!(d
+        .steps
+        .iter()
+        .any(|s| s.contains("Organization/one rejected this referral (no capacity)")));
+    dir.rejected_by.insert("two".into(), "full".into());
+    let d = decide(&dir, &p, None);
+    assert!(d.chosen.is_none());
+    assert_eq!(d.unroutable, Some(Unroutable::AllRejected));
 }
 
 #[test]

@@ -25,7 +25,7 @@ async fn racing_if_match_updates_let_exactly_one_win(app: TestApp) {
             .header("If-Match", "W/\"1\"")
             .body(
                 json!({"resourceType": "Task", "id": id, "status": "received", "intent": "order",
-                         "description": format!("writer {i}")})
+                         "note": [{"text": format!("writer {i}")}]})
                 .to_string(),
             );
         handles.push(tokio::spawn(async move {

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_issue, TestApp};
+use crate::helpers::{expect_outcome, has_issue, TestApp, FHIR_JSON};
 
 const WOR_DIRECTORY: &str = wor_hub::api::directory::SAMPLE_DIRECTORY;
 const EXT: &str = "https://wor-hub.nl/fhir/StructureDefinition/";
@@ -311,15 +311,25 @@ async fn an_unknown_municipality_gives_an_unroutable_task_and_nothing_is_lost(ap
         .map(|e| e["resource"]["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [task["id"].as_str().unwrap()]);
-    // The coordinator assigns an owner by updating the Task.
+    // The coordinator assigns an owner by updating the Task; the unroutable marks go.
     let mut assigned = task.clone();
     assigned["owner"] = json!({"reference": "Organization/tom-in-de-buurt"});
-    assigned.as_object_mut().unwrap().remove("businessStatus");
-    assigned.as_object_mut().unwrap().remove("statusReason");
     let res = app
-        .put(&format!("Task/{}", task["id"].as_str().unwrap()), &assigned)
-        .await;
+        .request(
+            reqwest::Method::PUT,
+            &format!("Task/{}", task["id"].as_str().unwrap()),
+        )
+        .header("Content-Type", FHIR_JSON)
+        .header("If-Match", "W/\"1\"")
+        .header("X-Acting-Party", "coordinator")
+        .body(assigned.to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
+    let stored: Value = res.json().await.unwrap();
+    assert!(stored.get("businessStatus").is_none(), "{stored}");
+    assert!(stored.get("statusReason").is_none(), "{stored}");
     let bundle: Value = app
         .get("Task?owner:missing=true")
         .await

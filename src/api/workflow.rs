@@ -1,0 +1,440 @@
+//! The Task workflow at the edge: an update of an existing Task goes through the
+//! domain's rules (`referral::workflow`) and what follows it (the ServiceRequest's
+//! status, re-routing after a rejection) is written in the same unit of work. Used by
+//! `PUT /fhir/Task/{id}` and by Task entries of transaction and batch Bundles.
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::api::extract::RequestCtx;
+use crate::api::respond;
+use crate::api::routing::{decide_in, load_directory, patient_of, store_task, OPEN_TASK_STATUSES};
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::fhir::criteria::parse_criteria;
+use crate::fhir::dates::date_range;
+use crate::fhir::index::index_rows;
+use crate::fhir::instant::{format_instant, now_micros};
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::references::parse_local;
+use crate::fhir::registry;
+use crate::fhir::resource::IncomingResource;
+use crate::referral::task::{build_task, TaskLinks};
+use crate::referral::workflow::{
+    is_overdue, reason_text, review, set_overdue_tag, Effect, Party, Refusal, Roles,
+};
+use crate::startup::AppState;
+use crate::store::{AuditContext, Failure, Store, StoredVersion, Tx, UpdateOutcome, WriteError};
+
+/// What a Task update needs besides the request body.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub party: Option<Party>,
+    pub clock: Clock,
+    /// The contact deadline in microseconds.
+    pub contact_deadline: i64,
+}
+
+impl Workflow {
+    pub fn new(state: &AppState, ctx: &RequestCtx) -> Self {
+        Self {
+            party: ctx.party.clone(),
+            clock: state.clock.clone(),
+            contact_deadline: state.contact_deadline,
+        }
+    }
+}
+
+fn body_of(v: &StoredVersion) -> Option<Value> {
+    v.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Failure<ApiError> {
+    Failure::Abort(ApiError::internal(e))
+}
+
+fn abort(status: StatusCode, issue: Issue) -> Failure<ApiError> {
+    Failure::Abort(ApiError::one(status, issue))
+}
+
+/// Updates Task `id` under the workflow rules. `None` when no live Task has this id:
+/// the caller then creates it as an ordinary `PUT`.
+#[allow(clippy::too_many_arguments)]
+pub fn update_task(
+    tx: &mut Tx<'_>,
+    wf: &Workflow,
+    id: &str,
+    incoming: &IncomingResource,
+    if_match: Option<i64>,
+    base: &str,
+    at: i64,
+) -> Result<Option<StoredVersion>, Failure<ApiError>> {
+    let Some(current) = tx.current("Task", id)? else {
+        return Ok(None);
+    };
+    let Some(old) = body_of(&current) else {
+        return Ok(None);
+    };
+    let version = current.version_id;
+    let Some(expected) = if_match else {
+        return Err(abort(
+            StatusCode::PRECONDITION_FAILED,
+            Issue::error(
+                IssueCode::Required,
+                format!(
+                    "Updating a Task requires If-Match with the version you read (now {}), so no status change is lost",
+                    respond::etag(version)
+                ),
+            )
+            .at("If-Match"),
+        ));
+    };
+    if expected != version {
+        return Err(Failure::Abort(ApiError::precondition_failed(format!(
+            "If-Match does not match the current version of Task/{id}, which is {}: read it again",
+            respond::etag(version)
+        ))));
+    }
+    let roles = roles_of(wf.party.as_ref(), &old, base, id)?;
+    let reviewed = review(&old, &incoming.value, roles, &format_instant(at))
+        .map_err(|r| refused(&r, &old, id))?;
+    let mut task = reviewed.task;
+    flag_overdue(&mut task, wf.clock.now_micros(), wf.contact_deadline);
+    let stored = if task == incoming.value {
+        write_task(tx, id, incoming, version, at)?
+    } else {
+        let text = serde_json::to_vec(&task).map_err(|e| internal(&e))?;
+        let adjusted = IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
+        write_task(tx, id, &adjusted, version, at)?
+    };
+    match reviewed.effect {
+        Effect::None | Effect::CancellationRequested => {}
+        Effect::ServiceRequest(status) => follow(tx, &task, status, base, at)?,
+        Effect::Reroute { reason } => reroute(tx, id, &task, &reason, base, at)?,
+    }
+    Ok(Some(stored))
+}
+
+/// Sets or clears the `overdue` tag for `now`; whether anything changed.
+fn flag_overdue(task: &mut Value, now: i64, deadline: i64) -> bool {
+    let authored = task
+        .get("authoredOn")
+        .and_then(Value::as_str)
+        .and_then(date_range)
+        .map(|(start, _)| start);
+    let overdue = is_overdue(task, authored, now, deadline);
+    set_overdue_tag(task, overdue)
+}
+
+/// One round of the contact-deadline job: tags every Task past the deadline
+/// `overdue` (a new version each). Returns how many it tagged.
+pub async fn mark_overdue(store: &Store, clock: &Clock, deadline: i64) -> Result<usize, ApiError> {
+    let now = clock.now_micros();
+    let cutoff = format_instant(now.saturating_sub(deadline));
+    let ctx = AuditContext {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        actor: "system:contact-deadline".into(),
+    };
+    let result = store
+        .transaction(ctx, move |tx| {
+            let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
+            let criteria = parse_criteria(
+                def,
+                &format!("status=requested,received,accepted&authored-on=lt{cutoff}"),
+                &[],
+            )
+            .map_err(|i| internal(&i.diagnostics))?;
+            let mut marked = 0;
+            for id in tx.find_ids("Task", &criteria)? {
+                let Some(current) = tx.current("Task", &id)? else {
+                    continue;
+                };
+                let Some(mut task) = body_of(&current) else {
+                    continue;
+                };
+                if !flag_overdue(&mut task, now, deadline) {
+                    continue;
+                }
+                let text = serde_json::to_vec(&task).map_err(|e| internal(&e))?;
+                let tagged =
+                    IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
+                write_task(tx, &id, &tagged, current.version_id, now_micros())?;
+                marked += 1;
+            }
+            Ok(marked)
+        })
+        .await;
+    match result {
+        Ok(n) => Ok(n),
+        Err(WriteError::Store(e)) => Err(e.into()),
+        Err(WriteError::Abort(e)) => Err(e),
+    }
+}
+
+fn write_task(
+    tx: &mut Tx<'_>,
+    id: &str,
+    resource: &IncomingResource,
+    version: i64,
+    at: i64,
+) -> Result<StoredVersion, Failure<ApiError>> {
+    let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
+    let rows = index_rows(def, &resource.value);
+    let render = |v| resource.render(id, v, at);
+    match tx.update("Task", id, at, &render, &rows, Some(version), false)? {
+        UpdateOutcome::Updated(v) | UpdateOutcome::Created(v) => Ok(v),
+        UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
+            "Task/{id} does not exist"
+        )))),
+        UpdateOutcome::VersionMismatch { current } => {
+            Err(Failure::Abort(ApiError::precondition_failed(format!(
+                "Task/{id} changed meanwhile; it is now {}",
+                respond::etag(current)
+            ))))
+        }
+    }
+}
+
+/// The roles the acting party holds on this Task.
+fn roles_of(
+    party: Option<&Party>,
+    task: &Value,
+    base: &str,
+    id: &str,
+) -> Result<Roles, Failure<ApiError>> {
+    let forbidden = |msg: String| {
+        abort(
+            StatusCode::FORBIDDEN,
+            Issue::error(IssueCode::Forbidden, msg).at("X-Acting-Party"),
+        )
+    };
+    let Some(party) = party else {
+        return Err(forbidden(
+            "Name the acting party in X-Acting-Party (Organization/<id> of the owner, the requester's reference, or coordinator)".into(),
+        ));
+    };
+    let named = |element: &str| {
+        task.pointer(&format!("/{element}/reference"))
+            .and_then(Value::as_str)
+            .and_then(|r| parse_local(r, base))
+            .map(|(ty, id)| format!("{ty}/{id}"))
+    };
+    let roles = match party {
+        Party::Any => Roles::ALL,
+        Party::Coordinator => Roles {
+            coordinator: true,
+            ..Roles::default()
+        },
+        Party::Reference(r) => Roles {
+            owner: named("owner").as_deref() == Some(r.as_str()),
+            requester: named("requester").as_deref() == Some(r.as_str()),
+            coordinator: false,
+        },
+    };
+    if roles.is_empty() {
+        let who = match party {
+            Party::Reference(r) => r.as_str(),
+            _ => "the party",
+        };
+        return Err(forbidden(format!(
+            "{who} is neither the owner nor the requester of Task/{id}"
+        )));
+    }
+    Ok(roles)
+}
+
+/// A refused change as the client sees it.
+fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<ApiError> {
+    let current = old.get("status").and_then(Value::as_str).unwrap_or("?");
+    match refusal {
+        Refusal::Transition { from, to, why } => abort(
+            StatusCode::CONFLICT,
+            Issue::error(
+                IssueCode::BusinessRule,
+                format!(
+                    "Task/{id} is {}; it cannot move to {}: {why}",
+                    from.code(),
+                    to.code()
+                ),
+            )
+            .at("Task.status"),
+        ),
+        Refusal::ReasonRequired(to) => abort(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Issue::error(
+                IssueCode::Required,
+                format!(
+                    "Task.statusReason is required when a Task moves from {current} to {}",
+                    to.code()
+                ),
+            )
+            .at("Task.statusReason"),
+        ),
+        Refusal::Element { element, roles } => abort(
+            StatusCode::FORBIDDEN,
+            Issue::error(
+                IssueCode::Forbidden,
+                format!(
+                    "As {roles} of Task/{id} you may not change {element} (the owner may change status, statusReason, businessStatus, output, note, executionPeriod and lastModified; the requester status, statusReason, note and lastModified; a coordinator also owner)"
+                ),
+            )
+            .at(element.clone()),
+        ),
+        Refusal::BusinessStatus(e) => {
+            let (at, msg) = e.describe();
+            abort(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Issue::error(IssueCode::CodeInvalid, msg).at(at),
+            )
+        }
+        Refusal::HubManaged(bs) => abort(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Issue::error(
+                IssueCode::BusinessRule,
+                format!(
+                    "Business status '{}' is set by the hub, not by clients",
+                    bs.code()
+                ),
+            )
+            .at("Task.businessStatus"),
+        ),
+        Refusal::UnknownStatus => abort(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Issue::error(IssueCode::CodeInvalid, "Task.status is not an R4 task status")
+                .at("Task.status"),
+        ),
+    }
+}
+
+/// The referral (`Task.focus`) this Task fulfils: its id and current version.
+fn referral_of(
+    tx: &mut Tx<'_>,
+    task: &Value,
+    base: &str,
+) -> Result<Option<(String, StoredVersion)>, Failure<ApiError>> {
+    let Some(sr_id) = task
+        .pointer("/focus/reference")
+        .and_then(Value::as_str)
+        .and_then(|r| parse_local(r, base))
+        .filter(|(ty, _)| ty == "ServiceRequest")
+        .map(|(_, id)| id)
+    else {
+        return Ok(None);
+    };
+    Ok(tx
+        .current("ServiceRequest", &sr_id)?
+        .filter(|v| v.body.is_some())
+        .map(|v| (sr_id, v)))
+}
+
+/// The ServiceRequest follows its Task: a new version with `status`.
+fn follow(
+    tx: &mut Tx<'_>,
+    task: &Value,
+    status: &str,
+    base: &str,
+    at: i64,
+) -> Result<(), Failure<ApiError>> {
+    let Some((sr_id, current)) = referral_of(tx, task, base)? else {
+        return Ok(());
+    };
+    let body = current.body.unwrap_or_default();
+    let mut sr = IncomingResource::parse(body.as_bytes()).map_err(|i| internal(&i.diagnostics))?;
+    if sr.value.get("status").and_then(Value::as_str) != Some("active") {
+        // Only an active referral follows its Task; the referrer's own status stands.
+        return Ok(());
+    }
+    sr.set_member("status", json!(status))
+        .map_err(|e| internal(&e))?;
+    let def = registry::resource("ServiceRequest").ok_or_else(|| internal(&"no definition"))?;
+    let rows = index_rows(def, &sr.value);
+    let render = |v| sr.render(&sr_id, v, at);
+    match tx.update(
+        "ServiceRequest",
+        &sr_id,
+        at,
+        &render,
+        &rows,
+        Some(current.version_id),
+        false,
+    )? {
+        UpdateOutcome::Updated(_) | UpdateOutcome::Created(_) => Ok(()),
+        _ => Err(Failure::Abort(ApiError::precondition_failed(format!(
+            "ServiceRequest/{sr_id} changed meanwhile; retry"
+        )))),
+    }
+}
+
+/// After the owner rejected Task `rejected_id`: route the referral again, skipping
+/// every organisation that rejected it, and create the next Task (`partOf` the
+/// rejected one). With none left the new Task is unroutable, for a coordinator.
+fn reroute(
+    tx: &mut Tx<'_>,
+    rejected_id: &str,
+    rejected: &Value,
+    reason: &str,
+    base: &str,
+    at: i64,
+) -> Result<(), Failure<ApiError>> {
+    let Some((sr_id, current)) = referral_of(tx, rejected, base)? else {
+        return Ok(());
+    };
+    let Some(sr) = body_of(&current) else {
+        return Ok(());
+    };
+    let task_def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
+    let focus = format!("focus=ServiceRequest/{sr_id}");
+    let open = parse_criteria(
+        task_def,
+        &format!("{focus}&status={OPEN_TASK_STATUSES}"),
+        &[],
+    )
+    .map_err(|i| internal(&i.diagnostics))?;
+    if sr.get("status").and_then(Value::as_str) != Some("active")
+        || !tx.find_ids("Task", &open)?.is_empty()
+    {
+        return Ok(());
+    }
+    let mut directory = load_directory(tx)?;
+    let rejections = parse_criteria(task_def, &format!("{focus}&status=rejected"), &[])
+        .map_err(|i| internal(&i.diagnostics))?;
+    for task_id in tx.find_ids("Task", &rejections)? {
+        let Some(task) = tx.current("Task", &task_id)?.as_ref().and_then(body_of) else {
+            continue;
+        };
+        let owner = task
+            .pointer("/owner/reference")
+            .and_then(Value::as_str)
+            .and_then(|r| parse_local(r, base))
+            .filter(|(ty, _)| ty == "Organization");
+        if let Some((_, org)) = owner {
+            let said = if task_id == rejected_id {
+                reason.to_owned()
+            } else {
+                reason_text(&task)
+            };
+            directory
+                .rejected_by
+                .insert(org, format!("Task/{task_id}: {said}"));
+        }
+    }
+    let (patient_ref, patient) = patient_of(tx, &sr, base)?;
+    let decision = decide_in(tx, &directory, &sr, patient.as_ref(), at)?;
+    let links = TaskLinks {
+        focus: Some(format!("ServiceRequest/{sr_id}")),
+        patient: patient_ref,
+        requester: sr.get("requester").cloned(),
+        // The next organisation's contact deadline starts now.
+        authored_on: format_instant(at),
+        now: format_instant(at),
+    };
+    let mut task = build_task(&decision, &links);
+    task["partOf"] = json!([{"reference": format!("Task/{rejected_id}")}]);
+    if let Some(notes) = task.get_mut("note").and_then(Value::as_array_mut) {
+        notes.insert(
+            0,
+            json!({"time": format_instant(at), "text": format!("Re-routed after Task/{rejected_id} was rejected: {reason}")}),
+        );
+    }
+    store_task(tx, &task, at)
+}
