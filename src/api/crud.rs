@@ -19,7 +19,7 @@ use crate::fhir::references::local_references;
 use crate::fhir::validate::validate_resource;
 use crate::referral::directory::read_service;
 use crate::startup::AppState;
-use crate::store::{CreateOutcome, DeleteOutcome, Failure, Lookup, UpdateOutcome};
+use crate::store::{CreateOutcome, DeleteOutcome, Failure, Lookup, Tx, UpdateOutcome};
 
 /// Structure and R4 rules (400), then the Dutch identifier rules and the directory
 /// profile (422).
@@ -207,12 +207,16 @@ pub async fn update(
     let incoming = body.resource;
     let workflow = Workflow::new(&state, &ctx);
     run_write(&state, &ctx, idem, move |tx| {
-        check_references(tx, &refs, &|t, i| t == def.name && i == id)?;
+        let pending = |t: &str, i: &str| t == def.name && i == id;
         if def.name == "Task" {
-            if let Some(v) = update_task(tx, &workflow, &id, &incoming, if_match.0, &base, at)? {
+            let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
+            let updated =
+                update_task(tx, &workflow, &id, &incoming, if_match.0, &base, at, checks)?;
+            if let Some(v) = updated {
                 return Ok(respond::resource(StatusCode::OK, &v, &base, pref, false));
             }
         }
+        check_references(tx, &refs, &pending)?;
         let render = |v| incoming.render(&id, v, at);
         match tx.update(def.name, &id, at, &render, &rows, if_match.0, true)? {
             UpdateOutcome::Updated(v) => {

@@ -472,24 +472,24 @@ fn write(
         }
     }
     let refs = local_references(ty, &resource.value, base);
-    check_references(tx, &refs, &|t, i| {
-        pending.contains(&(t.to_owned(), i.to_owned()))
-    })?;
-    let rows = index_rows(e.def, &resource.value);
-    if created {
-        let v = tx.create(ty, id, at, resource.render(id, 1, at), &rows)?;
-        return Ok(Done::Version(StatusCode::CREATED, v));
-    }
-    if ty == "Task" {
+    let pending = |t: &str, i: &str| pending.contains(&(t.to_owned(), i.to_owned()));
+    if ty == "Task" && !created {
         let Some(wf) = wf else {
             return Err(Failure::Abort(ApiError::bad_request(
                 IssueCode::NotSupported,
                 "Task updates are not allowed here",
             )));
         };
-        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, at)? {
+        let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
+        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, at, checks)? {
             return Ok(Done::Version(StatusCode::OK, v));
         }
+    }
+    check_references(tx, &refs, &pending)?;
+    let rows = index_rows(e.def, &resource.value);
+    if created {
+        let v = tx.create(ty, id, at, resource.render(id, 1, at), &rows)?;
+        return Ok(Done::Version(StatusCode::CREATED, v));
     }
     let render = |v| resource.render(id, v, at);
     match tx.update(ty, id, at, &render, &rows, e.if_match, true)? {

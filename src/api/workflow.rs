@@ -57,8 +57,10 @@ fn abort(status: StatusCode, issue: Issue) -> Failure<ApiError> {
     Failure::Abort(ApiError::one(status, issue))
 }
 
-/// Updates Task `id` under the workflow rules. `None` when no live Task has this id:
-/// the caller then creates it as an ordinary `PUT`.
+/// Updates Task `id` under the workflow rules; `checks` (reference integrity) run
+/// once the party is known to be allowed the change, so a refused party learns
+/// nothing about other resources. `None` when no live Task has this id: the caller
+/// then creates it as an ordinary `PUT`.
 #[allow(clippy::too_many_arguments)]
 pub fn update_task(
     tx: &mut Tx<'_>,
@@ -68,6 +70,7 @@ pub fn update_task(
     if_match: Option<i64>,
     base: &str,
     at: i64,
+    checks: impl FnOnce(&mut Tx<'_>) -> Result<(), Failure<ApiError>>,
 ) -> Result<Option<StoredVersion>, Failure<ApiError>> {
     let Some(current) = tx.current("Task", id)? else {
         return Ok(None);
@@ -98,6 +101,7 @@ pub fn update_task(
     let roles = roles_of(wf.party.as_ref(), &old, base, id)?;
     let reviewed = review(&old, &incoming.value, roles, &format_instant(at))
         .map_err(|r| refused(&r, &old, id))?;
+    checks(tx)?;
     let mut task = reviewed.task;
     flag_overdue(&mut task, wf.clock.now_micros(), wf.contact_deadline);
     let stored = if task == incoming.value {

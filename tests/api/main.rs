@@ -17,3 +17,4 @@ mod search;
 mod search_results;
 mod transaction;
 mod validation;
+mod workflow;
