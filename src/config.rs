@@ -448,5 +448,7 @@ mod tests {
         assert!(matches!(s.database, DatabaseUrl::Postgres(_)));
         assert_eq!(s.request_retention.as_secs(), 24 * 3600);
         assert_eq!(s.initial_directory, InitialDirectory::None);
+        assert_eq!(s.contact_deadline.as_secs(), 14 * 86_400);
+        assert!(!s.open_mode);
     }
 }
