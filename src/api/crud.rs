@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
 use crate::api::respond::Reply;
 use crate::api::routing::route_created;
-use crate::api::workflow::{update_task, Workflow};
+use crate::api::workflow::{check_task_delete, update_task, Workflow};
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def, respond};
 use crate::error::ApiError;
@@ -286,6 +286,9 @@ pub async fn delete(
     let (ty, id) = path.into_inner();
     let def = resource_def(&ty)?;
     logical_id(&id)?;
+    if def.name == "Task" {
+        check_task_delete(ctx.party.as_ref())?;
+    }
     let idem = idempotency(&ctx, "DELETE", &req.uri().to_string(), b"");
     run_write(&state, &ctx, idem, move |tx| {
         let message = match tx.delete(def.name, &id, now_micros(), if_match.0)? {

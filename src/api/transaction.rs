@@ -15,7 +15,7 @@ use crate::api::crud::{check_body_id, check_valid};
 use crate::api::extract::{parse_etag, FhirBody, RequestCtx, ReturnPref};
 use crate::api::respond::{self, Reply};
 use crate::api::routing::route_created;
-use crate::api::workflow::{update_task, Workflow};
+use crate::api::workflow::{check_task_delete, update_task, Workflow};
 use crate::api::write::{check_references, idempotency, run_write};
 use crate::api::{logical_id, resource_def};
 use crate::error::ApiError;
@@ -268,7 +268,12 @@ fn execute(
     for e in &order {
         let index = e.req.index;
         let outcome = match e.req.method {
-            Method::Delete => in_entry(tx, kind, |tx| delete(tx, e, at)),
+            Method::Delete => in_entry(tx, kind, |tx| {
+                if e.def.name == "Task" {
+                    check_task_delete(wf.and_then(|w| w.party.as_ref())).map_err(Failure::Abort)?;
+                }
+                delete(tx, e, at)
+            }),
             Method::Post | Method::Put => match in_entry(tx, kind, |tx| decide_target(tx, e)) {
                 Ok(((id, created), None)) => {
                     if let Some(url) = &e.req.full_url {

@@ -119,6 +119,22 @@ pub fn update_task(
     Ok(Some(stored))
 }
 
+/// A Task is the referral's workflow record: only a coordinator (or, in open mode,
+/// any party) deletes one, e.g. one created in error.
+pub fn check_task_delete(party: Option<&Party>) -> Result<(), ApiError> {
+    match party {
+        Some(Party::Any | Party::Coordinator) => Ok(()),
+        _ => Err(ApiError::one(
+            StatusCode::FORBIDDEN,
+            Issue::error(
+                IssueCode::Forbidden,
+                "Only a coordinator deletes a Task (X-Acting-Party: coordinator); owners and requesters end it with a status",
+            )
+            .at("X-Acting-Party"),
+        )),
+    }
+}
+
 /// Sets or clears the `overdue` tag for `now`; whether anything changed.
 fn flag_overdue(task: &mut Value, now: i64, deadline: i64) -> bool {
     let authored = task

@@ -26,6 +26,7 @@ backend_tests!(
     a_rejection_reroutes_to_the_fallback_then_to_the_coordinator,
     the_referrer_cancels_at_once_before_work_and_by_request_after,
     bundle_entries_follow_the_same_rules,
+    only_a_coordinator_deletes_a_task,
 );
 
 /// A referral as a GP system sends it: Practitioner, Patient (67, Boskoop) and the
@@ -672,6 +673,32 @@ async fn bundle_entries_follow_the_same_rules(app: TestApp) {
     );
     let task = current(&app, &format!("Task/{id}")).await;
     assert_eq!(task["status"], "received");
+}
+
+async fn only_a_coordinator_deletes_a_task(app: TestApp) {
+    load_sample(&app).await;
+    let (sr, requester) = refer(&app, "2026-11-20").await;
+    let task = the_task(&app, &sr).await;
+    let path = format!("Task/{}", task["id"].as_str().unwrap());
+    for party in [OWNER, requester.as_str()] {
+        let res = app
+            .request(Method::DELETE, &path)
+            .header("X-Acting-Party", party)
+            .send()
+            .await
+            .unwrap();
+        let issues = expect_outcome(res, 403).await;
+        assert!(has_issue(&issues, "forbidden", Some("X-Acting-Party")));
+    }
+    assert_eq!(app.get(&path).await.status(), 200);
+    let res = app
+        .request(Method::DELETE, &path)
+        .header("X-Acting-Party", "coordinator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.get(&path).await.status(), 410);
 }
 
 /// Without open mode, a Task update must name its party even on loopback.
