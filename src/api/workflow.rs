@@ -178,8 +178,22 @@ pub async fn mark_overdue(store: &Store, clock: &Clock, deadline: i64) -> Result
                 let text = serde_json::to_vec(&task).map_err(|e| internal(&e))?;
                 let tagged =
                     IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
-                write_task(tx, &id, &tagged, current.version_id, now_micros())?;
-                marked += 1;
+                let rows = index_rows(def, &tagged.value);
+                let at = now_micros();
+                let render = |v| tagged.render(&id, v, at);
+                // A Task another instance or client changed meanwhile waits for the
+                // next round.
+                if let UpdateOutcome::Updated(_) = tx.update(
+                    "Task",
+                    &id,
+                    at,
+                    &render,
+                    &rows,
+                    Some(current.version_id),
+                    false,
+                )? {
+                    marked += 1;
+                }
             }
             Ok(marked)
         })
