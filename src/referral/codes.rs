@@ -46,6 +46,7 @@ mod tests {
     use crate::fhir::validate::validate_resource;
     use crate::referral::business_status::BusinessStatus;
     use crate::referral::municipality;
+    use crate::referral::positive_health::{Dimension, MAX_SCORE, MIN_SCORE};
     use crate::referral::route::{MunicipalitySource, Unroutable};
 
     fn profiles() -> Vec<(String, Value)> {
@@ -116,6 +117,7 @@ mod tests {
             CS_MUNICIPALITY_SOURCE,
             CS_TASK_FLAG,
             CS_TASK_OUTPUT_TYPE,
+            QUESTIONNAIRE_POSITIVE_HEALTH,
             "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
         ] {
             assert!(urls.contains(url), "no file defines {url}");
@@ -267,5 +269,43 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn positive_health_questionnaire_is_the_domain_module() {
+        let files = profiles();
+        let q = find(&files, QUESTIONNAIRE_POSITIVE_HEALTH);
+        assert_eq!(q["status"], "active");
+        let items = q["item"].as_array().unwrap();
+        assert_eq!(items.len(), Dimension::ALL.len());
+        let extension = |item: &Value, url: &str| {
+            item["extension"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["url"] == url)
+                .and_then(|e| e["valueInteger"].as_i64())
+        };
+        for (item, d) in items.iter().zip(Dimension::ALL) {
+            assert_eq!(item["linkId"], d.link_id());
+            assert_eq!(item["text"], d.text_nl());
+            let translation = &item["_text"]["extension"][0];
+            assert_eq!(
+                translation["url"],
+                "http://hl7.org/fhir/StructureDefinition/translation"
+            );
+            assert_eq!(translation["extension"][0]["valueCode"], "en");
+            assert_eq!(translation["extension"][1]["valueString"], d.text_en());
+            assert_eq!(item["type"], "integer");
+            assert_eq!(item["required"], true);
+            assert_eq!(
+                extension(item, "http://hl7.org/fhir/StructureDefinition/minValue"),
+                Some(MIN_SCORE)
+            );
+            assert_eq!(
+                extension(item, "http://hl7.org/fhir/StructureDefinition/maxValue"),
+                Some(MAX_SCORE)
+            );
+        }
     }
 }
