@@ -43,6 +43,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::fhir::registry::RESOURCES;
     use crate::fhir::validate::validate_resource;
     use crate::referral::business_status::BusinessStatus;
     use crate::referral::municipality;
@@ -119,6 +120,7 @@ mod tests {
             CS_TASK_OUTPUT_TYPE,
             QUESTIONNAIRE_POSITIVE_HEALTH,
             "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
+            "https://wor-hub.nl/fhir/SearchParameter/Task-output",
         ] {
             assert!(urls.contains(url), "no file defines {url}");
         }
@@ -307,5 +309,44 @@ mod tests {
                 Some(MAX_SCORE)
             );
         }
+    }
+
+    /// Every project search parameter in the registry has its SearchParameter here, and
+    /// every SearchParameter here is in the registry, with the same code, base, type and
+    /// targets.
+    #[test]
+    fn project_search_parameters_match_the_registry() {
+        let files = profiles();
+        let mut defined: BTreeSet<&str> = files
+            .iter()
+            .filter(|(_, v)| v["resourceType"] == "SearchParameter")
+            .map(|(_, v)| v["url"].as_str().unwrap())
+            .collect();
+        for def in RESOURCES {
+            for p in def.search_params {
+                if !p.definition.starts_with(BASE) {
+                    assert!(p
+                        .definition
+                        .starts_with("http://hl7.org/fhir/SearchParameter/"));
+                    continue;
+                }
+                assert!(defined.remove(p.definition), "no file for {}", p.definition);
+                let sp = find(&files, p.definition);
+                assert_eq!(sp["code"], p.name);
+                assert!(sp["base"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&Value::from(def.name)));
+                assert_eq!(sp["type"], p.ty.as_str());
+                let targets: BTreeSet<&str> = sp["target"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap())
+                    .collect();
+                assert_eq!(targets, p.targets.iter().copied().collect());
+            }
+        }
+        assert!(defined.is_empty(), "not in the registry: {defined:?}");
     }
 }
