@@ -41,6 +41,9 @@ pub(crate) fn check_valid(
     if resource_type == "HealthcareService" {
         issues.extend(read_service("", resource).1);
     }
+    if resource_type == "QuestionnaireResponse" {
+        issues.extend(crate::referral::positive_health::check(resource));
+    }
     if issues.iter().any(Issue::is_error) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, issues));
     }

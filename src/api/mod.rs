@@ -55,6 +55,14 @@ pub const SERVED: Served = Served {
         "HealthcareService",
         crate::referral::codes::PROFILE_HEALTHCARE_SERVICE,
     )],
+    resource_documentation: &[(
+        "QuestionnaireResponse",
+        "Answers to the Positive Health questionnaire https://wor-hub.nl/fhir/Questionnaire/positive-health \
+         are checked on write (422 otherwise): only its six linkIds, each at most once, each answered \
+         with one valueInteger from 0 to 10; a completed (or amended) response answers all six. \
+         Tasks link them from Task.output (types positive-health-intake and positive-health-closing \
+         of https://wor-hub.nl/fhir/CodeSystem/task-output-type); Task?_include=Task:output returns them.",
+    )],
     update_create: true,
     conditional_create: true,
 };

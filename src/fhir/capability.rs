@@ -16,6 +16,9 @@ pub struct Served {
     pub resource_operations: &'static [(&'static str, &'static str, &'static str)],
     /// (type, profile) the server checks resources of that type against.
     pub supported_profiles: &'static [(&'static str, &'static str)],
+    /// (type, text) for `rest.resource.documentation`: rules the server applies to a type
+    /// that no profile states.
+    pub resource_documentation: &'static [(&'static str, &'static str)],
     pub update_create: bool,
     pub conditional_create: bool,
 }
@@ -60,6 +63,15 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 .collect();
             if !profiles.is_empty() {
                 r["supportedProfile"] = json!(profiles);
+            }
+            let documentation: Vec<&str> = served
+                .resource_documentation
+                .iter()
+                .filter(|(ty, _)| *ty == def.name)
+                .map(|(_, text)| *text)
+                .collect();
+            if !documentation.is_empty() {
+                r["documentation"] = json!(documentation.join("\n\n"));
             }
             if served.type_interactions.contains(&"search-type") || served.conditional_create {
                 r["searchParam"] = def

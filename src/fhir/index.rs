@@ -19,7 +19,12 @@ pub fn index_rows(def: &ResourceDef, resource: &Value) -> IndexRows {
                 match param.ty {
                     ParamType::Token => tokens(param.name, value, &mut rows.tokens),
                     ParamType::String => strings(param.name, value, &mut rows.strings),
-                    ParamType::Reference => rows.references.extend(reference(param, value)),
+                    ParamType::Reference => match value {
+                        Value::String(canonical) => {
+                            rows.references.extend(canonical_rows(param, canonical))
+                        }
+                        _ => rows.references.extend(reference(param, value)),
+                    },
                     ParamType::Date => rows.dates.extend(date(param.name, value)),
                 }
             }
@@ -155,6 +160,24 @@ fn reference(param: &SearchParamDef, value: &Value) -> Option<ReferenceRow> {
     has_any.then_some(row)
 }
 
+/// A `canonical` element at a reference path (`QuestionnaireResponse.questionnaire`):
+/// matched as a URL, without its `|version` (any version) and, when it has one, with it
+/// (that version).
+fn canonical_rows(param: &SearchParamDef, canonical: &str) -> Vec<ReferenceRow> {
+    let row = |url: &str| ReferenceRow {
+        param: param.name.to_owned(),
+        url: Some(url.to_owned()),
+        ..ReferenceRow::default()
+    };
+    if canonical.is_empty() {
+        return Vec::new();
+    }
+    match canonical.split_once('|') {
+        Some((url, _version)) if !url.is_empty() => vec![row(url), row(canonical)],
+        _ => vec![row(canonical)],
+    }
+}
+
 fn date(param: &str, value: &Value) -> Option<DateRow> {
     let (low, high) = match value {
         Value::String(s) => date_range(s)?,
@@ -228,6 +251,61 @@ mod tests {
             .iter()
             .any(|r| r.param == "focus" && r.url.is_some()));
         assert_eq!(rows.dates.len(), 1);
+    }
+
+    #[test]
+    fn canonical_references_match_with_and_without_version() {
+        let def = resource("QuestionnaireResponse").unwrap();
+        let urls = |qr: Value| -> Vec<String> {
+            index_rows(def, &qr)
+                .references
+                .into_iter()
+                .filter(|r| r.param == "questionnaire")
+                .map(|r| {
+                    assert!(r.target_id.is_none() && r.ident_value.is_none());
+                    r.url.unwrap()
+                })
+                .collect()
+        };
+        let q = "https://wor-hub.nl/fhir/Questionnaire/positive-health";
+        assert_eq!(urls(json!({"questionnaire": q})), [q]);
+        assert_eq!(
+            urls(json!({"questionnaire": format!("{q}|1.0.0")})),
+            [q.to_owned(), format!("{q}|1.0.0")]
+        );
+        assert!(urls(json!({"questionnaire": ""})).is_empty());
+    }
+
+    #[test]
+    fn tags_and_output_references_of_a_task() {
+        let task = json!({
+            "resourceType": "Task",
+            "meta": {"tag": [{"system": "https://wor-hub.nl/fhir/CodeSystem/task-flag", "code": "overdue"}]},
+            "output": [
+                {"type": {"text": "feedback"}, "valueString": "Patient/p1"},
+                {"type": {"text": "intake"}, "valueReference": {"reference": "QuestionnaireResponse/q1"}},
+                {"type": {"text": "other"}, "valueReference": {"reference": "Patient/p1"}}
+            ]
+        });
+        let rows = index_rows(resource("Task").unwrap(), &task);
+        assert_eq!(
+            rows.tokens
+                .iter()
+                .filter(|t| t.param == "_tag")
+                .collect::<Vec<_>>(),
+            [&TokenRow {
+                param: "_tag".into(),
+                system: Some("https://wor-hub.nl/fhir/CodeSystem/task-flag".into()),
+                code: "overdue".into()
+            }]
+        );
+        let outputs: Vec<_> = rows
+            .references
+            .iter()
+            .filter(|r| r.param == "output")
+            .map(|r| (r.target_type.as_deref(), r.target_id.as_deref()))
+            .collect();
+        assert_eq!(outputs, [(Some("QuestionnaireResponse"), Some("q1"))]);
     }
 
     #[test]

@@ -47,14 +47,22 @@ pub struct ResourceDef {
     pub search_params: &'static [SearchParamDef],
 }
 
+/// A search parameter defined by FHIR R4 (`$def` is its id, e.g. `Task-owner`), or with
+/// `project` one of this project's (`profiles/SearchParameter-<id>.json`).
 macro_rules! param {
     ($name:literal, $ty:ident, [$($path:literal),*], [$($target:literal),*], $def:literal, $doc:literal) => {
+        param!(@ "http://hl7.org/fhir/SearchParameter/", $name, $ty, [$($path),*], [$($target),*], $def, $doc)
+    };
+    (project $name:literal, $ty:ident, [$($path:literal),*], [$($target:literal),*], $def:literal, $doc:literal) => {
+        param!(@ "https://wor-hub.nl/fhir/SearchParameter/", $name, $ty, [$($path),*], [$($target),*], $def, $doc)
+    };
+    (@ $base:literal, $name:literal, $ty:ident, [$($path:literal),*], [$($target:literal),*], $def:literal, $doc:literal) => {
         SearchParamDef {
             name: $name,
             ty: ParamType::$ty,
             paths: &[$($path),*],
             targets: &[$($target),*],
-            definition: concat!("http://hl7.org/fhir/SearchParameter/", $def),
+            definition: concat!($base, $def),
             documentation: $doc,
         }
     };
@@ -302,6 +310,22 @@ const TASK: &[SearchParamDef] = &[
         "Task-modified",
         "Last modification date"
     ),
+    param!(
+        project "output",
+        Reference,
+        ["output.valueReference"],
+        ["QuestionnaireResponse"],
+        "Task-output",
+        "Resources in Task.output.valueReference (Positive Health QuestionnaireResponses); _include=Task:output returns them"
+    ),
+    param!(
+        "_tag",
+        Token,
+        ["meta.tag"],
+        [],
+        "Resource-tag",
+        "Tags in meta.tag, e.g. https://wor-hub.nl/fhir/CodeSystem/task-flag|overdue"
+    ),
 ];
 
 const PATIENT: &[SearchParamDef] = &[
@@ -454,6 +478,60 @@ const CONSENT: &[SearchParamDef] = &[
 
 const LOCATION: &[SearchParamDef] = &[ID, LAST_UPDATED, identifier!("Location-identifier")];
 
+const QUESTIONNAIRE_RESPONSE: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("QuestionnaireResponse-identifier"),
+    param!(
+        "questionnaire",
+        Reference,
+        ["questionnaire"],
+        ["Questionnaire"],
+        "QuestionnaireResponse-questionnaire",
+        "The Questionnaire answered, by canonical URL (matches any version; url|version matches that version)"
+    ),
+    param!(
+        "subject",
+        Reference,
+        ["subject"],
+        [],
+        "QuestionnaireResponse-subject",
+        "Who or what the answers are about"
+    ),
+    param!(
+        "patient",
+        Reference,
+        ["subject"],
+        ["Patient"],
+        "QuestionnaireResponse-patient",
+        "The patient the answers are about"
+    ),
+    param!(
+        "based-on",
+        Reference,
+        ["basedOn"],
+        ["CarePlan", "ServiceRequest"],
+        "QuestionnaireResponse-based-on",
+        "Plan or request the answers fulfil"
+    ),
+    param!(
+        "status",
+        Token,
+        ["status"],
+        [],
+        "QuestionnaireResponse-status",
+        "in-progress | completed | amended | entered-in-error | stopped"
+    ),
+    param!(
+        "authored",
+        Date,
+        ["authored"],
+        [],
+        "QuestionnaireResponse-authored",
+        "When the answers were gathered"
+    ),
+];
+
 /// Every resource type served under `/fhir/<type>`.
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef {
@@ -485,6 +563,10 @@ pub const RESOURCES: &[ResourceDef] = &[
         search_params: PRACTITIONER_ROLE,
     },
     ResourceDef {
+        name: "QuestionnaireResponse",
+        search_params: QUESTIONNAIRE_RESPONSE,
+    },
+    ResourceDef {
         name: "ServiceRequest",
         search_params: SERVICE_REQUEST,
     },
@@ -511,11 +593,13 @@ impl ResourceDef {
             .collect()
     }
 
-    /// `_include` values this type supports: `Type:param` for each reference parameter.
+    /// `_include` values this type supports: `Type:param` for each reference parameter
+    /// that may point to a type served here (`QuestionnaireResponse:questionnaire` names a
+    /// Questionnaire by canonical URL, which this server does not serve).
     pub fn includes(&self) -> Vec<String> {
         self.search_params
             .iter()
-            .filter(|p| p.ty == ParamType::Reference)
+            .filter(|p| p.ty == ParamType::Reference && !Self::reference_targets(p).is_empty())
             .map(|p| format!("{}:{}", self.name, p.name))
             .collect()
     }

@@ -43,8 +43,11 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::fhir::registry::RESOURCES;
     use crate::fhir::validate::validate_resource;
+    use crate::referral::business_status::BusinessStatus;
     use crate::referral::municipality;
+    use crate::referral::positive_health::{Dimension, MAX_SCORE, MIN_SCORE};
     use crate::referral::route::{MunicipalitySource, Unroutable};
 
     fn profiles() -> Vec<(String, Value)> {
@@ -113,7 +116,11 @@ mod tests {
             CS_TASK_BUSINESS_STATUS,
             CS_UNROUTABLE_REASON,
             CS_MUNICIPALITY_SOURCE,
+            CS_TASK_FLAG,
+            CS_TASK_OUTPUT_TYPE,
+            QUESTIONNAIRE_POSITIVE_HEALTH,
             "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
+            "https://wor-hub.nl/fhir/SearchParameter/Task-output",
         ] {
             assert!(urls.contains(url), "no file defines {url}");
         }
@@ -154,6 +161,192 @@ mod tests {
             ["18-plus", "all", "under-18"].map(str::to_owned).into()
         );
         assert!(codes_of(&files, CS_SERVICE_CATEGORY).contains(WOR));
-        assert!(codes_of(&files, CS_TASK_BUSINESS_STATUS).contains("unroutable"));
+        assert_eq!(
+            codes_of(&files, CS_TASK_FLAG),
+            ["overdue"].map(str::to_owned).into()
+        );
+        assert_eq!(
+            codes_of(&files, CS_TASK_OUTPUT_TYPE),
+            [
+                "feedback",
+                "positive-health-closing",
+                "positive-health-intake"
+            ]
+            .map(str::to_owned)
+            .into()
+        );
+    }
+
+    fn find<'f>(files: &'f [(String, Value)], url: &str) -> &'f Value {
+        &files.iter().find(|(_, v)| v["url"] == url).unwrap().1
+    }
+
+    /// The `value` of a concept's designation in `language`.
+    fn designation<'v>(concept: &'v Value, language: &str) -> Option<&'v str> {
+        concept["designation"]
+            .as_array()?
+            .iter()
+            .find(|d| d["language"] == language)
+            .and_then(|d| d["value"].as_str())
+    }
+
+    #[test]
+    fn code_systems_count_and_display_their_concepts_and_value_sets_include_them() {
+        let files = profiles();
+        for (name, cs) in files
+            .iter()
+            .filter(|(_, v)| v["resourceType"] == "CodeSystem")
+        {
+            let concepts = cs["concept"].as_array().unwrap();
+            assert_eq!(cs["count"], concepts.len(), "{name}");
+            assert_eq!(cs["content"], "complete", "{name}");
+            let vs = find(&files, cs["valueSet"].as_str().unwrap());
+            assert_eq!(vs["compose"]["include"][0]["system"], cs["url"], "{name}");
+            for c in concepts {
+                assert!(c["display"].is_string(), "{name} {}", c["code"]);
+            }
+        }
+    }
+
+    #[test]
+    fn business_status_code_system_is_the_enum() {
+        let files = profiles();
+        let cs = find(&files, CS_TASK_BUSINESS_STATUS);
+        let concepts = cs["concept"].as_array().unwrap();
+        assert_eq!(concepts.len(), BusinessStatus::ALL.len());
+        let property = |c: &Value, code: &str| {
+            c["property"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["code"] == code)
+                .and_then(|p| p["valueBoolean"].as_bool())
+                .unwrap()
+        };
+        for (c, status) in concepts.iter().zip(BusinessStatus::ALL) {
+            assert_eq!(c["code"], status.code());
+            assert_eq!(c["display"], status.display());
+            assert_eq!(designation(c, "nl"), Some(status.display_nl()));
+            assert_eq!(designation(c, "en"), Some(status.display()));
+            assert_eq!(property(c, "hub-managed"), status.hub_managed());
+            assert_eq!(property(c, "implies-contact"), status.implies_contact());
+            let definition = c["definition"].as_str().unwrap();
+            assert_eq!(
+                definition.starts_with("Hub-managed"),
+                status.hub_managed(),
+                "{definition}"
+            );
+            assert_eq!(
+                definition.contains("satisfies the contact deadline"),
+                status.implies_contact(),
+                "{definition}"
+            );
+        }
+    }
+
+    #[test]
+    fn flag_and_output_type_displays() {
+        let files = profiles();
+        let overdue = &find(&files, CS_TASK_FLAG)["concept"][0];
+        assert_eq!(overdue["display"], "Contact deadline passed");
+        assert_eq!(
+            designation(overdue, "nl"),
+            Some("Contacttermijn verstreken")
+        );
+        let outputs = &find(&files, CS_TASK_OUTPUT_TYPE)["concept"];
+        let nl: Vec<_> = outputs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["code"].as_str().unwrap(), designation(c, "nl").unwrap()))
+            .collect();
+        assert_eq!(
+            nl,
+            [
+                ("feedback", "Terugkoppeling aan verwijzer"),
+                ("positive-health-intake", "Positieve Gezondheid bij intake"),
+                (
+                    "positive-health-closing",
+                    "Positieve Gezondheid bij afsluiting"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn positive_health_questionnaire_is_the_domain_module() {
+        let files = profiles();
+        let q = find(&files, QUESTIONNAIRE_POSITIVE_HEALTH);
+        assert_eq!(q["status"], "active");
+        let items = q["item"].as_array().unwrap();
+        assert_eq!(items.len(), Dimension::ALL.len());
+        let extension = |item: &Value, url: &str| {
+            item["extension"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["url"] == url)
+                .and_then(|e| e["valueInteger"].as_i64())
+        };
+        for (item, d) in items.iter().zip(Dimension::ALL) {
+            assert_eq!(item["linkId"], d.link_id());
+            assert_eq!(item["text"], d.text_nl());
+            let translation = &item["_text"]["extension"][0];
+            assert_eq!(
+                translation["url"],
+                "http://hl7.org/fhir/StructureDefinition/translation"
+            );
+            assert_eq!(translation["extension"][0]["valueCode"], "en");
+            assert_eq!(translation["extension"][1]["valueString"], d.text_en());
+            assert_eq!(item["type"], "integer");
+            assert_eq!(item["required"], true);
+            assert_eq!(
+                extension(item, "http://hl7.org/fhir/StructureDefinition/minValue"),
+                Some(MIN_SCORE)
+            );
+            assert_eq!(
+                extension(item, "http://hl7.org/fhir/StructureDefinition/maxValue"),
+                Some(MAX_SCORE)
+            );
+        }
+    }
+
+    /// Every project search parameter in the registry has its SearchParameter here, and
+    /// every SearchParameter here is in the registry, with the same code, base, type and
+    /// targets.
+    #[test]
+    fn project_search_parameters_match_the_registry() {
+        let files = profiles();
+        let mut defined: BTreeSet<&str> = files
+            .iter()
+            .filter(|(_, v)| v["resourceType"] == "SearchParameter")
+            .map(|(_, v)| v["url"].as_str().unwrap())
+            .collect();
+        for def in RESOURCES {
+            for p in def.search_params {
+                if !p.definition.starts_with(BASE) {
+                    assert!(p
+                        .definition
+                        .starts_with("http://hl7.org/fhir/SearchParameter/"));
+                    continue;
+                }
+                assert!(defined.remove(p.definition), "no file for {}", p.definition);
+                let sp = find(&files, p.definition);
+                assert_eq!(sp["code"], p.name);
+                assert!(sp["base"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&Value::from(def.name)));
+                assert_eq!(sp["type"], p.ty.as_str());
+                let targets: BTreeSet<&str> = sp["target"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap())
+                    .collect();
+                assert_eq!(targets, p.targets.iter().copied().collect());
+            }
+        }
+        assert!(defined.is_empty(), "not in the registry: {defined:?}");
     }
 }

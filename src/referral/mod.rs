@@ -7,6 +7,7 @@ pub mod business_status;
 pub mod codes;
 pub mod directory;
 pub mod municipality;
+pub mod positive_health;
 pub mod postcode;
 pub mod postcode_table;
 pub mod route;

@@ -10,6 +10,7 @@ mod history;
 mod idempotency;
 mod identifiers;
 mod metadata;
+mod outcome;
 mod postcodes;
 mod routing;
 mod routing_cli;

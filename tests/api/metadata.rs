@@ -39,10 +39,11 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         "HealthcareService",
         "Consent",
         "Location",
+        "QuestionnaireResponse",
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
-    assert_eq!(types.len(), 9);
+    assert_eq!(types.len(), 10);
     let patient = rest["resource"]
         .as_array()
         .unwrap()

@@ -97,6 +97,7 @@ pub(super) fn apply(
                     return Err(refused());
                 }
             } else if source != def.name
+                || ResourceDef::reference_targets(param).is_empty()
                 || target.is_some_and(|t| registry::resource(t).is_none() || !param.targets_type(t))
             {
                 return Err(refused());

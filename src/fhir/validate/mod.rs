@@ -463,6 +463,29 @@ mod tests {
     }
 
     #[test]
+    fn questionnaire_response_rules() {
+        let qr = json!({"resourceType": "QuestionnaireResponse", "item": [
+            {"answer": [{"valueInteger": 1, "valueString": "1"}]},
+            {"linkId": "a", "item": [{"text": "no linkId"}]},
+            {"linkId": "b", "answer": [{"item": [{"text": "no linkId"}]}]}
+        ]});
+        assert_eq!(
+            issues("QuestionnaireResponse", qr),
+            [
+                "required@QuestionnaireResponse.status",
+                "required@QuestionnaireResponse.item[0].linkId",
+                "structure@QuestionnaireResponse.item[0].answer[0].value[x]",
+                "required@QuestionnaireResponse.item[1].item[0].linkId",
+                "required@QuestionnaireResponse.item[2].answer[0].item[0].linkId",
+            ]
+        );
+        let ok = json!({"resourceType": "QuestionnaireResponse", "status": "in-progress",
+            "questionnaire": "https://example.org/Questionnaire/q|2",
+            "item": [{"linkId": "a", "answer": [{"valueCoding": {"code": "x"}}]}]});
+        assert_eq!(issues("QuestionnaireResponse", ok), Vec::<String>::new());
+    }
+
+    #[test]
     fn consent_and_location_rules() {
         let consent = json!({"resourceType": "Consent", "scope": {"text": "s"}, "category": []});
         assert_eq!(

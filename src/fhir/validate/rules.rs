@@ -44,6 +44,11 @@ const RULES: &[Rule] = &[
     Rule("Consent", "category", true, ""), // 1..*: the schema accepts []
     Rule("Consent", "verification.verified", true, ""),
     Rule("Consent", "provision.data.meaning", true, ""),
+    Rule("QuestionnaireResponse", "status", true, ""),
+    Rule("QuestionnaireResponse", "item.linkId", true, ""),
+    Rule("QuestionnaireResponse", "item.answer.value[x]", false, ""),
+    Rule("QuestionnaireResponse", "item.item.linkId", true, ""),
+    Rule("QuestionnaireResponse", "item.answer.item.linkId", true, ""),
     Rule("Location", "position.longitude", true, ""),
     Rule("Location", "position.latitude", true, ""),
     Rule(
