@@ -55,14 +55,32 @@ pub const SERVED: Served = Served {
         "HealthcareService",
         crate::referral::codes::PROFILE_HEALTHCARE_SERVICE,
     )],
-    resource_documentation: &[(
+    resource_documentation: &[
+        (
+            "Task",
+            "Workflow (README 'Referral workflow'): updates require If-Match (412 without) and name the \
+             acting party in the X-Acting-Party header (Organization/<id> of the owner, the requester's \
+             reference, or coordinator; in open mode an unnamed loopback request acts as any party). The \
+             owner moves requested -> received -> accepted | rejected, accepted -> in-progress, \
+             in-progress <-> on-hold, in-progress -> completed | failed; the requester cancels (from \
+             in-progress on, as a request the owner confirms). Other transitions: 409. statusReason is \
+             required for rejected, cancelled, on-hold and failed. The owner may change only status, \
+             statusReason, businessStatus, output, note, executionPeriod and lastModified (403 naming \
+             the element otherwise). businessStatus is from \
+             https://wor-hub.nl/fhir/CodeSystem/task-business-status. The ServiceRequest follows the \
+             Task (completed -> completed; cancelled, failed -> revoked); a rejection re-routes to the \
+             next eligible service (a new Task partOf the rejected one). Tasks past the contact \
+             deadline carry the tag https://wor-hub.nl/fhir/CodeSystem/task-flag|overdue.",
+        ),
+        (
         "QuestionnaireResponse",
         "Answers to the Positive Health questionnaire https://wor-hub.nl/fhir/Questionnaire/positive-health \
          are checked on write (422 otherwise): only its six linkIds, each at most once, each answered \
          with one valueInteger from 0 to 10; a completed (or amended) response answers all six. \
          Tasks link them from Task.output (types positive-health-intake and positive-health-closing \
          of https://wor-hub.nl/fhir/CodeSystem/task-output-type); Task?_include=Task:output returns them.",
-    )],
+        ),
+    ],
     update_create: true,
     conditional_create: true,
 };

@@ -19,6 +19,7 @@ use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::parse_local;
 use crate::fhir::registry;
 use crate::fhir::resource::IncomingResource;
+use crate::referral::codes::CS_TASK_FLAG;
 use crate::referral::task::{build_task, TaskLinks};
 use crate::referral::workflow::{
     is_overdue, reason_text, review, set_overdue_tag, Effect, Party, Refusal, Roles,
@@ -160,7 +161,9 @@ pub async fn mark_overdue(store: &Store, clock: &Clock, deadline: i64) -> Result
             let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
             let criteria = parse_criteria(
                 def,
-                &format!("status=requested,received,accepted&authored-on=lt{cutoff}"),
+                &format!(
+                    "status=requested,received,accepted&authored-on=lt{cutoff}&_tag:not={CS_TASK_FLAG}|overdue"
+                ),
                 &[],
             )
             .map_err(|i| internal(&i.diagnostics))?;

@@ -168,11 +168,19 @@ async fn a_referral_walks_to_completed_and_the_referrer_reads_the_outcome(app: T
         None,
     )
     .await;
+    // Positive Health at intake and at closing, as QuestionnaireResponses.
+    let patient = task["for"]["reference"].as_str().unwrap().to_owned();
+    let intake = positive_health(&app, &patient, [4, 3, 5, 4, 2, 6]).await;
+    let closing = positive_health(&app, &patient, [6, 6, 7, 7, 6, 7]).await;
     let mut done = moved(&task, "completed", Some("closed-goal-reached"), None);
-    done["output"] = json!([{
-        "type": {"coding": [{"system": "https://wor-hub.nl/fhir/CodeSystem/task-output-type", "code": "feedback"}]},
-        "valueString": "Mevrouw neemt wekelijks deel aan de wandelgroep; doel bereikt."
-    }]);
+    done["output"] = json!([
+        {"type": output_type("feedback"),
+         "valueString": "Mevrouw neemt wekelijks deel aan de wandelgroep; doel bereikt."},
+        {"type": output_type("positive-health-intake"),
+         "valueReference": {"reference": format!("QuestionnaireResponse/{intake}")}},
+        {"type": output_type("positive-health-closing"),
+         "valueReference": {"reference": format!("QuestionnaireResponse/{closing}")}}
+    ]);
     done["executionPeriod"] = json!({"start": "2026-11-25", "end": "2027-02-10"});
     let res = put_task(&app, Some(OWNER), &done).await;
     assert_eq!(res.status(), 200);
@@ -201,6 +209,23 @@ async fn a_referral_walks_to_completed_and_the_referrer_reads_the_outcome(app: T
     )
     .await;
     assert_eq!(history["entry"].as_array().unwrap().len(), 7);
+    // The outcome with the Positive Health scores in one search.
+    let outcome = current(
+        &app,
+        &format!("Task?focus=ServiceRequest/{sr}&_include=Task:output"),
+    )
+    .await;
+    let included: Vec<&Value> = outcome["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| &e["resource"])
+        .collect();
+    assert_eq!(included.len(), 2, "{outcome}");
+    assert!(included
+        .iter()
+        .all(|r| r["resourceType"] == "QuestionnaireResponse"));
     // Searchable by what the referrer and the organisation care about.
     let found = current(
         &app,
@@ -208,6 +233,35 @@ async fn a_referral_walks_to_completed_and_the_referrer_reads_the_outcome(app: T
     )
     .await;
     assert_eq!(found["total"], 1);
+}
+
+fn output_type(code: &str) -> Value {
+    json!({"coding": [{"system": "https://wor-hub.nl/fhir/CodeSystem/task-output-type", "code": code}]})
+}
+
+/// Stores a completed Positive Health response with these six scores; returns its id.
+async fn positive_health(app: &TestApp, patient: &str, scores: [u8; 6]) -> String {
+    let dimensions = [
+        "bodily-functions",
+        "mental-wellbeing",
+        "meaningfulness",
+        "quality-of-life",
+        "participation",
+        "daily-functioning",
+    ];
+    let items: Vec<Value> = dimensions
+        .iter()
+        .zip(scores)
+        .map(|(l, v)| json!({"linkId": l, "answer": [{"valueInteger": v}]}))
+        .collect();
+    let qr = json!({
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "https://wor-hub.nl/fhir/Questionnaire/positive-health",
+        "status": "completed",
+        "subject": {"reference": patient},
+        "item": items
+    });
+    app.create(&qr).await["id"].as_str().unwrap().to_owned()
 }
 
 async fn illegal_transitions_are_refused_naming_both_statuses(app: TestApp) {
@@ -782,9 +836,13 @@ async fn overdue_marking(backend: Backend) {
         the_task(&app, &contacted_sr).await["meta"]["versionId"],
         contacted["meta"]["versionId"]
     );
-    // Searchable by status and business status (the tag is in meta.tag).
-    let found = current(&app, "Task?status=requested").await;
+    // Searchable by the tag.
+    let found = current(&app, &format!("Task?_tag={FLAG}|overdue")).await;
     assert_eq!(found["total"], 1);
+    assert_eq!(found["entry"][0]["resource"]["id"], waiting["id"]);
+    // Already tagged: later rounds leave it alone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(the_task(&app, &waiting_sr).await["meta"]["versionId"], "2");
     // Contact made: the tag goes with the organisation's update.
     let mut reached = moved(&waiting, "received", Some("contact-made"), None);
     reached["meta"] = waiting["meta"].clone();
