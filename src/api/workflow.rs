@@ -181,20 +181,11 @@ pub async fn mark_overdue(store: &Store, clock: &Clock, deadline: i64) -> Result
                 let text = serde_json::to_vec(&task).map_err(|e| internal(&e))?;
                 let tagged =
                     IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
-                let rows = index_rows(def, &tagged.value);
-                let at = now_micros();
-                let render = |v| tagged.render(&id, v, at);
                 // A Task another instance or client changed meanwhile waits for the
                 // next round.
-                if let UpdateOutcome::Updated(_) = tx.update(
-                    "Task",
-                    &id,
-                    at,
-                    &render,
-                    &rows,
-                    Some(current.version_id),
-                    false,
-                )? {
+                if let UpdateOutcome::Updated(_) =
+                    new_version(tx, "Task", &id, &tagged, current.version_id, now_micros())?
+                {
                     marked += 1;
                 }
             }
@@ -215,10 +206,7 @@ fn write_task(
     version: i64,
     at: i64,
 ) -> Result<StoredVersion, Failure<ApiError>> {
-    let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
-    let rows = index_rows(def, &resource.value);
-    let render = |v| resource.render(id, v, at);
-    match tx.update("Task", id, at, &render, &rows, Some(version), false)? {
+    match new_version(tx, "Task", id, resource, version, at)? {
         UpdateOutcome::Updated(v) | UpdateOutcome::Created(v) => Ok(v),
         UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
             "Task/{id} does not exist"
@@ -230,6 +218,21 @@ fn write_task(
             ))))
         }
     }
+}
+
+/// Stores `resource` as the next version of `ty/id` if `version` is still current.
+fn new_version(
+    tx: &mut Tx<'_>,
+    ty: &str,
+    id: &str,
+    resource: &IncomingResource,
+    version: i64,
+    at: i64,
+) -> Result<UpdateOutcome, Failure<ApiError>> {
+    let def = registry::resource(ty).ok_or_else(|| internal(&format!("no {ty} definition")))?;
+    let rows = index_rows(def, &resource.value);
+    let render = |v| resource.render(id, v, at);
+    Ok(tx.update(ty, id, at, &render, &rows, Some(version), false)?)
 }
 
 /// The roles the acting party holds on this Task.
@@ -383,18 +386,7 @@ fn follow(
     }
     sr.set_member("status", json!(status))
         .map_err(|e| internal(&e))?;
-    let def = registry::resource("ServiceRequest").ok_or_else(|| internal(&"no definition"))?;
-    let rows = index_rows(def, &sr.value);
-    let render = |v| sr.render(&sr_id, v, at);
-    match tx.update(
-        "ServiceRequest",
-        &sr_id,
-        at,
-        &render,
-        &rows,
-        Some(current.version_id),
-        false,
-    )? {
+    match new_version(tx, "ServiceRequest", &sr_id, &sr, current.version_id, at)? {
         UpdateOutcome::Updated(_) | UpdateOutcome::Created(_) => Ok(()),
         _ => Err(Failure::Abort(ApiError::precondition_failed(format!(
             "ServiceRequest/{sr_id} changed meanwhile; retry"

@@ -19,7 +19,7 @@ const POSITIVE_HEALTH: &str = "https://wor-hub.nl/fhir/Questionnaire/positive-he
 const TASK_FLAG: &str = "https://wor-hub.nl/fhir/CodeSystem/task-flag";
 const OUTPUT_TYPE: &str = "https://wor-hub.nl/fhir/CodeSystem/task-output-type";
 
-const DIMENSIONS: [&str; 6] = [
+pub(crate) const DIMENSIONS: [&str; 6] = [
     "bodily-functions",
     "mental-wellbeing",
     "meaningfulness",

@@ -241,15 +241,7 @@ fn output_type(code: &str) -> Value {
 
 /// Stores a completed Positive Health response with these six scores; returns its id.
 async fn positive_health(app: &TestApp, patient: &str, scores: [u8; 6]) -> String {
-    let dimensions = [
-        "bodily-functions",
-        "mental-wellbeing",
-        "meaningfulness",
-        "quality-of-life",
-        "participation",
-        "daily-functioning",
-    ];
-    let items: Vec<Value> = dimensions
+    let items: Vec<Value> = crate::outcome::DIMENSIONS
         .iter()
         .zip(scores)
         .map(|(l, v)| json!({"linkId": l, "answer": [{"valueInteger": v}]}))
