@@ -21,8 +21,7 @@ use crate::referral::directory::read_service;
 use crate::startup::AppState;
 use crate::store::{CreateOutcome, DeleteOutcome, Failure, Lookup, Tx, UpdateOutcome};
 
-/// Structure and R4 rules (400), then the Dutch identifier rules and the directory
-/// profile (422).
+/// Structure and R4 rules (400), then the business rules (422).
 pub(crate) fn check_valid(
     resource_type: &str,
     resource: &serde_json::Value,
@@ -31,23 +30,32 @@ pub(crate) fn check_valid(
     if issues.iter().any(Issue::is_error) {
         return Err(ApiError::invalid(issues));
     }
-    let mut issues = check_identifiers(resource_type, resource);
-    if resource_type == "Task" {
-        if let Err(e) = crate::referral::business_status::read(resource) {
-            let (at, diagnostics) = e.describe();
-            issues.push(Issue::error(IssueCode::CodeInvalid, diagnostics).at(at));
-        }
-    }
-    if resource_type == "HealthcareService" {
-        issues.extend(read_service("", resource).1);
-    }
-    if resource_type == "QuestionnaireResponse" {
-        issues.extend(crate::referral::positive_health::check(resource));
-    }
+    let issues = business_rules(resource_type, resource);
     if issues.iter().any(Issue::is_error) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, issues));
     }
     Ok(())
+}
+
+/// The rules beyond R4 for a structurally valid resource: Dutch identifiers, the
+/// Task business status, the directory profile, Positive Health answers. Writes and
+/// `$validate` both use them.
+pub(crate) fn business_rules(resource_type: &str, resource: &serde_json::Value) -> Vec<Issue> {
+    let mut issues = check_identifiers(resource_type, resource);
+    match resource_type {
+        "Task" => {
+            if let Err(e) = crate::referral::business_status::read(resource) {
+                let (at, diagnostics) = e.describe();
+                issues.push(Issue::error(IssueCode::CodeInvalid, diagnostics).at(at));
+            }
+        }
+        "HealthcareService" => issues.extend(read_service("", resource).1),
+        "QuestionnaireResponse" => {
+            issues.extend(crate::referral::positive_health::check(resource));
+        }
+        _ => {}
+    }
+    issues
 }
 
 /// POST /fhir/{type}: create, or conditional create with `If-None-Exist`.

@@ -5,10 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
+use crate::api::crud::business_rules;
 use crate::api::extract::FhirBody;
 use crate::api::{resource_def, respond};
 use crate::error::ApiError;
-use crate::fhir::identifiers::check_identifiers;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::validate::validate_resource;
 
@@ -25,7 +25,7 @@ pub async fn validate(path: web::Path<String>, body: FhirBody) -> Result<HttpRes
     };
     let mut issues = validate_resource(def.name, resource);
     if !issues.iter().any(Issue::is_error) {
-        issues = check_identifiers(def.name, resource);
+        issues = business_rules(def.name, resource);
     }
     if mode == Some("update") && resource.get("id").is_none() {
         issues.push(

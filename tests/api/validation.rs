@@ -56,5 +56,28 @@ async fn validate_reports_without_storing(app: TestApp) {
         "{issues:?}"
     );
 
+    // The business rules of writes apply too: a Task business status outside the
+    // project CodeSystem, a Positive Health score out of range.
+    let task = json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "businessStatus": {"coding": [{"system": "https://wor-hub.nl/fhir/CodeSystem/task-business-status", "code": "bijna"}]}});
+    let issues = expect_outcome(app.post("Task/$validate", &task).await, 200).await;
+    assert!(
+        has_issue(
+            &issues,
+            "code-invalid",
+            Some("Task.businessStatus.coding[0].code")
+        ),
+        "{issues:?}"
+    );
+    let qr = json!({"resourceType": "QuestionnaireResponse", "status": "in-progress",
+        "questionnaire": "https://wor-hub.nl/fhir/Questionnaire/positive-health",
+        "item": [{"linkId": "meaningfulness", "answer": [{"valueInteger": 11}]}]});
+    let issues = expect_outcome(app.post("QuestionnaireResponse/$validate", &qr).await, 200).await;
+    assert!(
+        issues.iter().any(|i| i["severity"] == "error"
+            && i["expression"][0] == "QuestionnaireResponse.item[0].answer[0].valueInteger"),
+        "{issues:?}"
+    );
+
     assert_eq!(app.version_count("ServiceRequest").await, 0);
 }
