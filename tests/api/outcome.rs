@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::helpers::{expect_outcome, has_issue, TestApp};
 use crate::search::{found, id_of, search, sorted};
+use crate::search_results::entries_with_mode;
 
 backend_tests!(
     positive_health_answers_are_stored_and_found,
@@ -210,22 +211,7 @@ async fn task_output_is_included(app: TestApp) {
     let other = id_of(&app.create(&other).await);
 
     let bundle = search(&app, &format!("Task?_id={t},{other}&_include=Task:output")).await;
-    let entries = bundle["entry"].as_array().unwrap();
-    let with_mode = |mode: &str| {
-        let mut v: Vec<String> = entries
-            .iter()
-            .filter(|e| e["search"]["mode"] == mode)
-            .map(|e| {
-                format!(
-                    "{}/{}",
-                    e["resource"]["resourceType"].as_str().unwrap(),
-                    e["resource"]["id"].as_str().unwrap()
-                )
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let with_mode = |mode: &str| entries_with_mode(&bundle, mode);
     assert_eq!(
         with_mode("match"),
         sorted(vec![format!("Task/{t}"), format!("Task/{other}")])
@@ -238,7 +224,9 @@ async fn task_output_is_included(app: TestApp) {
         ])
     );
     assert!(!with_mode("include").contains(&format!("QuestionnaireResponse/{unrelated}")));
-    let included = entries
+    let included = bundle["entry"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|e| e["search"]["mode"] == "include")
         .unwrap();

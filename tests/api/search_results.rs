@@ -37,7 +37,7 @@ async fn follow(app: &TestApp, url: &str) -> Value {
     res.json().await.unwrap()
 }
 
-fn entries_with_mode(bundle: &Value, mode: &str) -> Vec<String> {
+pub(crate) fn entries_with_mode(bundle: &Value, mode: &str) -> Vec<String> {
     let mut v: Vec<String> = bundle["entry"]
         .as_array()
         .unwrap()
