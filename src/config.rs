@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "wor-hub.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most entries a transaction or batch Bundle may hold.
+pub const DEFAULT_MAX_BUNDLE_ENTRIES: usize = 1000;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_REQUEST_RETENTION: &str = "24h";
 pub const DEFAULT_CONTACT_DEADLINE: &str = "14days";
@@ -33,6 +35,9 @@ pub struct ConfigArgs {
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, env = "WOR_HUB_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Most entries in a transaction or batch Bundle; larger ones get 413 [default: 1000].
+    #[arg(long, env = "WOR_HUB_MAX_BUNDLE_ENTRIES", value_name = "N")]
+    pub max_bundle_entries: Option<usize>,
     /// Public URL of the FHIR base as clients see it, e.g. `https://hub.example.nl/fhir`
     /// [default: derived from each request's Host].
     #[arg(long, env = "WOR_HUB_BASE_URL", value_name = "URL")]
@@ -81,6 +86,7 @@ struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
+    max_bundle_entries: Option<usize>,
     base_url: Option<String>,
     db_pool_size: Option<u32>,
     log: Option<String>,
@@ -183,6 +189,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database: DatabaseUrl,
     pub max_body_bytes: usize,
+    /// Most entries in a transaction or batch Bundle (413 beyond).
+    pub max_bundle_entries: usize,
     /// Without trailing slash.
     pub base_url: Option<String>,
     pub db_pool_size: u32,
@@ -251,6 +259,17 @@ impl Settings {
             ));
         }
 
+        let max_bundle_entries = args
+            .max_bundle_entries
+            .or(file.max_bundle_entries)
+            .unwrap_or(DEFAULT_MAX_BUNDLE_ENTRIES);
+        if max_bundle_entries == 0 {
+            return Err(ConfigError::invalid(
+                "max_bundle_entries",
+                "must be at least 1",
+            ));
+        }
+
         let base_url = match pick(&args.base_url, file.base_url) {
             None => None,
             Some(url) => Some(validate_base_url(&url)?),
@@ -304,6 +323,7 @@ impl Settings {
             listen,
             database,
             max_body_bytes,
+            max_bundle_entries,
             base_url,
             db_pool_size,
             log,
@@ -324,6 +344,7 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_bundle_entries: DEFAULT_MAX_BUNDLE_ENTRIES,
             base_url: None,
             db_pool_size: DEFAULT_POOL_SIZE,
             log: "info".into(),

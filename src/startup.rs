@@ -17,6 +17,7 @@ use crate::{api, telemetry};
 pub struct AppState {
     pub store: Store,
     pub max_body_bytes: usize,
+    pub max_bundle_entries: usize,
     pub base_url: Option<String>,
     /// How long `X-Request-Id` replays are answered from the stored reply.
     pub request_retention: std::time::Duration,
@@ -88,6 +89,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store,
             max_body_bytes: settings.max_body_bytes,
+            max_bundle_entries: settings.max_bundle_entries,
             base_url: settings.base_url.clone(),
             request_retention: settings.request_retention,
             started: format_instant(now_micros()),

@@ -13,7 +13,6 @@ use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::identifiers::check_identifiers;
 use crate::fhir::index::index_rows;
-use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::local_references;
 use crate::fhir::validate::validate_resource;
@@ -91,12 +90,10 @@ pub async fn create(
     };
     let idem = idempotency(&ctx, "POST", &req.uri().to_string(), &body.raw);
     let id = uuid::Uuid::new_v4().to_string();
-    let at = now_micros();
-    let stored_body = body.resource.render(&id, 1, at);
     let rows = index_rows(def, &body.resource.value);
     let refs = local_references(def.name, &body.resource.value, &ctx.base_url);
     let base = ctx.base_url.clone();
-    let value = body.resource.value;
+    let incoming = body.resource;
     run_write(&state, &ctx, idem, move |tx| {
         if let Some(criteria) = &if_none_exist {
             match tx.conditional(def.name, criteria)? {
@@ -112,9 +109,9 @@ pub async fn create(
             }
         }
         check_references(tx, &refs, &|_, _| false)?;
-        let v = tx.create(def.name, &id, at, stored_body.clone(), &rows)?;
+        let v = tx.create(def.name, &id, &|v, at| incoming.render(&id, v, at), &rows)?;
         if def.name == "ServiceRequest" {
-            route_created(tx, &id, &value, &base, at)?;
+            route_created(tx, &id, &incoming.value, &base)?;
         }
         Ok(respond::resource(
             StatusCode::CREATED,
@@ -211,7 +208,6 @@ pub async fn update(
     check_valid(def.name, &body.resource.value)?;
     check_body_id(def.name, &id, &body.resource.value)?;
     let idem = idempotency(&ctx, "PUT", &req.uri().to_string(), &body.raw);
-    let at = now_micros();
     let rows = index_rows(def, &body.resource.value);
     let refs = local_references(def.name, &body.resource.value, &ctx.base_url);
     let base = ctx.base_url.clone();
@@ -221,21 +217,20 @@ pub async fn update(
         let pending = |t: &str, i: &str| t == def.name && i == id;
         if def.name == "Task" {
             let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
-            let updated =
-                update_task(tx, &workflow, &id, &incoming, if_match.0, &base, at, checks)?;
+            let updated = update_task(tx, &workflow, &id, &incoming, if_match.0, &base, checks)?;
             if let Some(v) = updated {
                 return Ok(respond::resource(StatusCode::OK, &v, &base, pref, false));
             }
         }
         check_references(tx, &refs, &pending)?;
-        let render = |v| incoming.render(&id, v, at);
-        match tx.update(def.name, &id, at, &render, &rows, if_match.0, true)? {
+        let render = |v, at| incoming.render(&id, v, at);
+        match tx.update(def.name, &id, &render, &rows, if_match.0, true)? {
             UpdateOutcome::Updated(v) => {
                 Ok(respond::resource(StatusCode::OK, &v, &base, pref, false))
             }
             UpdateOutcome::Created(v) => {
                 if def.name == "ServiceRequest" {
-                    route_created(tx, &id, &incoming.value, &base, at)?;
+                    route_created(tx, &id, &incoming.value, &base)?;
                 }
                 Ok(respond::resource(
                     StatusCode::CREATED,
@@ -302,7 +297,7 @@ pub async fn delete(
     }
     let idem = idempotency(&ctx, "DELETE", &req.uri().to_string(), b"");
     run_write(&state, &ctx, idem, move |tx| {
-        let message = match tx.delete(def.name, &id, now_micros(), if_match.0)? {
+        let message = match tx.delete(def.name, &id, if_match.0)? {
             DeleteOutcome::Deleted { version_id } => {
                 format!("Deleted {}/{id} (version {version_id})", def.name)
             }

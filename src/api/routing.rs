@@ -135,7 +135,6 @@ pub fn route_created(
     id: &str,
     sr: &Value,
     base: &str,
-    at: i64,
 ) -> Result<(), Failure<ApiError>> {
     if sr.get("status").and_then(Value::as_str) != Some("active") {
         return Ok(());
@@ -153,6 +152,7 @@ pub fn route_created(
         return Ok(());
     }
     let (patient_ref, patient) = patient_of(tx, sr, base)?;
+    let at = tx.stamp()?;
     let decision = decide(tx, sr, patient.as_ref(), at)?;
     let links = TaskLinks {
         focus: Some(format!("ServiceRequest/{id}")),
@@ -165,7 +165,7 @@ pub fn route_created(
         now: format_instant(at),
     };
     let task = build_task(&decision, &links);
-    store_task(tx, &task, at)
+    store_task(tx, &task)
 }
 
 /// The referral's subject when it is a stored Patient: `Patient/<id>` and its body.
@@ -190,7 +190,7 @@ pub fn patient_of(
 }
 
 /// Stores a Task the hub built, with a new id.
-pub fn store_task(tx: &mut Tx<'_>, task: &Value, at: i64) -> Result<(), Failure<ApiError>> {
+pub fn store_task(tx: &mut Tx<'_>, task: &Value) -> Result<(), Failure<ApiError>> {
     let internal = |e: &dyn std::fmt::Display| Failure::Abort(ApiError::internal(e));
     let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
     let text = serde_json::to_vec(task).map_err(|e| internal(&e))?;
@@ -200,8 +200,7 @@ pub fn store_task(tx: &mut Tx<'_>, task: &Value, at: i64) -> Result<(), Failure<
     tx.create(
         "Task",
         &task_id,
-        at,
-        incoming.render(&task_id, 1, at),
+        &|v, at| incoming.render(&task_id, v, at),
         &rows,
     )?;
     Ok(())

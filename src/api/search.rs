@@ -152,9 +152,19 @@ async fn later_page(
         .filter(|v| uuid::Uuid::parse_str(v).is_ok())
         .ok_or_else(|| misuse("Missing or malformed _getpages"))?
         .to_owned();
-    let offset = paging::value(pairs, OFFSET)
-        .and_then(|v| v.parse::<usize>().ok())
-        .ok_or_else(|| misuse("Missing or malformed _offset"))?;
+    let offset = match paging::value(pairs, OFFSET).map(str::parse::<usize>) {
+        None => return Err(misuse("Missing _offset")),
+        Some(Ok(n)) if n <= SNAPSHOT_CAP => n,
+        Some(_) => {
+            return Err(ApiError::invalid(vec![Issue::error(
+                IssueCode::Value,
+                format!(
+                    "_offset must be a whole number from 0 to {SNAPSHOT_CAP} (the most matches a search keeps)"
+                ),
+            )
+            .at(OFFSET)]))
+        }
+    };
     let expired = || {
         ApiError::gone(
             "These search results have expired (or never existed); repeat the search".to_owned(),

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::fhir::bundle::{raw, Bundle, Entry};
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::index::index_rows;
-use crate::fhir::instant::{format_instant, now_micros};
+use crate::fhir::instant::format_instant;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::references::{local_references, reference_strings};
 use crate::fhir::registry::ResourceDef;
@@ -31,7 +31,8 @@ use crate::fhir::transaction::{self, BundleKind, EntryRequest, Method, Target};
 use crate::fhir::validate::validate_resource;
 use crate::startup::AppState;
 use crate::store::{
-    CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, StoredVersion, Tx, UpdateOutcome,
+    conditional_lock_key, CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, StoredVersion,
+    Tx, UpdateOutcome,
 };
 
 /// An entry checked before the unit of work starts.
@@ -57,7 +58,7 @@ pub async fn bundle(
     pref: ReturnPref,
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = Plan::new(&body.resource.value, &body.raw)?;
+    let plan = Plan::new(&body.resource.value, &body.raw, state.max_bundle_entries)?;
     let idem = idempotency(&ctx, "POST", &req.uri().to_string(), &body.raw);
     let base = ctx.base_url.clone();
     let wf = Workflow::new(&state, &ctx);
@@ -78,7 +79,27 @@ pub struct Plan {
 impl Plan {
     /// `resource` is the parsed Bundle, `raw` its bytes (entries are taken from the raw
     /// text so each stored resource keeps the client's bytes).
-    pub fn new(resource: &serde_json::Value, raw: &[u8]) -> Result<Self, ApiError> {
+    pub fn new(
+        resource: &serde_json::Value,
+        raw: &[u8],
+        max_entries: usize,
+    ) -> Result<Self, ApiError> {
+        let entries = resource
+            .get("entry")
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, Vec::len);
+        if entries > max_entries {
+            return Err(ApiError::one(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Issue::error(
+                    IssueCode::TooLong,
+                    format!(
+                        "The Bundle has {entries} entries; this server takes at most {max_entries} per transaction or batch: split it"
+                    ),
+                )
+                .at("Bundle.entry"),
+            ));
+        }
         // The Bundle's own structure; each entry's resource is validated on its own in
         // `prepare`, so a batch can fail one entry and go on with the others.
         let mut shell = resource.clone();
@@ -242,11 +263,21 @@ fn execute(
 ) -> Result<Results, Failure<ApiError>> {
     let mut order: Vec<&Prepared> = entries.iter().collect();
     order.sort_by_key(|e| e.req.method);
+    // Conditional creates lock their criteria; take all those locks first, sorted,
+    // so concurrent Bundles never hold them in opposite orders.
+    tx.lock_in_order(
+        entries
+            .iter()
+            .filter_map(|e| match (&e.req.method, &e.criteria) {
+                (Method::Post, Some(criteria)) => Some(conditional_lock_key(e.def.name, criteria)),
+                _ => None,
+            }),
+    )?;
     let mut results = Results::new();
     // Where each entry writes: (type, id), decided before anything is written so
     // references between entries can be resolved.
     let mut targets: HashMap<usize, (String, bool)> = HashMap::new();
-    let mut aliases: Vec<(String, String)> = Vec::new();
+    let mut aliases: HashMap<String, String> = HashMap::new();
     let record = |results: &mut Results,
                   index: usize,
                   outcome: Result<Done, Failure<ApiError>>|
@@ -264,7 +295,6 @@ fn execute(
             Err(other) => Err(other),
         }
     };
-    let at = now_micros();
     for e in &order {
         let index = e.req.index;
         let outcome = match e.req.method {
@@ -272,12 +302,12 @@ fn execute(
                 if e.def.name == "Task" {
                     check_task_delete(wf.and_then(|w| w.party.as_ref())).map_err(Failure::Abort)?;
                 }
-                delete(tx, e, at)
+                delete(tx, e)
             }),
             Method::Post | Method::Put => match in_entry(tx, kind, |tx| decide_target(tx, e)) {
                 Ok(((id, created), None)) => {
                     if let Some(url) = &e.req.full_url {
-                        aliases.push((url.clone(), format!("{}/{id}", e.def.name)));
+                        aliases.insert(url.clone(), format!("{}/{id}", e.def.name));
                     }
                     targets.insert(index, (id, created));
                     continue;
@@ -286,7 +316,7 @@ fn execute(
                     // A conditional create that matched: references to its fullUrl
                     // resolve to the existing resource.
                     if let (Some(url), Done::Version(_, v)) = (&e.req.full_url, &done) {
-                        aliases.push((url.clone(), format!("{}/{}", e.def.name, v.id)));
+                        aliases.insert(url.clone(), format!("{}/{}", e.def.name, v.id));
                     }
                     Ok(done)
                 }
@@ -312,10 +342,10 @@ fn execute(
             continue;
         };
         let outcome = in_entry(tx, kind, |tx| {
-            let done = write(tx, e, id, *created, &aliases, &pending, base, at, wf)?;
+            let done = write(tx, e, id, *created, &aliases, &pending, base, wf)?;
             if let Some(sr) = created_referral(&done) {
                 match kind {
-                    BundleKind::Batch => route_created(tx, id, &sr, base, at)?,
+                    BundleKind::Batch => route_created(tx, id, &sr, base)?,
                     BundleKind::Transaction => to_route.push((e.req.index, id.clone(), sr)),
                 }
             }
@@ -324,7 +354,7 @@ fn execute(
         record(&mut results, e.req.index, outcome)?;
     }
     for (index, id, sr) in to_route {
-        route_created(tx, &id, &sr, base, at).map_err(|f| match f {
+        route_created(tx, &id, &sr, base).map_err(|f| match f {
             Failure::Abort(e) => Failure::Abort(entry_error(index, e)),
             other => other,
         })?;
@@ -354,7 +384,7 @@ fn in_entry<T>(
     }
 }
 
-fn delete(tx: &mut Tx<'_>, e: &Prepared, at: i64) -> Result<Done, Failure<ApiError>> {
+fn delete(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<ApiError>> {
     let ty = e.def.name;
     let id = match (&e.req.target, &e.criteria) {
         (Target::Instance { id, .. }, _) => id.clone(),
@@ -378,7 +408,7 @@ fn delete(tx: &mut Tx<'_>, e: &Prepared, at: i64) -> Result<Done, Failure<ApiErr
             )))
         }
     };
-    match tx.delete(ty, &id, at, e.if_match)? {
+    match tx.delete(ty, &id, e.if_match)? {
         DeleteOutcome::Deleted { .. } | DeleteOutcome::AlreadyDeleted => Ok(Done::Deleted),
         DeleteOutcome::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
             "{ty}/{id} does not exist"
@@ -445,17 +475,16 @@ fn write(
     e: &Prepared,
     id: &str,
     created: bool,
-    aliases: &[(String, String)],
+    aliases: &HashMap<String, String>,
     pending: &HashSet<(String, String)>,
     base: &str,
-    at: i64,
     wf: Option<&Workflow>,
 ) -> Result<Done, Failure<ApiError>> {
     let ty = e.def.name;
-    let mut text = e.req.resource.clone().unwrap_or_default();
-    for (from, to) in aliases {
-        text = transaction::replace_string_literal(&text, from, to);
-    }
+    let text = transaction::replace_string_literals(
+        e.req.resource.as_deref().unwrap_or_default(),
+        aliases,
+    );
     let resource = IncomingResource::parse(text.as_bytes())
         .map_err(|issue| Failure::Abort(ApiError::invalid(vec![issue])))?;
     if let Some((path, r)) = reference_strings(ty, &resource.value)
@@ -486,18 +515,18 @@ fn write(
             )));
         };
         let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
-        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, at, checks)? {
+        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, checks)? {
             return Ok(Done::Version(StatusCode::OK, v));
         }
     }
     check_references(tx, &refs, &pending)?;
     let rows = index_rows(e.def, &resource.value);
     if created {
-        let v = tx.create(ty, id, at, resource.render(id, 1, at), &rows)?;
+        let v = tx.create(ty, id, &|v, at| resource.render(id, v, at), &rows)?;
         return Ok(Done::Version(StatusCode::CREATED, v));
     }
-    let render = |v| resource.render(id, v, at);
-    match tx.update(ty, id, at, &render, &rows, e.if_match, true)? {
+    let render = |v, at| resource.render(id, v, at);
+    match tx.update(ty, id, &render, &rows, e.if_match, true)? {
         UpdateOutcome::Updated(v) => Ok(Done::Version(StatusCode::OK, v)),
         UpdateOutcome::Created(v) => Ok(Done::Version(StatusCode::CREATED, v)),
         UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::precondition_failed(format!(

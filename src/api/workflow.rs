@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::dates::date_range;
 use crate::fhir::index::index_rows;
-use crate::fhir::instant::{format_instant, now_micros};
+use crate::fhir::instant::format_instant;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::parse_local;
 use crate::fhir::registry;
@@ -70,7 +70,6 @@ pub fn update_task(
     incoming: &IncomingResource,
     if_match: Option<i64>,
     base: &str,
-    at: i64,
     checks: impl FnOnce(&mut Tx<'_>) -> Result<(), Failure<ApiError>>,
 ) -> Result<Option<StoredVersion>, Failure<ApiError>> {
     let Some(current) = tx.current("Task", id)? else {
@@ -100,21 +99,22 @@ pub fn update_task(
         ))));
     }
     let roles = roles_of(wf.party.as_ref(), &old, base, id)?;
+    let at = tx.stamp()?;
     let reviewed = review(&old, &incoming.value, roles, &format_instant(at))
         .map_err(|r| refused(&r, &old, id))?;
     checks(tx)?;
     let mut task = reviewed.task;
     flag_overdue(&mut task, wf.clock.now_micros(), wf.contact_deadline);
     let stored = if task == incoming.value {
-        write_task(tx, id, incoming, version, at)?
+        write_task(tx, id, incoming, version)?
     } else {
         let text = serde_json::to_vec(&task).map_err(|e| internal(&e))?;
         let adjusted = IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
-        write_task(tx, id, &adjusted, version, at)?
+        write_task(tx, id, &adjusted, version)?
     };
     match reviewed.effect {
         Effect::None | Effect::CancellationRequested => {}
-        Effect::ServiceRequest(status) => follow(tx, &task, status, base, at)?,
+        Effect::ServiceRequest(status) => follow(tx, &task, status, base)?,
         Effect::Reroute { reason } => reroute(tx, id, &task, &reason, base, at)?,
     }
     Ok(Some(stored))
@@ -184,7 +184,7 @@ pub async fn mark_overdue(store: &Store, clock: &Clock, deadline: i64) -> Result
                 // A Task another instance or client changed meanwhile waits for the
                 // next round.
                 if let UpdateOutcome::Updated(_) =
-                    new_version(tx, "Task", &id, &tagged, current.version_id, now_micros())?
+                    new_version(tx, "Task", &id, &tagged, current.version_id)?
                 {
                     marked += 1;
                 }
@@ -204,9 +204,8 @@ fn write_task(
     id: &str,
     resource: &IncomingResource,
     version: i64,
-    at: i64,
 ) -> Result<StoredVersion, Failure<ApiError>> {
-    match new_version(tx, "Task", id, resource, version, at)? {
+    match new_version(tx, "Task", id, resource, version)? {
         UpdateOutcome::Updated(v) | UpdateOutcome::Created(v) => Ok(v),
         UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
             "Task/{id} does not exist"
@@ -227,12 +226,11 @@ fn new_version(
     id: &str,
     resource: &IncomingResource,
     version: i64,
-    at: i64,
 ) -> Result<UpdateOutcome, Failure<ApiError>> {
     let def = registry::resource(ty).ok_or_else(|| internal(&format!("no {ty} definition")))?;
     let rows = index_rows(def, &resource.value);
-    let render = |v| resource.render(id, v, at);
-    Ok(tx.update(ty, id, at, &render, &rows, Some(version), false)?)
+    let render = |v, at| resource.render(id, v, at);
+    Ok(tx.update(ty, id, &render, &rows, Some(version), false)?)
 }
 
 /// The roles the acting party holds on this Task.
@@ -373,7 +371,6 @@ fn follow(
     task: &Value,
     status: &str,
     base: &str,
-    at: i64,
 ) -> Result<(), Failure<ApiError>> {
     let Some((sr_id, current)) = referral_of(tx, task, base)? else {
         return Ok(());
@@ -386,7 +383,7 @@ fn follow(
     }
     sr.set_member("status", json!(status))
         .map_err(|e| internal(&e))?;
-    match new_version(tx, "ServiceRequest", &sr_id, &sr, current.version_id, at)? {
+    match new_version(tx, "ServiceRequest", &sr_id, &sr, current.version_id)? {
         UpdateOutcome::Updated(_) | UpdateOutcome::Created(_) => Ok(()),
         _ => Err(Failure::Abort(ApiError::precondition_failed(format!(
             "ServiceRequest/{sr_id} changed meanwhile; retry"
@@ -465,5 +462,5 @@ fn reroute(
             json!({"time": format_instant(at), "text": format!("Re-routed after Task/{rejected_id} was rejected: {reason}")}),
         );
     }
-    store_task(tx, &task, at)
+    store_task(tx, &task)
 }

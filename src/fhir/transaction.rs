@@ -1,6 +1,8 @@
 //! Transaction and batch Bundles (http.html#transaction): parsing the request entries,
 //! keeping each entry's resource as the client's raw JSON text.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -205,13 +207,50 @@ fn parse_target(url: &str) -> Option<Target> {
     }
 }
 
-/// Replaces every JSON string literal `"<from>"` in `text` by `"<to>"`: resolves
-/// `urn:uuid:` references to the ids assigned in the transaction without touching
-/// anything else the client wrote.
-pub fn replace_string_literal(text: &str, from: &str, to: &str) -> String {
-    let quoted_from = serde_json::Value::String(from.to_owned()).to_string();
-    let quoted_to = serde_json::Value::String(to.to_owned()).to_string();
-    text.replace(&quoted_from, &quoted_to)
+/// Replaces every JSON string literal of `text` whose value is a key of `aliases` by
+/// the key's value: resolves `urn:uuid:` references (and other fullUrls) to the ids
+/// assigned in the transaction without touching anything else the client wrote. One
+/// pass over the text with one lookup per literal, however many entries the Bundle has.
+pub fn replace_string_literals(text: &str, aliases: &HashMap<String, String>) -> String {
+    if aliases.is_empty() {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        // A string literal: find its closing quote, skipping escaped characters.
+        let start = i;
+        let mut j = i + 1;
+        let mut escaped = false;
+        while j < bytes.len() && bytes[j] != b'"' {
+            if bytes[j] == b'\\' {
+                escaped = true;
+                j += 1;
+            }
+            j += 1;
+        }
+        let end = j.min(bytes.len());
+        // Aliases are URLs: a literal with escapes is never one of them.
+        if !escaped {
+            if let Some(to) = text
+                .get(start + 1..end)
+                .and_then(|inner| aliases.get(inner))
+            {
+                out.push_str(&text[copied..start]);
+                out.push_str(&serde_json::Value::String(to.clone()).to_string());
+                copied = end + 1;
+            }
+        }
+        i = end + 1;
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    out
 }
 
 #[cfg(test)]
@@ -236,6 +275,25 @@ mod tests {
             })
         ));
         assert_eq!(parse_target("Patient/1/x"), None);
+    }
+
+    #[test]
+    fn string_literals_are_replaced_in_one_pass() {
+        let aliases: HashMap<String, String> = [
+            ("urn:uuid:1".to_owned(), "Patient/a".to_owned()),
+            ("urn:uuid:2".to_owned(), "Practitioner/b".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let text = r#"{"subject":{"reference":"urn:uuid:1"},"note":[{"text":"see \"urn:uuid:1\""}],"performer":[{"reference":"urn:uuid:2"}],"x":"urn:uuid:12","valueDecimal":1.50}"#;
+        assert_eq!(
+            replace_string_literals(text, &aliases),
+            r#"{"subject":{"reference":"Patient/a"},"note":[{"text":"see \"urn:uuid:1\""}],"performer":[{"reference":"Practitioner/b"}],"x":"urn:uuid:12","valueDecimal":1.50}"#
+        );
+        assert_eq!(
+            replace_string_literals("\"urn:uuid:1\"", &aliases),
+            "\"Patient/a\""
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use index::RowsOf;
+pub use ops::conditional_lock_key;
 pub use postcodes::{PostcodeImport, PostcodeRows};
 pub use query::{Criterion, SystemMatch};
 pub use requests::RequestRecord;
@@ -118,7 +119,9 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
             let mut conn = pool.get()?;
             f(&mut conn)
         })

@@ -30,7 +30,11 @@ impl Store {
     {
         let lock = self.write_lock.clone();
         let pool = self.pool.clone();
+        // The blocking pool's thread does not inherit the request's span: enter it, so
+        // what the unit of work logs (an internal error) carries the request id.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
             let _guard = lock
                 .as_ref()
                 .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
@@ -175,7 +179,26 @@ impl Store {
     }
 }
 
+/// The lock a conditional create on these criteria holds (see [`Tx::lock_in_order`]).
+pub fn conditional_lock_key(resource_type: &str, criteria: &[Criterion]) -> String {
+    format!("create:{resource_type}:{criteria:?}")
+}
+
 impl Tx<'_> {
+    /// Takes all `keys` at once, in one canonical (sorted) order, before a unit of work
+    /// that would otherwise take them one by one in its own order: two Bundles naming
+    /// the same identifiers in opposite order then queue instead of deadlocking.
+    pub fn lock_in_order(
+        &mut self,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<(), tx::TxError> {
+        let keys: std::collections::BTreeSet<String> = keys.into_iter().collect();
+        for key in keys {
+            self.lock(&key)?;
+        }
+        Ok(())
+    }
+
     /// Conditional create (`If-None-Exist`): serialised per criteria so concurrent
     /// identical submissions cannot both miss; `Some` when it must not create.
     pub fn conditional(
@@ -183,7 +206,7 @@ impl Tx<'_> {
         resource_type: &str,
         criteria: &[Criterion],
     ) -> Result<Option<CreateOutcome>, tx::TxError> {
-        self.lock(&format!("create:{resource_type}:{criteria:?}"))?;
+        self.lock(&conditional_lock_key(resource_type, criteria))?;
         let ids = self.find_ids(resource_type, criteria)?;
         let mut iter = ids.iter();
         match (iter.next(), iter.next()) {

@@ -135,3 +135,17 @@ diesel::table! {
         row_count -> BigInt,
     }
 }
+
+diesel::table! {
+    change_clock (id) {
+        id -> Integer,
+        last_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_journal_batches (batch_id) {
+        batch_id -> Text,
+        moved -> BigInt,
+    }
+}

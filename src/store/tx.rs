@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Text};
 
 use super::db::DbConnection;
 use super::query::Criterion;
@@ -28,6 +28,13 @@ impl From<DieselError> for TxError {
             // Two writers created the same (type, id): the loser retries and sees the row.
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
             | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Retry,
+            // PostgreSQL broke a lock cycle (SQLSTATE 40P01) by failing this
+            // transaction: run it again, like a serialization failure.
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("deadlock detected") =>
+            {
+                Self::Retry
+            }
             other => Self::Db(other),
         }
     }
@@ -76,7 +83,7 @@ pub(super) fn run<T, E>(
     f: &dyn Fn(&mut Tx<'_>) -> Result<T, Failure<E>>,
 ) -> Result<T, WriteError<E>> {
     for _ in 0..MAX_ATTEMPTS {
-        let result = conn.transaction::<T, Failure<E>, _>(|c| f(&mut Tx { conn: c, ctx }));
+        let result = conn.transaction::<T, Failure<E>, _>(|c| f(&mut Tx::new(c, ctx)));
         match result {
             Ok(value) => return Ok(value),
             Err(Failure::Tx(TxError::Retry)) => continue,
@@ -93,6 +100,8 @@ pub(super) fn run<T, E>(
 pub struct Tx<'a> {
     pub(super) conn: &'a mut DbConnection,
     ctx: &'a AuditContext,
+    /// The change-feed timestamp of this transaction's versions, once taken.
+    stamp: Option<i64>,
 }
 
 /// An audit record's facts (FHIR AuditEvent action C/R/U/D/E).
@@ -108,6 +117,46 @@ pub struct AuditRecord<'a> {
 pub(crate) fn now_micros() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+impl<'a> Tx<'a> {
+    pub(super) fn new(conn: &'a mut DbConnection, ctx: &'a AuditContext) -> Self {
+        Self {
+            conn,
+            ctx,
+            stamp: None,
+        }
+    }
+
+    /// The timestamp (`meta.lastUpdated`, microseconds) of every version this unit of
+    /// work writes: taken from the change clock, which it locks until commit (SQLite:
+    /// the writer lock; PostgreSQL: the clock's row lock). Writers therefore pass this
+    /// point one at a time and get strictly increasing stamps in commit order, so a
+    /// poller that has seen position P never misses a later commit below P.
+    pub fn stamp(&mut self) -> Result<i64, TxError> {
+        if let Some(at) = self.stamp {
+            return Ok(at);
+        }
+        let sql = match self.conn {
+            DbConnection::Sqlite(_) => {
+                "UPDATE change_clock SET last_at = MAX(last_at + 1, ?) WHERE id = 1 RETURNING last_at"
+            }
+            DbConnection::Postgres(_) => {
+                "UPDATE change_clock SET last_at = GREATEST(last_at + 1, $1) WHERE id = 1 RETURNING last_at"
+            }
+        };
+        let row: ClockRow = diesel::sql_query(sql)
+            .bind::<BigInt, _>(now_micros())
+            .get_result(self.conn)?;
+        self.stamp = Some(row.last_at);
+        Ok(row.last_at)
+    }
+}
+
+#[derive(QueryableByName)]
+struct ClockRow {
+    #[diesel(sql_type = BigInt)]
+    last_at: i64,
 }
 
 impl Tx<'_> {
@@ -147,7 +196,23 @@ impl Tx<'_> {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<E>>,
     ) -> Result<T, Failure<E>> {
         let ctx = self.ctx;
-        self.conn.transaction(|c| f(&mut Tx { conn: c, ctx }))
+        // A rolled-back savepoint also undoes (and on PostgreSQL unlocks) a stamp taken
+        // inside it: only a committed savepoint's stamp is kept.
+        let mut stamp = self.stamp;
+        let result = self.conn.transaction(|c| {
+            let mut inner = Tx {
+                conn: c,
+                ctx,
+                stamp,
+            };
+            let result = f(&mut inner);
+            stamp = inner.stamp;
+            result
+        });
+        if result.is_ok() {
+            self.stamp = stamp;
+        }
+        result
     }
 
     /// The current version number and deleted flag.
@@ -311,16 +376,17 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Version 1 of a new resource (`method` is the HTTP method recorded in history).
+    /// Version 1 of a new resource, its body `render(1, stamp)`.
     pub fn create(
         &mut self,
         ty: &str,
         id: &str,
-        at: i64,
-        body: String,
+        render: &dyn Fn(i64, i64) -> String,
         rows: &IndexRows,
     ) -> Result<StoredVersion, TxError> {
+        let at = self.stamp()?;
         self.insert_head(ty, id, at)?;
+        let body = render(1, at);
         let stored = StoredVersion {
             resource_type: ty.to_owned(),
             id: id.to_owned(),
@@ -340,31 +406,32 @@ impl Tx<'_> {
         Ok(stored)
     }
 
-    /// A new version with the body `render(version_id)`; creates the resource when it
-    /// does not exist and `allow_create` (update-as-create).
-    #[allow(clippy::too_many_arguments)]
+    /// A new version with the body `render(version_id, stamp)`; creates the resource
+    /// when it does not exist and `allow_create` (update-as-create).
     pub fn update(
         &mut self,
         ty: &str,
         id: &str,
-        at: i64,
-        render: &dyn Fn(i64) -> String,
+        render: &dyn Fn(i64, i64) -> String,
         rows: &IndexRows,
         if_match: Option<i64>,
         allow_create: bool,
     ) -> Result<UpdateOutcome, TxError> {
-        let (new_version, created) = match self.head(ty, id)? {
+        let head = self.head(ty, id)?;
+        match head {
             None if if_match.is_some() || !allow_create => return Ok(UpdateOutcome::NotFound),
+            Some((v, _)) if if_match.is_some_and(|expected| expected != v) => {
+                return Ok(UpdateOutcome::VersionMismatch { current: v });
+            }
+            _ => {}
+        }
+        let at = self.stamp()?;
+        let (new_version, created) = match head {
             None => {
                 self.insert_head(ty, id, at)?;
                 (1, true)
             }
             Some((v, _)) => {
-                if let Some(expected) = if_match {
-                    if expected != v {
-                        return Ok(UpdateOutcome::VersionMismatch { current: v });
-                    }
-                }
                 self.set_head(ty, id, v, at, false)?;
                 (v + 1, false)
             }
@@ -374,7 +441,7 @@ impl Tx<'_> {
             id: id.to_owned(),
             version_id: new_version,
             last_updated: at,
-            body: Some(render(new_version)),
+            body: Some(render(new_version, at)),
         };
         self.insert_version(&stored, "PUT", Some(rows))?;
         self.audit(AuditRecord {
@@ -397,7 +464,6 @@ impl Tx<'_> {
         &mut self,
         ty: &str,
         id: &str,
-        at: i64,
         if_match: Option<i64>,
     ) -> Result<DeleteOutcome, TxError> {
         let Some((v, deleted)) = self.head(ty, id)? else {
@@ -411,6 +477,7 @@ impl Tx<'_> {
         if deleted {
             return Ok(DeleteOutcome::AlreadyDeleted);
         }
+        let at = self.stamp()?;
         self.set_head(ty, id, v, at, true)?;
         let stored = StoredVersion {
             resource_type: ty.to_owned(),

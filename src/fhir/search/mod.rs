@@ -53,9 +53,22 @@ pub fn parse_search(
     opts: ParseOptions<'_>,
 ) -> Result<SearchRequest, Issue> {
     let mut req = SearchRequest::default();
-    for (name, value) in pairs {
+    let mut values = 0usize;
+    for (n, (name, value)) in pairs.iter().enumerate() {
         if ignore.contains(&name.as_str()) {
             continue;
+        }
+        // Each value becomes bind variables of one SQL statement: bound the search
+        // well below SQLite's limit (32,766) and below what a page can usefully ask.
+        values = values.saturating_add(value.split(',').count());
+        if n >= MAX_PARAMETERS || values > MAX_VALUES {
+            return Err(Issue::error(
+                IssueCode::TooCostly,
+                format!(
+                    "A search takes at most {MAX_PARAMETERS} parameters with at most {MAX_VALUES} values in all: split it into several searches"
+                ),
+            )
+            .at(truncate(name)));
         }
         let outcome = if result::is_result_param(name) && !opts.criteria_only {
             result::apply(def, name, value, &mut req)
@@ -76,6 +89,11 @@ pub fn parse_search(
     }
     Ok(req)
 }
+
+/// Most parameters in one search (URL and `_search` body together).
+pub const MAX_PARAMETERS: usize = 100;
+/// Most values (comma-separated alternatives counted one by one) in one search.
+pub const MAX_VALUES: usize = 1000;
 
 pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()

@@ -1,0 +1,2 @@
+DROP TABLE audit_journal_batches;
+DROP TABLE change_clock;
