@@ -1,12 +1,53 @@
 //! The one error type at the HTTP edge. Every failed request becomes an
-//! OperationOutcome here, with the status code the FHIR http spec asks for.
+//! OperationOutcome here, with the status code the FHIR http spec asks for: this is
+//! the only place an application error ([`AppError`]) gets an HTTP status.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::app::error::{AppError, ErrorKind};
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::FHIR_JSON;
 use crate::store::StoreError;
+
+/// The status code of each kind of application error (R4 http.html).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `422 Unprocessable Entity`: a failed Bundle entry's `response.status`.
+pub fn status_line(kind: ErrorKind) -> String {
+    let status = status_of(kind);
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    )
+}
+
+/// Seconds a client should wait before retrying an unavailable database.
+const RETRY_AFTER_SECS: u32 = 2;
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        Self {
+            status: status_of(err.kind),
+            retry_after: (err.kind == ErrorKind::Unavailable).then_some(RETRY_AFTER_SECS),
+            issues: err.issues,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -121,16 +162,6 @@ impl ResponseError for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "database unavailable");
-                Self::unavailable("The database is temporarily unavailable; retry later", 2)
-            }
-            StoreError::Conflict(detail) => Self::one(
-                StatusCode::CONFLICT,
-                Issue::error(IssueCode::Conflict, detail),
-            ),
-            StoreError::Internal(detail) => Self::internal(&detail),
-        }
+        AppError::from(err).into()
     }
 }

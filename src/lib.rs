@@ -2,6 +2,7 @@
 //! systems to local welfare organisations.
 
 pub mod api;
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod error;

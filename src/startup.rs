@@ -4,31 +4,26 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, HttpServer};
 
-use crate::api::directory::{import_directory, ImportOutcome, SAMPLE_DIRECTORY};
-use crate::clock::Clock;
+use crate::app::directory::{import_directory, ImportOutcome, SAMPLE_DIRECTORY};
+use crate::app::principal::Principal;
+use crate::app::{workflow, App};
 use crate::config::{DatabaseUrl, InitialDirectory, Settings};
 use crate::fhir::instant::{format_instant, now_micros};
-use crate::store::{Store, StoreError};
+use crate::store::{CommitCounter, Store, StoreError};
 use crate::{api, telemetry};
 
-/// Shared, read-only state of the running service.
+/// Shared, read-only state of the running service: the application and what the
+/// HTTP edge needs besides.
 pub struct AppState {
-    pub store: Store,
+    pub app: App,
     pub max_body_bytes: usize,
-    pub max_bundle_entries: usize,
     pub base_url: Option<String>,
-    /// How long `X-Request-Id` replays are answered from the stored reply.
-    pub request_retention: std::time::Duration,
     /// When this instance started; the CapabilityStatement's date.
     pub started: String,
     /// See [`Settings::open_mode`].
     pub open_mode: bool,
-    /// The clock the workflow's deadlines are measured by.
-    pub clock: Clock,
-    /// The Task contact deadline in microseconds.
-    pub contact_deadline: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +45,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    commits: CommitCounter,
 }
 
 impl Application {
@@ -57,7 +53,8 @@ impl Application {
     /// the server. The server runs when [`Application::run_until_stopped`] is awaited.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = open_store(&settings.database, settings.db_pool_size).await?;
-        load_initial_directory(&store, settings).await?;
+        let app = App::new(store, settings);
+        load_initial_directory(&app, settings).await?;
         // Compile the per-type schema validators off the request path (~100 ms in a
         // debug build) so the first request of each type does not pay for it.
         tokio::task::spawn_blocking(|| {
@@ -79,26 +76,18 @@ impl Application {
                 source,
             })?
             .port();
-        spawn_housekeeping(store.clone(), settings.request_retention);
-        spawn_overdue_marker(
-            store.clone(),
-            settings.clock.clone(),
-            micros(settings.contact_deadline),
-            settings.overdue_check_interval,
-        );
+        spawn_housekeeping(app.store.clone(), settings.request_retention);
+        spawn_overdue_marker(app.clone(), settings.overdue_check_interval);
+        let commits = app.store.commits();
         let state = web::Data::new(AppState {
-            store,
+            app,
             max_body_bytes: settings.max_body_bytes,
-            max_bundle_entries: settings.max_bundle_entries,
             base_url: settings.base_url.clone(),
-            request_retention: settings.request_retention,
             started: format_instant(now_micros()),
             open_mode: settings.open_mode,
-            clock: settings.clock.clone(),
-            contact_deadline: micros(settings.contact_deadline),
         });
         let server = HttpServer::new(move || {
-            App::new()
+            actix_web::App::new()
                 .app_data(state.clone())
                 // Path and query errors become OperationOutcomes too.
                 .app_data(web::PathConfig::default().error_handler(api::path_error))
@@ -118,11 +107,20 @@ impl Application {
             database = %settings.database.redacted(),
             "wor-hub listening"
         );
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            commits,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The database transactions this instance has committed (reads and writes).
+    pub fn commits(&self) -> CommitCounter {
+        self.commits.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -148,7 +146,7 @@ pub fn file_base(settings: &Settings) -> String {
 }
 
 /// On an empty database, loads the configured initial directory.
-async fn load_initial_directory(store: &Store, settings: &Settings) -> Result<(), StartupError> {
+async fn load_initial_directory(app: &App, settings: &Settings) -> Result<(), StartupError> {
     let (name, bytes) = match &settings.initial_directory {
         InitialDirectory::None => return Ok(()),
         InitialDirectory::Sample => ("sample".to_owned(), SAMPLE_DIRECTORY.as_bytes().to_vec()),
@@ -161,11 +159,11 @@ async fn load_initial_directory(store: &Store, settings: &Settings) -> Result<()
         ),
     };
     match import_directory(
-        store,
+        app,
+        &Principal::system("system:initial-directory"),
         &bytes,
         &file_base(settings),
         true,
-        "system:initial-directory",
     )
     .await
     {
@@ -208,20 +206,17 @@ fn spawn_housekeeping(store: Store, retention: std::time::Duration) {
     });
 }
 
-fn micros(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
 /// Tags Tasks past the contact deadline `overdue`, every `interval`, without waiting
 /// for a request. Several instances may run it on one database: each Task is updated
 /// with its version, so a Task changed meanwhile is left for the next round.
-fn spawn_overdue_marker(store: Store, clock: Clock, deadline: i64, interval: std::time::Duration) {
+fn spawn_overdue_marker(app: App, interval: std::time::Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match api::workflow::mark_overdue(&store, &clock, deadline).await {
+            let principal = Principal::system("system:contact-deadline");
+            match workflow::mark_overdue(&app, &principal).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(marked = n, "Tasks past the contact deadline tagged overdue")

@@ -4,31 +4,29 @@
 
 use std::fmt::Write as _;
 
-use crate::api::directory::{import_directory, ImportCounts, ImportOutcome};
-use crate::api::routing::{explain, read_question};
+use crate::app::directory::{import_directory, ImportCounts, ImportOutcome};
+use crate::app::postcodes::PostcodeCounts;
+use crate::app::principal::Principal;
+use crate::app::{postcodes, route, App};
 use crate::config::Settings;
-use crate::fhir::instant::now_micros;
 use crate::fhir::resource::IncomingResource;
-use crate::referral::postcode_table::parse_postcode_csv;
 use crate::referral::route::Decision;
-use crate::referral::task::{decision_parameters, summary};
+use crate::referral::task::summary;
 use crate::startup::{file_base, open_store};
-use crate::store::{AuditContext, WriteError};
 
-/// `wor-hub directory import FILE`: the Bundle's entries in one transaction.
-pub async fn directory_import(settings: &Settings, bytes: &[u8]) -> Result<ImportCounts, String> {
+/// The application on the configured database, for one command.
+async fn open_app(settings: &Settings) -> Result<App, String> {
     let store = open_store(&settings.database, 1)
         .await
         .map_err(|e| e.to_string())?;
-    match import_directory(
-        &store,
-        bytes,
-        &file_base(settings),
-        false,
-        "cli:directory-import",
-    )
-    .await
-    {
+    Ok(App::new(store, settings))
+}
+
+/// `wor-hub directory import FILE`: the Bundle's entries in one transaction.
+pub async fn directory_import(settings: &Settings, bytes: &[u8]) -> Result<ImportCounts, String> {
+    let app = open_app(settings).await?;
+    let principal = Principal::system("cli:directory-import");
+    match import_directory(&app, &principal, bytes, &file_base(settings), false).await {
         Ok(ImportOutcome::Imported(counts)) => Ok(counts),
         Ok(ImportOutcome::NotEmpty) => Ok(ImportCounts::default()),
         Err(e) => Err(e.describe("\n")),
@@ -42,26 +40,13 @@ pub async fn route_explain(
     bytes: &[u8],
 ) -> Result<(String, serde_json::Value), String> {
     let input = IncomingResource::parse(bytes).map_err(|i| i.diagnostics)?;
-    let store = open_store(&settings.database, 1)
-        .await
-        .map_err(|e| e.to_string())?;
-    let base = file_base(settings);
-    let ctx = AuditContext {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        actor: "cli:route-explain".into(),
-    };
-    let value = input.value;
-    let result = store
-        .transaction(ctx, move |tx| {
-            let question = read_question(tx, &value, &base)?;
-            explain(tx, &question, now_micros())
-        })
-        .await;
-    match result {
-        Ok((decision, task)) => Ok((as_text(&decision), decision_parameters(&decision, task))),
-        Err(WriteError::Store(e)) => Err(e.to_string()),
-        Err(WriteError::Abort(e)) => Err(e.describe("\n")),
-    }
+    let app = open_app(settings).await?;
+    let principal = Principal::system("cli:route-explain");
+    let (decision, parameters) =
+        route::explain_request(&app, &principal, input.value, file_base(settings))
+            .await
+            .map_err(|e| e.describe("\n"))?;
+    Ok((as_text(&decision), parameters))
 }
 
 fn as_text(d: &Decision) -> String {
@@ -125,37 +110,16 @@ fn as_text(d: &Decision) -> String {
     out
 }
 
-/// Rows stored by `wor-hub postcodes import`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PostcodeCounts {
-    pub pc6: usize,
-    pub pc4: usize,
-}
-
-/// `wor-hub postcodes import FILE`: parses the whole file before touching the
-/// database, then replaces the table in one transaction, so an error stores nothing.
+/// `wor-hub postcodes import FILE`: the whole file is checked before the table is
+/// replaced, so an error stores nothing.
 pub async fn postcodes_import(
     settings: &Settings,
     file: &std::path::Path,
 ) -> Result<PostcodeCounts, String> {
     let shown = file.display();
-    let rows = std::fs::File::open(file)
-        .map_err(|e| format!("cannot read {shown}: {e}"))
-        .and_then(|f| parse_postcode_csv(f).map_err(|e| format!("{shown}: {e}")))?;
-    let pc6 = rows
-        .iter()
-        .filter(|(postcode, _)| postcode.len() == 6)
-        .count();
-    let store = open_store(&settings.database, 1)
+    let reader = std::fs::File::open(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let app = open_app(settings).await?;
+    postcodes::import(&app, reader, shown.to_string())
         .await
-        .map_err(|e| e.to_string())?;
-    let stored = store
-        .replace_postcodes(rows, shown.to_string())
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(postcodes = stored, pc6, "postcode table replaced");
-    Ok(PostcodeCounts {
-        pc6,
-        pc4: stored.saturating_sub(pc6),
-    })
+        .map_err(|e| format!("{shown}: {}", e.describe("; ")))
 }

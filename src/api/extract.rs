@@ -9,12 +9,14 @@ use actix_web::web::{BytesMut, Data};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 
+use crate::app::principal::Principal;
+use crate::app::resources::WriteRequest;
+use crate::app::write::idempotency;
 use crate::error::ApiError;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::resource::IncomingResource;
 use crate::referral::workflow::Party;
 use crate::startup::AppState;
-use crate::store::AuditContext;
 use crate::telemetry::RequestId;
 
 /// A request body that is one FHIR JSON object within the configured size limit.
@@ -124,23 +126,26 @@ impl FromRequest for FhirBody {
     }
 }
 
-/// Per-request facts handlers need: request id, audit identity, public base URL.
+/// Per-request facts handlers need: who is asking (the principal, built here once
+/// for every request) and the public base URL.
 pub struct RequestCtx {
-    pub request_id: String,
-    /// The request id when the client chose it (idempotent retries).
-    pub client_request_id: Option<String>,
+    pub principal: Principal,
     pub base_url: String,
-    pub actor: String,
-    /// Who acts on Tasks: named in `X-Acting-Party`; `Any` for an unnamed request
-    /// from loopback in open mode; None otherwise.
-    pub party: Option<Party>,
 }
 
 impl RequestCtx {
-    pub fn audit(&self) -> AuditContext {
-        AuditContext {
-            request_id: self.request_id.clone(),
-            actor: self.actor.clone(),
+    /// How a write from this request is answered and replayed.
+    pub fn write(
+        &self,
+        pref: ReturnPref,
+        method: &str,
+        req: &HttpRequest,
+        body: &[u8],
+    ) -> WriteRequest {
+        WriteRequest {
+            base: self.base_url.clone(),
+            pref,
+            idempotency: idempotency(&self.principal, method, &req.uri().to_string(), body),
         }
     }
 }
@@ -161,26 +166,17 @@ impl FromRequest for RequestCtx {
             Ok(party) => party,
             Err(e) => return ready(Err(e)),
         };
+        // Open mode: an unnamed request from loopback may act as any party.
         let open = state.is_some_and(|s| s.open_mode)
             && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-        let party = party.or_else(|| open.then_some(Party::Any));
-        // Until client authentication exists, the audit trail names the party the
-        // request says it acts for.
-        let actor = match &party {
-            Some(Party::Reference(r)) => format!("party:{r}"),
-            Some(Party::Coordinator) => "party:coordinator".into(),
-            Some(Party::Any) | None => "anonymous".into(),
-        };
+        let principal = Principal::from_request(request_id, client_request_id, party, open);
         let base_url = configured.unwrap_or_else(|| {
             let info = req.connection_info();
             format!("{}://{}/fhir", info.scheme(), info.host())
         });
         ready(Ok(Self {
-            request_id,
-            client_request_id,
+            principal,
             base_url,
-            actor,
-            party,
         }))
     }
 }
@@ -223,14 +219,7 @@ fn acting_party(req: &HttpRequest) -> Result<Option<Party>, ApiError> {
     }
 }
 
-/// `Prefer: return=...` (http.html#return).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReturnPref {
-    Minimal,
-    #[default]
-    Representation,
-    OperationOutcome,
-}
+pub use crate::app::reply::ReturnPref;
 
 impl FromRequest for ReturnPref {
     type Error = ApiError;
@@ -253,16 +242,7 @@ impl FromRequest for ReturnPref {
     }
 }
 
-/// A version ETag, `W/"3"` or `"3"`, as a version number.
-pub fn parse_etag(raw: &str) -> Option<i64> {
-    let v = raw.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    v.strip_prefix('"')?
-        .strip_suffix('"')?
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-}
+pub use crate::app::resources::parse_etag;
 
 /// `Prefer: handling=lenient` (search.html#errors): ignore unknown or unsupported
 /// search parameters instead of refusing the search.

@@ -14,6 +14,6 @@ pub async fn live() -> HttpResponse {
 
 /// The database answers; otherwise 503 with Retry-After.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.ping().await?;
+    state.app.store.ping().await?;
     Ok(HttpResponse::build(StatusCode::OK).json(json!({ "status": "ok" })))
 }

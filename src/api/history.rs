@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::api::extract::RequestCtx;
 use crate::api::{logical_id, paging, resource_def, respond};
+use crate::app::read;
 use crate::error::ApiError;
 use crate::fhir::bundle::{raw, Bundle, Entry};
 use crate::fhir::instant::{format_instant, parse_instant};
@@ -74,19 +75,18 @@ async fn history(
         ),
     };
     let first_page = before_seq.is_none() && since.is_none();
-    let mut rows = state
-        .store
-        .history(
-            ctx.audit(),
-            HistoryQuery {
-                resource_type: resource_type.map(str::to_owned),
-                id: id.clone(),
-                since,
-                before_seq,
-                count,
-            },
-        )
-        .await?;
+    let mut rows = read::history(
+        &state.app,
+        &ctx.principal,
+        HistoryQuery {
+            resource_type: resource_type.map(str::to_owned),
+            id: id.clone(),
+            since,
+            before_seq,
+            count,
+        },
+    )
+    .await?;
     if let (Some(ty), Some(id)) = (resource_type, &id) {
         if rows.is_empty() && first_page {
             return Err(ApiError::not_found(format!("{ty}/{id} does not exist")));

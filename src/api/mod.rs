@@ -1,21 +1,22 @@
-//! Thin actix handlers: extract, call the store or domain, respond.
+//! Thin actix handlers: extract (the principal, the body, the headers), call the
+//! application (`crate::app`), respond.
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
 mod crud;
-pub mod directory;
 pub mod extract;
+/// The sample directory the server loads into an empty database (`deploy/`).
+pub mod directory {
+    pub use crate::app::directory::SAMPLE_DIRECTORY;
+}
 mod health;
 mod history;
 mod metadata;
 mod paging;
 mod respond;
 mod route;
-pub mod routing;
 mod search;
-pub mod transaction;
+mod transaction;
 mod validate;
-pub mod workflow;
-mod write;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -26,8 +27,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::ApiError;
 use crate::fhir::capability::Served;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::fhir::registry::{self, ResourceDef};
-use crate::fhir::validate::is_valid_id;
+use crate::fhir::registry::ResourceDef;
 
 /// What this router serves; the CapabilityStatement is generated from it.
 pub const SERVED: Served = Served {
@@ -155,30 +155,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The registered resource type named in the URL, or 404.
 pub fn resource_def(name: &str) -> Result<&'static ResourceDef, ApiError> {
-    registry::resource(name).ok_or_else(|| {
-        ApiError::one(
-            StatusCode::NOT_FOUND,
-            Issue::error(
-                IssueCode::NotSupported,
-                format!(
-                    "Resource type '{}' is not supported by this server",
-                    name.chars().take(64).collect::<String>()
-                ),
-            ),
-        )
-    })
+    Ok(crate::app::resources::resource_def(name)?)
 }
 
 /// A logical id from the URL, or 400.
 pub fn logical_id(id: &str) -> Result<(), ApiError> {
-    if is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            IssueCode::Invalid,
-            "Invalid resource id: 1-64 characters of A-Z, a-z, 0-9, '-' and '.'",
-        ))
-    }
+    Ok(crate::app::resources::logical_id(id)?)
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

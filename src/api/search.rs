@@ -23,8 +23,7 @@ use crate::store::StoredVersion;
 /// The snapshot a page link reads, and the position of its first entry.
 const GETPAGES: &str = "_getpages";
 const OFFSET: &str = "_offset";
-/// Parameters the handler reads itself; the parser skips them.
-const HANDLED: &[&str] = &["_count", "_format"];
+use crate::app::read::{self, HANDLED};
 
 pub async fn search(
     state: web::Data<AppState>,
@@ -90,10 +89,7 @@ async fn run(
     }
     let self_url = url(ctx, def.name, &self_pairs);
     if parsed.summary_count {
-        let total = state
-            .store
-            .search_count(ctx.audit(), def.name.to_owned(), parsed.criteria.clone())
-            .await?;
+        let total = read::count(&state.app, &ctx.principal, def, parsed.criteria.clone()).await?;
         let entries = outcome_entry(&parsed.warnings).into_iter().collect();
         let links = vec![Link {
             relation: "self",
@@ -117,7 +113,7 @@ async fn run(
             .extend_pairs(&parsed.kept)
             .finish(),
     };
-    let page = state.store.search(ctx.audit(), spec).await?;
+    let page = read::search(&state.app, &ctx.principal, spec).await?;
     Ok(render(ctx, def, &parsed, page, count, self_url))
 }
 
@@ -170,32 +166,17 @@ async fn later_page(
             "These search results have expired (or never existed); repeat the search".to_owned(),
         )
     };
-    let info = state
-        .store
-        .snapshot(search_id.clone())
-        .await?
-        .filter(|i| i.resource_type == def.name)
-        .ok_or_else(expired)?;
-    let stored: Vec<(String, String)> = form_urlencoded::parse(info.query.as_bytes())
-        .into_owned()
-        .collect();
-    let opts = ParseOptions {
-        base_url: Some(&ctx.base_url),
-        ..ParseOptions::default()
-    };
-    let parsed = parse_search(def, &stored, HANDLED, opts)
-        .map_err(|issue| ApiError::invalid(vec![issue]))?;
-    let page = state
-        .store
-        .search_page(
-            ctx.audit(),
-            search_id,
-            offset,
-            count,
-            parsed.includes.clone(),
-        )
-        .await?
-        .ok_or_else(expired)?;
+    let (parsed, page) = read::later_page(
+        &state.app,
+        &ctx.principal,
+        def,
+        search_id,
+        offset,
+        count,
+        ctx.base_url.clone(),
+    )
+    .await?
+    .ok_or_else(expired)?;
     let self_url = page_url(ctx, def.name, &info_id(&page), offset, count);
     Ok(render(ctx, def, &parsed, page, count, self_url))
 }

@@ -5,9 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
-use crate::api::crud::business_rules;
 use crate::api::extract::FhirBody;
 use crate::api::{resource_def, respond};
+use crate::app::resources::business_rules;
 use crate::error::ApiError;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::validate::validate_resource;

@@ -13,7 +13,7 @@ use super::schema::{search_date, search_reference, search_string, search_token};
 use super::search::sql::{load, Sql};
 use super::tx::Failure;
 use super::types::IndexRows;
-use super::{AuditContext, Store, StoreError, WriteError};
+use super::{Access, Store, StoreError, WriteError};
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
@@ -119,10 +119,7 @@ impl Store {
     /// an upgrade that adds search parameters). Run it while no server writes: each
     /// batch reads and rewrites in one unit of work. Returns the number of resources.
     pub async fn reindex(&self, rows_of: RowsOf) -> Result<u64, StoreError> {
-        let ctx = AuditContext {
-            request_id: "reindex".into(),
-            actor: "system".into(),
-        };
+        let ctx = Access::system("system:reindex");
         let mut after: (String, String) = (String::new(), String::new());
         let mut done = 0_u64;
         loop {

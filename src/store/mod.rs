@@ -2,8 +2,10 @@
 //! PostgreSQL through one diesel codebase. Every call runs on tokio's blocking pool,
 //! never on an actix worker. This module knows nothing about HTTP.
 
+mod access;
 pub mod db;
 mod index;
+mod journal;
 mod ops;
 mod postcodes;
 pub mod query;
@@ -13,13 +15,17 @@ mod search;
 mod tx;
 mod types;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+pub use access::{Access, AuditContext, ReadScope, Visible};
 pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use index::RowsOf;
+use journal::AuditJournal;
+pub use journal::AuditRow;
 pub use ops::conditional_lock_key;
 pub use postcodes::{PostcodeImport, PostcodeRows};
 pub use query::{Criterion, SystemMatch};
@@ -68,12 +74,15 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
-/// Who did what, for the audit trail.
-#[derive(Debug, Clone)]
-pub struct AuditContext {
-    pub request_id: String,
-    /// The acting party; `anonymous` until authentication exists.
-    pub actor: String,
+/// Database transactions this process committed (reads and writes): what a request
+/// costs the database, for tests and operators.
+#[derive(Debug, Clone, Default)]
+pub struct CommitCounter(Arc<AtomicU64>);
+
+impl CommitCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Clone)]
@@ -83,17 +92,29 @@ pub struct Store {
     /// SQLite allows one writer; serialising writers in-process avoids SQLITE_BUSY on
     /// lock upgrades. PostgreSQL needs no such lock.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// SQLite: where reads' audit records wait while a writer holds the lock.
+    journal: Option<Arc<AuditJournal>>,
+    commits: CommitCounter,
 }
 
 impl Store {
     /// Connects and applies pending migrations.
     pub async fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
         let backend = db::Manager::new(url.clone()).backend();
+        let journal = match url {
+            DatabaseUrl::Sqlite(path) => Some(Arc::new(AuditJournal::beside(path))),
+            DatabaseUrl::Postgres(_) => None,
+        };
         let url = url.clone();
+        let recover = journal.clone();
         let (pool, applied) = tokio::task::spawn_blocking(move || {
             let pool = db::build_pool(&url, pool_size)?;
             let mut conn = pool.get()?;
             let applied = db::run_migrations(&mut conn).map_err(StoreError::Internal)?;
+            // Audit records a previous run journalled and did not move yet.
+            if let Some(journal) = &recover {
+                journal.move_into(&mut conn).map_err(StoreError::Internal)?;
+            }
             Ok::<_, StoreError>((pool, applied))
         })
         .await
@@ -101,11 +122,60 @@ impl Store {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-        })
+            journal,
+            commits: CommitCounter::default(),
+        };
+        store.spawn_journal_mover();
+        Ok(store)
+    }
+
+    /// Database transactions committed by this process so far.
+    pub fn commits(&self) -> CommitCounter {
+        self.commits.clone()
+    }
+
+    /// SQLite: moves journalled read audit records into `audit_events` soon after
+    /// they were written, as soon as the writer lock is free.
+    fn spawn_journal_mover(&self) {
+        let (Some(journal), Some(lock)) = (self.journal.clone(), self.write_lock.clone()) else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let commits = self.commits.clone();
+        let spawned = std::thread::Builder::new()
+            .name("audit-journal".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                // The store is gone when only this thread holds the journal.
+                if Arc::strong_count(&journal) == 1 {
+                    return;
+                }
+                if !journal.is_pending() {
+                    continue;
+                }
+                let _guard = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let moved = pool
+                    .get()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut conn| journal.move_into(&mut conn));
+                match moved {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        commits.0.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(records = n, "journalled audit records moved");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "moving journalled audit records failed"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the audit journal mover");
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,28 +1,28 @@
 //! The store's async interface: each call is one unit of work on the blocking pool.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::TryLockError;
 
 use diesel::prelude::*;
 
-use super::db::MultiBackend;
+use super::access::Access;
+use super::db::{DbConnection, MultiBackend};
 use super::query::Criterion;
 use super::schema::resource_versions;
-use super::tx::{self, AuditRecord, Failure, Tx, WriteError};
-use super::types::{CreateOutcome, HistoryQuery, HistoryRow, Lookup, StoredVersion};
-use super::{AuditContext, Store, StoreError};
-
-fn infallible<T>(r: Result<T, WriteError<Infallible>>) -> Result<T, StoreError> {
-    r.map_err(|e| match e {
-        WriteError::Store(s) => s,
-        WriteError::Abort(never) => match never {},
-    })
-}
+use super::tx::{self, AuditRecord, Failure, Tx, TxError, WriteError};
+use super::types::{CreateOutcome, HistoryQuery, HistoryRow, StoredVersion};
+use super::{Store, StoreError};
 
 impl Store {
     /// Runs `f` as one unit of work: all its writes, index rows and audit records
     /// commit together, or none do (on any error, including `Failure::Abort`). `f` may
     /// run more than once when a concurrent writer forces a retry.
-    pub async fn transaction<T, E, F>(&self, ctx: AuditContext, f: F) -> Result<T, WriteError<E>>
+    pub async fn transaction<T, E, F>(
+        &self,
+        access: impl Into<Access>,
+        f: F,
+    ) -> Result<T, WriteError<E>>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -30,6 +30,8 @@ impl Store {
     {
         let lock = self.write_lock.clone();
         let pool = self.pool.clone();
+        let commits = self.commits.clone();
+        let access = access.into();
         // The blocking pool's thread does not inherit the request's span: enter it, so
         // what the unit of work logs (an internal error) carries the request id.
         let span = tracing::Span::current();
@@ -39,7 +41,7 @@ impl Store {
                 .as_ref()
                 .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
             let mut conn = pool.get().map_err(StoreError::from)?;
-            tx::run(&mut conn, &ctx, &f)
+            tx::run(&mut conn, &access, &commits.0, &f)
         })
         .await
         .map_err(|e| {
@@ -47,135 +49,130 @@ impl Store {
         })?
     }
 
-    /// The current version (`version_id = None`) or a given one.
-    pub async fn read(
-        &self,
-        ctx: AuditContext,
-        resource_type: String,
-        id: String,
-        version_id: Option<i64>,
-    ) -> Result<Lookup, StoreError> {
-        let (ty, rid) = (resource_type.clone(), id.clone());
-        let lookup = self
-            .with_conn(move |conn| {
-                let v = match version_id {
-                    Some(v) => v,
-                    None => match tx::head(conn, &ty, &rid)? {
-                        Some((v, _)) => v,
-                        None => return Ok(Lookup::NotFound),
-                    },
-                };
-                Ok(match tx::version(conn, &ty, &rid, v)? {
-                    None => Lookup::NotFound,
-                    Some(found) if found.body.is_none() => Lookup::Deleted(found),
-                    Some(found) => Lookup::Found(found),
+    /// The one door for reads: `f` runs in one database transaction, and the audit
+    /// records it makes are written in that same transaction, so a read commits once.
+    /// On SQLite, while another request holds the writer lock (a long transaction
+    /// Bundle), the read does not wait for it: it runs in a read-only transaction and
+    /// its audit records go to the journal, on disk before the read answers. A read
+    /// that must write (a search storing its paging snapshot) then waits for the lock.
+    pub async fn read<T, F>(&self, access: Access, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Tx<'_>) -> Result<T, TxError> + Send + 'static,
+    {
+        let lock = self.write_lock.clone();
+        let journal = self.journal.clone();
+        let pool = self.pool.clone();
+        let commits = self.commits.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
+            let mut conn = pool.get()?;
+            let as_writer = |conn: &mut DbConnection| {
+                tx::run(conn, &access, &commits.0, &|tx| {
+                    tx.one_snapshot().map_err(Failure::<Infallible>::Tx)?;
+                    f(tx).map_err(Failure::<Infallible>::Tx)
                 })
-            })
-            .await?;
-        let (outcome, vid) = match &lookup {
-            Lookup::Found(v) => ("success", Some(v.version_id)),
-            Lookup::Deleted(v) => ("gone", Some(v.version_id)),
-            Lookup::NotFound => ("not-found", None),
-        };
-        let interaction = if version_id.is_some() {
-            "vread"
-        } else {
-            "read"
-        };
-        self.record_access(ctx, interaction, resource_type, Some(id), vid, outcome)
-            .await?;
-        Ok(lookup)
+                .map_err(|e| match e {
+                    WriteError::Store(s) => s,
+                    WriteError::Abort(never) => match never {},
+                })
+            };
+            let (Some(lock), Some(journal)) = (&lock, &journal) else {
+                return as_writer(&mut conn);
+            };
+            match lock.try_lock() {
+                Ok(_guard) => return as_writer(&mut conn),
+                Err(TryLockError::Poisoned(p)) => {
+                    let _guard = p.into_inner();
+                    return as_writer(&mut conn);
+                }
+                Err(TryLockError::WouldBlock) => {}
+            }
+            match tx::run_read_only(&mut conn, &access, &f) {
+                Ok((value, rows)) => {
+                    commits.0.fetch_add(1, Ordering::Relaxed);
+                    journal
+                        .append(&rows)
+                        .map_err(|e| StoreError::Internal(format!("audit journal: {e}")))?;
+                    Ok(value)
+                }
+                Err(TxError::NeedsWriter | TxError::Retry) => {
+                    let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    as_writer(&mut conn)
+                }
+                Err(TxError::Db(e)) => Err(e.into()),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
     }
+}
 
-    /// History, newest first, at most `count + 1` rows (the extra one tells a next page exists).
-    pub async fn history(
-        &self,
-        ctx: AuditContext,
-        query: HistoryQuery,
-    ) -> Result<Vec<HistoryRow>, StoreError> {
-        let q = query.clone();
-        let rows = self
-            .with_conn(move |conn| {
-                let mut sql = resource_versions::table
-                    .select((
-                        resource_versions::seq,
-                        resource_versions::resource_type,
-                        resource_versions::id,
-                        resource_versions::version_id,
-                        resource_versions::last_updated,
-                        resource_versions::method,
-                        resource_versions::body,
-                    ))
-                    .order(resource_versions::seq.desc())
-                    .limit(q.count + 1)
-                    .into_boxed::<MultiBackend>();
-                if let Some(ty) = q.resource_type {
-                    sql = sql.filter(resource_versions::resource_type.eq(ty));
-                }
-                if let Some(id) = q.id {
-                    sql = sql.filter(resource_versions::id.eq(id));
-                }
-                if let Some(since) = q.since {
-                    sql = sql.filter(resource_versions::last_updated.ge(since));
-                }
-                if let Some(before) = q.before_seq {
-                    sql = sql.filter(resource_versions::seq.lt(before));
-                }
-                type Row = (i64, String, String, i64, i64, String, Option<String>);
-                let rows: Vec<Row> = sql.load(conn)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(seq, ty, id, v, at, method, body)| HistoryRow {
-                        seq,
-                        method,
-                        version: StoredVersion {
-                            resource_type: ty,
-                            id,
-                            version_id: v,
-                            last_updated: at,
-                            body,
-                        },
-                    })
-                    .collect())
-            })
-            .await?;
-        let interaction = if query.id.is_some() {
+impl Tx<'_> {
+    /// History, newest first, at most `count + 1` rows (the extra one tells a next
+    /// page exists), audited; versions outside the read scope are left out.
+    pub fn history(&mut self, q: &HistoryQuery) -> Result<Vec<HistoryRow>, TxError> {
+        let mut sql = resource_versions::table
+            .select((
+                resource_versions::seq,
+                resource_versions::resource_type,
+                resource_versions::id,
+                resource_versions::version_id,
+                resource_versions::last_updated,
+                resource_versions::method,
+                resource_versions::body,
+            ))
+            .order(resource_versions::seq.desc())
+            .limit(q.count + 1)
+            .into_boxed::<MultiBackend>();
+        if let Some(ty) = &q.resource_type {
+            sql = sql.filter(resource_versions::resource_type.eq(ty.clone()));
+        }
+        if let Some(id) = &q.id {
+            sql = sql.filter(resource_versions::id.eq(id.clone()));
+        }
+        if let Some(since) = q.since {
+            sql = sql.filter(resource_versions::last_updated.ge(since));
+        }
+        if let Some(before) = q.before_seq {
+            sql = sql.filter(resource_versions::seq.lt(before));
+        }
+        type Row = (i64, String, String, i64, i64, String, Option<String>);
+        let rows: Vec<Row> = sql.load(self.conn)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, ty, id, v, at, method, body) in rows {
+            if !self.visible(&ty, &id)? {
+                continue;
+            }
+            out.push(HistoryRow {
+                seq,
+                method,
+                version: StoredVersion {
+                    resource_type: ty,
+                    id,
+                    version_id: v,
+                    last_updated: at,
+                    body,
+                },
+            });
+        }
+        let interaction = if q.id.is_some() {
             "history-instance"
-        } else if query.resource_type.is_some() {
+        } else if q.resource_type.is_some() {
             "history-type"
         } else {
             "history-system"
         };
-        let ty = query.resource_type.unwrap_or_else(|| "*".into());
-        self.record_access(ctx, interaction, ty, query.id, None, "success")
-            .await?;
-        Ok(rows)
-    }
-
-    /// Audit record for a read-only access.
-    pub(super) async fn record_access(
-        &self,
-        ctx: AuditContext,
-        interaction: &'static str,
-        resource_type: String,
-        id: Option<String>,
-        version_id: Option<i64>,
-        outcome: &'static str,
-    ) -> Result<(), StoreError> {
-        infallible(
-            self.transaction(ctx, move |tx| {
-                tx.audit(AuditRecord {
-                    action: "R",
-                    interaction,
-                    resource_type: &resource_type,
-                    resource_id: id.as_deref(),
-                    version_id,
-                    outcome,
-                })?;
-                Ok::<_, Failure<Infallible>>(())
-            })
-            .await,
-        )
+        self.audit(AuditRecord {
+            action: "R",
+            interaction,
+            resource_type: q.resource_type.as_deref().unwrap_or("*"),
+            resource_id: q.id.as_deref(),
+            version_id: None,
+            outcome: "success",
+        })?;
+        Ok(out)
     }
 }
 
@@ -188,10 +185,7 @@ impl Tx<'_> {
     /// Takes all `keys` at once, in one canonical (sorted) order, before a unit of work
     /// that would otherwise take them one by one in its own order: two Bundles naming
     /// the same identifiers in opposite order then queue instead of deadlocking.
-    pub fn lock_in_order(
-        &mut self,
-        keys: impl IntoIterator<Item = String>,
-    ) -> Result<(), tx::TxError> {
+    pub fn lock_in_order(&mut self, keys: impl IntoIterator<Item = String>) -> Result<(), TxError> {
         let keys: std::collections::BTreeSet<String> = keys.into_iter().collect();
         for key in keys {
             self.lock(&key)?;
@@ -205,7 +199,7 @@ impl Tx<'_> {
         &mut self,
         resource_type: &str,
         criteria: &[Criterion],
-    ) -> Result<Option<CreateOutcome>, tx::TxError> {
+    ) -> Result<Option<CreateOutcome>, TxError> {
         self.lock(&conditional_lock_key(resource_type, criteria))?;
         let ids = self.find_ids(resource_type, criteria)?;
         let mut iter = ids.iter();
@@ -214,7 +208,7 @@ impl Tx<'_> {
             (Some(existing), None) => {
                 let found = self
                     .current(resource_type, existing)?
-                    .ok_or(tx::TxError::Retry)?;
+                    .ok_or(TxError::Retry)?;
                 self.audit(AuditRecord {
                     action: "R",
                     interaction: "create",

@@ -8,6 +8,8 @@ pub enum Criterion {
     Any(Vec<Match>),
     /// No alternative matches (`:not`); resources without a value match too.
     NoneOf(Vec<Match>),
+    /// Every criterion holds (a chained target narrowed by a read scope).
+    All(Vec<Criterion>),
     /// `:missing`: the parameter has no value (`missing = true`) or has one.
     Missing {
         table: IndexTable,

@@ -7,18 +7,23 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text};
 
+use super::access::{Access, Visible};
 use super::db::DbConnection;
+use super::journal::AuditRow;
 use super::query::Criterion;
-use super::schema::{audit_events, resource_versions, resources};
+use super::schema::{resource_versions, resources};
 use super::types::{DeleteOutcome, IndexRows, Lookup, StoredVersion, UpdateOutcome};
+use super::StoreError;
 use super::{index, search};
-use super::{AuditContext, StoreError};
 
 /// A database-level reason a transaction stopped.
 #[derive(Debug)]
 pub enum TxError {
     /// A concurrent writer changed the same row: run the transaction again.
     Retry,
+    /// A read-only unit of work tried to write (SQLite, while another writer holds
+    /// the lock): run it again as a writer.
+    NeedsWriter,
     Db(DieselError),
 }
 
@@ -79,14 +84,23 @@ const MAX_ATTEMPTS: usize = 16;
 
 pub(super) fn run<T, E>(
     conn: &mut DbConnection,
-    ctx: &AuditContext,
+    access: &Access,
+    commits: &std::sync::atomic::AtomicU64,
     f: &dyn Fn(&mut Tx<'_>) -> Result<T, Failure<E>>,
 ) -> Result<T, WriteError<E>> {
     for _ in 0..MAX_ATTEMPTS {
-        let result = conn.transaction::<T, Failure<E>, _>(|c| f(&mut Tx::new(c, ctx)));
+        let result = conn.transaction::<T, Failure<E>, _>(|c| f(&mut Tx::new(c, access)));
         match result {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(value);
+            }
             Err(Failure::Tx(TxError::Retry)) => continue,
+            Err(Failure::Tx(TxError::NeedsWriter)) => {
+                return Err(WriteError::Store(StoreError::Internal(
+                    "a read-only unit of work tried to write".into(),
+                )))
+            }
             Err(Failure::Tx(TxError::Db(e))) => return Err(WriteError::Store(e.into())),
             Err(Failure::Abort(e)) => return Err(WriteError::Abort(e)),
         }
@@ -99,9 +113,12 @@ pub(super) fn run<T, E>(
 /// Operations inside one transaction.
 pub struct Tx<'a> {
     pub(super) conn: &'a mut DbConnection,
-    ctx: &'a AuditContext,
+    pub(super) access: &'a Access,
     /// The change-feed timestamp of this transaction's versions, once taken.
     stamp: Option<i64>,
+    /// Set for a read-only unit of work: audit records are collected here (for the
+    /// journal) and writes are refused with [`TxError::NeedsWriter`].
+    pub(super) collected: Option<Vec<AuditRow>>,
 }
 
 /// An audit record's facts (FHIR AuditEvent action C/R/U/D/E).
@@ -120,11 +137,33 @@ pub(crate) fn now_micros() -> i64 {
 }
 
 impl<'a> Tx<'a> {
-    pub(super) fn new(conn: &'a mut DbConnection, ctx: &'a AuditContext) -> Self {
+    pub(super) fn new(conn: &'a mut DbConnection, access: &'a Access) -> Self {
         Self {
             conn,
-            ctx,
+            access,
             stamp: None,
+            collected: None,
+        }
+    }
+
+    /// Makes every statement of this (read) transaction see the same snapshot: a page
+    /// of search results then shows the versions it was sorted by. SQLite's
+    /// transactions always read one snapshot; PostgreSQL's default (read committed)
+    /// takes one per statement, so the read asks for repeatable read, as its first
+    /// statement.
+    pub(super) fn one_snapshot(&mut self) -> Result<(), TxError> {
+        if let DbConnection::Postgres(pg) = &mut *self.conn {
+            use diesel::connection::SimpleConnection;
+            pg.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a write in a read-only unit of work.
+    pub(super) fn writing(&self) -> Result<(), TxError> {
+        match self.collected {
+            Some(_) => Err(TxError::NeedsWriter),
+            None => Ok(()),
         }
     }
 
@@ -137,6 +176,7 @@ impl<'a> Tx<'a> {
         if let Some(at) = self.stamp {
             return Ok(at);
         }
+        self.writing()?;
         let sql = match self.conn {
             DbConnection::Sqlite(_) => {
                 "UPDATE change_clock SET last_at = MAX(last_at + 1, ?) WHERE id = 1 RETURNING last_at"
@@ -172,21 +212,38 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The audit record of an access, written in this transaction (or, in a read-only
+    /// unit of work, collected for the journal).
     pub fn audit(&mut self, rec: AuditRecord<'_>) -> Result<(), TxError> {
-        diesel::insert_into(audit_events::table)
-            .values((
-                audit_events::recorded.eq(now_micros()),
-                audit_events::request_id.eq(&self.ctx.request_id),
-                audit_events::actor.eq(&self.ctx.actor),
-                audit_events::action.eq(rec.action),
-                audit_events::interaction.eq(rec.interaction),
-                audit_events::resource_type.eq(rec.resource_type),
-                audit_events::resource_id.eq(rec.resource_id),
-                audit_events::version_id.eq(rec.version_id),
-                audit_events::outcome.eq(rec.outcome),
-            ))
-            .execute(self.conn)?;
+        let row = AuditRow {
+            recorded: now_micros(),
+            request_id: self.access.request_id.clone(),
+            actor: self.access.actor.clone(),
+            action: rec.action.to_owned(),
+            interaction: rec.interaction.to_owned(),
+            resource_type: rec.resource_type.to_owned(),
+            resource_id: rec.resource_id.map(str::to_owned),
+            version_id: rec.version_id,
+            outcome: rec.outcome.to_owned(),
+        };
+        match &mut self.collected {
+            Some(rows) => rows.push(row),
+            None => AuditRow::insert(std::slice::from_ref(&row), self.conn)?,
+        }
         Ok(())
+    }
+
+    /// Whether the read scope lets this unit of work see `ty/id`.
+    pub fn visible(&mut self, ty: &str, id: &str) -> Result<bool, TxError> {
+        Ok(match self.access.scope.of(ty) {
+            Visible::All => true,
+            Visible::Nothing => false,
+            Visible::Matching(criteria) => {
+                let mut all = criteria.to_vec();
+                all.push(Criterion::Any(vec![super::query::Match::Id(id.to_owned())]));
+                !search::find_ids(self.conn, ty, &all)?.is_empty()
+            }
+        })
     }
 
     /// Runs `f` in a savepoint: its writes are undone if it fails, the enclosing
@@ -195,23 +252,27 @@ impl Tx<'_> {
         &mut self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<E>>,
     ) -> Result<T, Failure<E>> {
-        let ctx = self.ctx;
+        let access = self.access;
+        let mut collected = self.collected.take();
         // A rolled-back savepoint also undoes (and on PostgreSQL unlocks) a stamp taken
         // inside it: only a committed savepoint's stamp is kept.
         let mut stamp = self.stamp;
         let result = self.conn.transaction(|c| {
             let mut inner = Tx {
                 conn: c,
-                ctx,
+                access,
                 stamp,
+                collected: collected.take(),
             };
             let result = f(&mut inner);
             stamp = inner.stamp;
+            collected = inner.collected;
             result
         });
         if result.is_ok() {
             self.stamp = stamp;
         }
+        self.collected = collected;
         result
     }
 
@@ -276,17 +337,33 @@ impl Tx<'_> {
 
     /// Read (`version = None`) or vread inside the unit of work.
     pub fn read(&mut self, ty: &str, id: &str, version_id: Option<i64>) -> Result<Lookup, TxError> {
+        // A resource outside the read scope does not exist for this reader.
+        if !self.visible(ty, id)? {
+            self.audit(AuditRecord {
+                action: "R",
+                interaction: if version_id.is_some() {
+                    "vread"
+                } else {
+                    "read"
+                },
+                resource_type: ty,
+                resource_id: Some(id),
+                version_id,
+                outcome: "not-found",
+            })?;
+            return Ok(Lookup::NotFound);
+        }
         let v = match version_id {
-            Some(v) => v,
-            None => match self.head(ty, id)? {
-                Some((v, _)) => v,
-                None => return Ok(Lookup::NotFound),
-            },
+            Some(v) => Some(v),
+            None => self.head(ty, id)?.map(|(v, _)| v),
         };
-        let lookup = match version(self.conn, ty, id, v)? {
+        let lookup = match v {
             None => Lookup::NotFound,
-            Some(found) if found.body.is_none() => Lookup::Deleted(found),
-            Some(found) => Lookup::Found(found),
+            Some(v) => match version(self.conn, ty, id, v)? {
+                None => Lookup::NotFound,
+                Some(found) if found.body.is_none() => Lookup::Deleted(found),
+                Some(found) => Lookup::Found(found),
+            },
         };
         self.audit(AuditRecord {
             action: "R",
@@ -297,7 +374,7 @@ impl Tx<'_> {
             },
             resource_type: ty,
             resource_id: Some(id),
-            version_id: Some(v),
+            version_id: v,
             outcome: match &lookup {
                 Lookup::Found(_) => "success",
                 Lookup::Deleted(_) => "gone",
@@ -532,4 +609,19 @@ pub(super) fn version(
         last_updated,
         body,
     }))
+}
+
+/// A read-only unit of work (SQLite while another writer holds the lock): one
+/// transaction that writes nothing; its audit records are returned for the journal.
+pub(super) fn run_read_only<T>(
+    conn: &mut DbConnection,
+    access: &Access,
+    f: &dyn Fn(&mut Tx<'_>) -> Result<T, TxError>,
+) -> Result<(T, Vec<AuditRow>), TxError> {
+    conn.transaction::<_, TxError, _>(|c| {
+        let mut tx = Tx::new(c, access);
+        tx.collected = Some(Vec::new());
+        let value = f(&mut tx)?;
+        Ok((value, tx.collected.take().unwrap_or_default()))
+    })
 }

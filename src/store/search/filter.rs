@@ -39,6 +39,13 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
             sql.push("NOT ")
                 .append(any_of(alias, ty, alternatives, depth));
         }
+        Criterion::All(criteria) => {
+            sql.push("(1 = 1");
+            for c in criteria {
+                sql.push(" AND ").append(criterion(alias, ty, c, depth));
+            }
+            sql.push(")");
+        }
         Criterion::Missing {
             table,
             param,

@@ -6,8 +6,6 @@ mod snapshot;
 pub(crate) mod sql;
 
 use std::collections::{BTreeSet, HashSet};
-use std::convert::Infallible;
-use std::sync::Arc;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -15,8 +13,8 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use self::sql::{load, CountRow, IdRow, Sql};
 use super::db::DbConnection;
 use super::query::{Criterion, Include, SearchPage, SearchSpec, SnapshotInfo, Sort, SNAPSHOT_CAP};
-use super::tx::{AuditRecord, Failure};
-use super::{AuditContext, Store, StoreError, StoredVersion, WriteError};
+use super::tx::{AuditRecord, Tx, TxError};
+use super::StoredVersion;
 
 /// Ids of current resources of `ty` matching all criteria (conditional operations).
 pub(crate) fn find_ids(
@@ -180,130 +178,123 @@ fn included(
     Ok(out)
 }
 
-impl Store {
-    /// Runs a search and returns its first page. When there are more pages, the ordered
-    /// matches (at most [`SNAPSHOT_CAP`]) are stored as a snapshot that later pages read;
-    /// the snapshot and the audit record are written in one unit of work.
-    pub async fn search(
-        &self,
-        ctx: AuditContext,
-        spec: SearchSpec,
-    ) -> Result<SearchPage, StoreError> {
-        let spec = Arc::new(spec);
-        let s = spec.clone();
-        let (ids, page) = self
-            .with_conn(move |conn| {
-                let mut ids = ordered_ids(
-                    conn,
-                    &s.resource_type,
-                    &s.criteria,
-                    &s.sort,
-                    Some(SNAPSHOT_CAP + 1),
-                )?;
-                let truncated = ids.len() > SNAPSHOT_CAP;
-                ids.truncate(SNAPSHOT_CAP);
-                let total = if !truncated {
-                    Some(ids.len() as u64)
-                } else if s.accurate_total {
-                    Some(count(conn, &s.resource_type, &s.criteria)?)
-                } else {
-                    None
-                };
-                let end = s.count.min(ids.len());
-                let matches = current_versions(conn, &s.resource_type, &ids[..end])?;
-                let included = included(conn, &s.resource_type, &matches, &s.includes)?;
-                let page = SearchPage {
-                    search_id: None,
-                    offset: 0,
-                    size: ids.len(),
-                    total,
-                    truncated,
-                    matches,
-                    included,
-                };
-                Ok((ids, page))
-            })
-            .await?;
-        let mut page = page;
+impl Tx<'_> {
+    /// Runs a search (its criteria narrowed to the read scope) and returns its first
+    /// page. When there are more pages, the ordered matches (at most [`SNAPSHOT_CAP`])
+    /// are stored as a snapshot that later pages read.
+    pub fn search(&mut self, spec: &SearchSpec) -> Result<SearchPage, TxError> {
+        let ty = spec.resource_type.as_str();
+        let Some(criteria) = self.access.scope.narrow(ty, &spec.criteria) else {
+            self.audit(search_audit(ty))?;
+            return Ok(SearchPage {
+                search_id: None,
+                offset: 0,
+                size: 0,
+                total: Some(0),
+                truncated: false,
+                matches: Vec::new(),
+                included: Vec::new(),
+            });
+        };
+        let mut ids = ordered_ids(self.conn, ty, &criteria, &spec.sort, Some(SNAPSHOT_CAP + 1))?;
+        let truncated = ids.len() > SNAPSHOT_CAP;
+        ids.truncate(SNAPSHOT_CAP);
+        let total = if !truncated {
+            Some(ids.len() as u64)
+        } else if spec.accurate_total {
+            Some(count(self.conn, ty, &criteria)?)
+        } else {
+            None
+        };
+        let end = spec.count.min(ids.len());
+        let matches = current_versions(self.conn, ty, &ids[..end])?;
+        let included = self.included(ty, &matches, &spec.includes)?;
         let search_id = (ids.len() > spec.count).then(|| uuid::Uuid::new_v4().to_string());
-        page.search_id.clone_from(&search_id);
-        let ids = Arc::new(ids);
-        let total = page.total;
-        let result = self
-            .transaction(ctx, move |tx| {
-                if let Some(sid) = &search_id {
-                    tx.save_snapshot(sid, &spec.resource_type, &spec.query, &ids, total)?;
-                }
-                tx.audit(search_audit(&spec.resource_type))?;
-                Ok::<_, Failure<Infallible>>(())
-            })
-            .await;
-        match result {
-            Ok(()) => Ok(page),
-            Err(WriteError::Store(e)) => Err(e),
-            Err(WriteError::Abort(never)) => match never {},
+        if let Some(sid) = &search_id {
+            self.writing()?;
+            self.save_snapshot(sid, ty, &spec.query, &ids, total)?;
         }
+        self.audit(search_audit(ty))?;
+        Ok(SearchPage {
+            search_id,
+            offset: 0,
+            size: ids.len(),
+            total,
+            truncated,
+            matches,
+            included,
+        })
     }
 
     /// `_summary=count`: the number of matches only.
-    pub async fn search_count(
-        &self,
-        ctx: AuditContext,
-        resource_type: String,
-        criteria: Vec<Criterion>,
-    ) -> Result<u64, StoreError> {
-        let ty = resource_type.clone();
-        let n = self
-            .with_conn(move |conn| Ok(count(conn, &ty, &criteria)?))
-            .await?;
-        self.record_access(ctx, "search-type", resource_type, None, None, "success")
-            .await?;
+    pub fn search_count(&mut self, ty: &str, criteria: &[Criterion]) -> Result<u64, TxError> {
+        let n = match self.access.scope.narrow(ty, criteria) {
+            Some(criteria) => count(self.conn, ty, &criteria)?,
+            None => 0,
+        };
+        self.audit(search_audit(ty))?;
         Ok(n)
     }
 
     /// A snapshot's header, if it exists and has not expired.
-    pub async fn snapshot(&self, search_id: String) -> Result<Option<SnapshotInfo>, StoreError> {
-        self.with_conn(move |conn| Ok(snapshot::info(conn, &search_id)?))
-            .await
+    pub fn snapshot(&mut self, search_id: &str) -> Result<Option<SnapshotInfo>, TxError> {
+        Ok(snapshot::info(self.conn, search_id)?)
     }
 
     /// A later page of a snapshot: the current versions of the ids at positions
-    /// `offset..offset + count` (resources deleted since are left out); `None` when the
-    /// snapshot is unknown or expired.
-    pub async fn search_page(
-        &self,
-        ctx: AuditContext,
-        search_id: String,
+    /// `offset..offset + count` (resources deleted since, or outside the read scope,
+    /// are left out); `None` when the snapshot is unknown or expired.
+    pub fn search_page(
+        &mut self,
+        search_id: &str,
         offset: usize,
         count: usize,
-        includes: Vec<Include>,
-    ) -> Result<Option<SearchPage>, StoreError> {
-        let page = self
-            .with_conn(move |conn| {
-                let Some(info) = snapshot::info(conn, &search_id)? else {
-                    return Ok(None);
-                };
-                let ids = snapshot::ids(conn, &search_id, offset, count)?;
-                let matches = current_versions(conn, &info.resource_type, &ids)?;
-                let included = included(conn, &info.resource_type, &matches, &includes)?;
-                let page = SearchPage {
-                    search_id: Some(search_id),
-                    offset,
-                    size: info.size,
-                    total: info.total,
-                    truncated: info.truncated(),
-                    matches,
-                    included,
-                };
-                Ok(Some((info.resource_type, page)))
-            })
-            .await?;
-        let Some((ty, page)) = page else {
+        includes: &[Include],
+    ) -> Result<Option<SearchPage>, TxError> {
+        let Some(info) = snapshot::info(self.conn, search_id)? else {
             return Ok(None);
         };
-        self.record_access(ctx, "search-type", ty, None, None, "success")
-            .await?;
-        Ok(Some(page))
+        let ids = snapshot::ids(self.conn, search_id, offset, count)?;
+        let mut matches = current_versions(self.conn, &info.resource_type, &ids)?;
+        matches = self.only_visible(matches)?;
+        let included = self.included(&info.resource_type, &matches, includes)?;
+        self.audit(search_audit(&info.resource_type))?;
+        Ok(Some(SearchPage {
+            search_id: Some(search_id.to_owned()),
+            offset,
+            size: info.size,
+            total: info.total,
+            truncated: info.truncated(),
+            matches,
+            included,
+        }))
+    }
+
+    /// `_include`/`_revinclude` of a page, within the read scope.
+    fn included(
+        &mut self,
+        ty: &str,
+        matches: &[StoredVersion],
+        includes: &[Include],
+    ) -> Result<Vec<StoredVersion>, TxError> {
+        let found = included(self.conn, ty, matches, includes)?;
+        self.only_visible(found)
+    }
+
+    fn only_visible(
+        &mut self,
+        versions: Vec<StoredVersion>,
+    ) -> Result<Vec<StoredVersion>, TxError> {
+        if matches!(self.access.scope, super::access::ReadScope::All) {
+            return Ok(versions);
+        }
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            if self.visible(&v.resource_type, &v.id)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 }
 

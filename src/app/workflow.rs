@@ -3,14 +3,14 @@
 //! status, re-routing after a rejection) is written in the same unit of work. Used by
 //! `PUT /fhir/Task/{id}` and by Task entries of transaction and batch Bundles.
 
-use actix_web::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::api::extract::RequestCtx;
-use crate::api::respond;
-use crate::api::routing::{decide_in, load_directory, patient_of, store_task, OPEN_TASK_STATUSES};
+use crate::app::error::{AppError, ErrorKind};
+use crate::app::principal::Principal;
+use crate::app::reply;
+use crate::app::routing::{decide_in, load_directory, patient_of, store_task, OPEN_TASK_STATUSES};
+use crate::app::App;
 use crate::clock::Clock;
-use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::dates::date_range;
 use crate::fhir::index::index_rows;
@@ -24,8 +24,7 @@ use crate::referral::task::{build_task, TaskLinks};
 use crate::referral::workflow::{
     is_overdue, reason_text, review, set_overdue_tag, Effect, Party, Refusal, Roles,
 };
-use crate::startup::AppState;
-use crate::store::{AuditContext, Failure, Store, StoredVersion, Tx, UpdateOutcome, WriteError};
+use crate::store::{Failure, StoredVersion, Tx, UpdateOutcome, WriteError};
 
 /// What a Task update needs besides the request body.
 #[derive(Debug, Clone)]
@@ -37,11 +36,11 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    pub fn new(state: &AppState, ctx: &RequestCtx) -> Self {
+    pub fn new(app: &App, principal: &Principal) -> Self {
         Self {
-            party: ctx.party.clone(),
-            clock: state.clock.clone(),
-            contact_deadline: state.contact_deadline,
+            party: principal.party(),
+            clock: app.clock.clone(),
+            contact_deadline: app.contact_deadline,
         }
     }
 }
@@ -50,12 +49,12 @@ fn body_of(v: &StoredVersion) -> Option<Value> {
     v.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
 }
 
-fn internal(e: &dyn std::fmt::Display) -> Failure<ApiError> {
-    Failure::Abort(ApiError::internal(e))
+fn internal(e: &dyn std::fmt::Display) -> Failure<AppError> {
+    Failure::Abort(AppError::internal(e))
 }
 
-fn abort(status: StatusCode, issue: Issue) -> Failure<ApiError> {
-    Failure::Abort(ApiError::one(status, issue))
+fn abort(status: ErrorKind, issue: Issue) -> Failure<AppError> {
+    Failure::Abort(AppError::one(status, issue))
 }
 
 /// Updates Task `id` under the workflow rules; `checks` (reference integrity) run
@@ -70,8 +69,8 @@ pub fn update_task(
     incoming: &IncomingResource,
     if_match: Option<i64>,
     base: &str,
-    checks: impl FnOnce(&mut Tx<'_>) -> Result<(), Failure<ApiError>>,
-) -> Result<Option<StoredVersion>, Failure<ApiError>> {
+    checks: impl FnOnce(&mut Tx<'_>) -> Result<(), Failure<AppError>>,
+) -> Result<Option<StoredVersion>, Failure<AppError>> {
     let Some(current) = tx.current("Task", id)? else {
         return Ok(None);
     };
@@ -81,21 +80,21 @@ pub fn update_task(
     let version = current.version_id;
     let Some(expected) = if_match else {
         return Err(abort(
-            StatusCode::PRECONDITION_FAILED,
+            ErrorKind::PreconditionFailed,
             Issue::error(
                 IssueCode::Required,
                 format!(
                     "Updating a Task requires If-Match with the version you read (now {}), so no status change is lost",
-                    respond::etag(version)
+                    reply::etag(version)
                 ),
             )
             .at("If-Match"),
         ));
     };
     if expected != version {
-        return Err(Failure::Abort(ApiError::precondition_failed(format!(
+        return Err(Failure::Abort(AppError::precondition_failed(format!(
             "If-Match does not match the current version of Task/{id}, which is {}: read it again",
-            respond::etag(version)
+            reply::etag(version)
         ))));
     }
     let roles = roles_of(wf.party.as_ref(), &old, base, id)?;
@@ -122,11 +121,11 @@ pub fn update_task(
 
 /// A Task is the referral's workflow record: only a coordinator (or, in open mode,
 /// any party) deletes one, e.g. one created in error.
-pub fn check_task_delete(party: Option<&Party>) -> Result<(), ApiError> {
+pub fn check_task_delete(party: Option<&Party>) -> Result<(), AppError> {
     match party {
         Some(Party::Any | Party::Coordinator) => Ok(()),
-        _ => Err(ApiError::one(
-            StatusCode::FORBIDDEN,
+        _ => Err(AppError::one(
+            ErrorKind::Forbidden,
             Issue::error(
                 IssueCode::Forbidden,
                 "Only a coordinator deletes a Task (X-Acting-Party: coordinator); owners and requesters end it with a status",
@@ -149,15 +148,13 @@ fn flag_overdue(task: &mut Value, now: i64, deadline: i64) -> bool {
 
 /// One round of the contact-deadline job: tags every Task past the deadline
 /// `overdue` (a new version each). Returns how many it tagged.
-pub async fn mark_overdue(store: &Store, clock: &Clock, deadline: i64) -> Result<usize, ApiError> {
-    let now = clock.now_micros();
+pub async fn mark_overdue(app: &App, principal: &Principal) -> Result<usize, AppError> {
+    let now = app.clock.now_micros();
+    let deadline = app.contact_deadline;
     let cutoff = format_instant(now.saturating_sub(deadline));
-    let ctx = AuditContext {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        actor: "system:contact-deadline".into(),
-    };
-    let result = store
-        .transaction(ctx, move |tx| {
+    let result = app
+        .store
+        .transaction(principal.access(), move |tx| {
             let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
             let criteria = parse_criteria(
                 def,
@@ -204,16 +201,16 @@ fn write_task(
     id: &str,
     resource: &IncomingResource,
     version: i64,
-) -> Result<StoredVersion, Failure<ApiError>> {
+) -> Result<StoredVersion, Failure<AppError>> {
     match new_version(tx, "Task", id, resource, version)? {
         UpdateOutcome::Updated(v) | UpdateOutcome::Created(v) => Ok(v),
-        UpdateOutcome::NotFound => Err(Failure::Abort(ApiError::not_found(format!(
+        UpdateOutcome::NotFound => Err(Failure::Abort(AppError::not_found(format!(
             "Task/{id} does not exist"
         )))),
         UpdateOutcome::VersionMismatch { current } => {
-            Err(Failure::Abort(ApiError::precondition_failed(format!(
+            Err(Failure::Abort(AppError::precondition_failed(format!(
                 "Task/{id} changed meanwhile; it is now {}",
-                respond::etag(current)
+                reply::etag(current)
             ))))
         }
     }
@@ -226,7 +223,7 @@ fn new_version(
     id: &str,
     resource: &IncomingResource,
     version: i64,
-) -> Result<UpdateOutcome, Failure<ApiError>> {
+) -> Result<UpdateOutcome, Failure<AppError>> {
     let def = registry::resource(ty).ok_or_else(|| internal(&format!("no {ty} definition")))?;
     let rows = index_rows(def, &resource.value);
     let render = |v, at| resource.render(id, v, at);
@@ -239,10 +236,10 @@ fn roles_of(
     task: &Value,
     base: &str,
     id: &str,
-) -> Result<Roles, Failure<ApiError>> {
+) -> Result<Roles, Failure<AppError>> {
     let forbidden = |msg: String| {
         abort(
-            StatusCode::FORBIDDEN,
+            ErrorKind::Forbidden,
             Issue::error(IssueCode::Forbidden, msg).at("X-Acting-Party"),
         )
     };
@@ -282,11 +279,11 @@ fn roles_of(
 }
 
 /// A refused change as the client sees it.
-fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<ApiError> {
+fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<AppError> {
     let current = old.get("status").and_then(Value::as_str).unwrap_or("?");
     match refusal {
         Refusal::Transition { from, to, why } => abort(
-            StatusCode::CONFLICT,
+            ErrorKind::Conflict,
             Issue::error(
                 IssueCode::BusinessRule,
                 format!(
@@ -298,7 +295,7 @@ fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<ApiError> {
             .at("Task.status"),
         ),
         Refusal::ReasonRequired(to) => abort(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unprocessable,
             Issue::error(
                 IssueCode::Required,
                 format!(
@@ -309,7 +306,7 @@ fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<ApiError> {
             .at("Task.statusReason"),
         ),
         Refusal::Element { element, roles } => abort(
-            StatusCode::FORBIDDEN,
+            ErrorKind::Forbidden,
             Issue::error(
                 IssueCode::Forbidden,
                 format!(
@@ -321,12 +318,12 @@ fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<ApiError> {
         Refusal::BusinessStatus(e) => {
             let (at, msg) = e.describe();
             abort(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::Unprocessable,
                 Issue::error(IssueCode::CodeInvalid, msg).at(at),
             )
         }
         Refusal::HubManaged(bs) => abort(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unprocessable,
             Issue::error(
                 IssueCode::BusinessRule,
                 format!(
@@ -337,7 +334,7 @@ fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<ApiError> {
             .at("Task.businessStatus"),
         ),
         Refusal::UnknownStatus => abort(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unprocessable,
             Issue::error(IssueCode::CodeInvalid, "Task.status is not an R4 task status")
                 .at("Task.status"),
         ),
@@ -349,7 +346,7 @@ fn referral_of(
     tx: &mut Tx<'_>,
     task: &Value,
     base: &str,
-) -> Result<Option<(String, StoredVersion)>, Failure<ApiError>> {
+) -> Result<Option<(String, StoredVersion)>, Failure<AppError>> {
     let Some(sr_id) = task
         .pointer("/focus/reference")
         .and_then(Value::as_str)
@@ -371,7 +368,7 @@ fn follow(
     task: &Value,
     status: &str,
     base: &str,
-) -> Result<(), Failure<ApiError>> {
+) -> Result<(), Failure<AppError>> {
     let Some((sr_id, current)) = referral_of(tx, task, base)? else {
         return Ok(());
     };
@@ -385,7 +382,7 @@ fn follow(
         .map_err(|e| internal(&e))?;
     match new_version(tx, "ServiceRequest", &sr_id, &sr, current.version_id)? {
         UpdateOutcome::Updated(_) | UpdateOutcome::Created(_) => Ok(()),
-        _ => Err(Failure::Abort(ApiError::precondition_failed(format!(
+        _ => Err(Failure::Abort(AppError::precondition_failed(format!(
             "ServiceRequest/{sr_id} changed meanwhile; retry"
         )))),
     }
@@ -401,7 +398,7 @@ fn reroute(
     reason: &str,
     base: &str,
     at: i64,
-) -> Result<(), Failure<ApiError>> {
+) -> Result<(), Failure<AppError>> {
     let Some((sr_id, current)) = referral_of(tx, rejected, base)? else {
         return Ok(());
     };

@@ -5,12 +5,14 @@
 
 use serde_json::Value;
 
-use crate::api::extract::ReturnPref;
-use crate::api::transaction::Plan;
-use crate::error::ApiError;
+use crate::app::bundle::Plan;
+use crate::app::error::AppError;
+use crate::app::principal::Principal;
+use crate::app::reply::ReturnPref;
+use crate::app::App;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::resource::IncomingResource;
-use crate::store::{AuditContext, Store, WriteError};
+use crate::store::WriteError;
 
 /// The example directory shipped in `deploy/`, built into the binary so the default
 /// start works from any working directory.
@@ -38,18 +40,18 @@ pub enum ImportOutcome {
 /// the database holds any resource (concurrent first starts of several instances
 /// import it once: the check runs under a lock in the same transaction).
 pub async fn import_directory(
-    store: &Store,
+    app: &App,
+    principal: &Principal,
     bytes: &[u8],
     base: &str,
     only_into_empty: bool,
-    actor: &str,
-) -> Result<ImportOutcome, ApiError> {
-    let bundle = IncomingResource::parse(bytes).map_err(|i| ApiError::invalid(vec![i]))?;
+) -> Result<ImportOutcome, AppError> {
+    let bundle = IncomingResource::parse(bytes).map_err(|i| AppError::invalid(vec![i]))?;
     let value = &bundle.value;
     if value.get("resourceType").and_then(Value::as_str) != Some("Bundle")
         || value.get("type").and_then(Value::as_str) != Some("transaction")
     {
-        return Err(ApiError::invalid(vec![Issue::error(
+        return Err(AppError::invalid(vec![Issue::error(
             IssueCode::Invalid,
             "A directory file is a FHIR Bundle of type transaction",
         )
@@ -72,15 +74,12 @@ pub async fn import_directory(
         })
         .collect();
     if !wrong.is_empty() {
-        return Err(ApiError::invalid(wrong));
+        return Err(AppError::invalid(wrong));
     }
-    let ctx = AuditContext {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        actor: actor.to_owned(),
-    };
     let base = base.to_owned();
-    let result = store
-        .transaction(ctx, move |tx| {
+    let result = app
+        .store
+        .transaction(principal.access(), move |tx| {
             if only_into_empty {
                 tx.lock("initial-directory")?;
                 if tx.has_resources()? {

@@ -5,10 +5,9 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::app::error::{AppError, ErrorKind};
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::index::index_rows;
 use crate::fhir::instant::{format_instant, from_micros};
@@ -73,7 +72,7 @@ pub fn decide(
     sr: &Value,
     patient: Option<&Value>,
     received: i64,
-) -> Result<Decision, Failure<ApiError>> {
+) -> Result<Decision, Failure<AppError>> {
     let directory = load_directory(tx)?;
     decide_in(tx, &directory, sr, patient, received)
 }
@@ -85,7 +84,7 @@ pub fn decide_in(
     sr: &Value,
     patient: Option<&Value>,
     received: i64,
-) -> Result<Decision, Failure<ApiError>> {
+) -> Result<Decision, Failure<AppError>> {
     check_category(sr, directory).map_err(|refused| {
         let codes: Vec<String> = refused
             .categories
@@ -95,8 +94,8 @@ pub fn decide_in(
                 None => code.clone(),
             })
             .collect();
-        Failure::Abort(ApiError::one(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Failure::Abort(AppError::one(
+            ErrorKind::Unprocessable,
             Issue::error(
                 IssueCode::BusinessRule,
                 format!(
@@ -135,7 +134,7 @@ pub fn route_created(
     id: &str,
     sr: &Value,
     base: &str,
-) -> Result<(), Failure<ApiError>> {
+) -> Result<(), Failure<AppError>> {
     if sr.get("status").and_then(Value::as_str) != Some("active") {
         return Ok(());
     }
@@ -147,7 +146,7 @@ pub fn route_created(
         &format!("focus=ServiceRequest/{id}&status={OPEN_TASK_STATUSES}"),
         &[],
     )
-    .map_err(|issue| Failure::Abort(ApiError::internal(&issue.diagnostics)))?;
+    .map_err(|issue| Failure::Abort(AppError::internal(&issue.diagnostics)))?;
     if !tx.find_ids("Task", &criteria)?.is_empty() {
         return Ok(());
     }
@@ -190,8 +189,8 @@ pub fn patient_of(
 }
 
 /// Stores a Task the hub built, with a new id.
-pub fn store_task(tx: &mut Tx<'_>, task: &Value) -> Result<(), Failure<ApiError>> {
-    let internal = |e: &dyn std::fmt::Display| Failure::Abort(ApiError::internal(e));
+pub fn store_task(tx: &mut Tx<'_>, task: &Value) -> Result<(), Failure<AppError>> {
+    let internal = |e: &dyn std::fmt::Display| Failure::Abort(AppError::internal(e));
     let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
     let text = serde_json::to_vec(task).map_err(|e| internal(&e))?;
     let incoming = IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
@@ -216,8 +215,8 @@ pub struct Question {
     pub patient_ref: Option<String>,
 }
 
-fn invalid(at: &str, diagnostics: impl Into<String>) -> Failure<ApiError> {
-    Failure::Abort(ApiError::invalid(vec![Issue::error(
+fn invalid(at: &str, diagnostics: impl Into<String>) -> Failure<AppError> {
+    Failure::Abort(AppError::invalid(vec![Issue::error(
         IssueCode::Invalid,
         diagnostics,
     )
@@ -233,7 +232,7 @@ pub fn read_question(
     tx: &mut Tx<'_>,
     body: &Value,
     base: &str,
-) -> Result<Question, Failure<ApiError>> {
+) -> Result<Question, Failure<AppError>> {
     match body.get("resourceType").and_then(Value::as_str) {
         Some("Parameters") => {
             let params = body
@@ -279,11 +278,11 @@ pub fn read_question(
     }
 }
 
-fn checked(sr: &Value, at: &str) -> Result<(), Failure<ApiError>> {
+fn checked(sr: &Value, at: &str) -> Result<(), Failure<AppError>> {
     if sr.get("resourceType").and_then(Value::as_str) != Some("ServiceRequest") {
         return Err(invalid(at, "Expected a ServiceRequest"));
     }
-    crate::api::crud::check_valid("ServiceRequest", sr).map_err(|mut e| {
+    crate::app::resources::check_valid("ServiceRequest", sr).map_err(|mut e| {
         for issue in &mut e.issues {
             issue.expression = Some(match issue.expression.take() {
                 Some(x) => format!("{at}{}", x.strip_prefix("ServiceRequest").unwrap_or(&x)),
@@ -294,7 +293,7 @@ fn checked(sr: &Value, at: &str) -> Result<(), Failure<ApiError>> {
     })
 }
 
-fn with_contained_patient(sr: Value, at: &str) -> Result<Question, Failure<ApiError>> {
+fn with_contained_patient(sr: Value, at: &str) -> Result<Question, Failure<AppError>> {
     checked(&sr, at)?;
     let subject = sr
         .pointer("/subject/reference")
@@ -335,7 +334,7 @@ fn stored_question(
     reference: &str,
     base: &str,
     at: &str,
-) -> Result<Question, Failure<ApiError>> {
+) -> Result<Question, Failure<AppError>> {
     let Some((ty, id)) = parse_local(reference, base).filter(|(ty, _)| ty == "ServiceRequest")
     else {
         return Err(invalid(
@@ -350,12 +349,12 @@ fn stored_question(
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or_default(),
         crate::store::Lookup::Deleted(_) => {
-            return Err(Failure::Abort(ApiError::gone(format!(
+            return Err(Failure::Abort(AppError::gone(format!(
                 "ServiceRequest/{id} was deleted"
             ))))
         }
         crate::store::Lookup::NotFound => {
-            return Err(Failure::Abort(ApiError::not_found(format!(
+            return Err(Failure::Abort(AppError::not_found(format!(
                 "ServiceRequest/{id} does not exist"
             ))))
         }
@@ -382,7 +381,7 @@ fn stored_question(
     })
 }
 
-fn bundle_question(bundle: &Value) -> Result<Question, Failure<ApiError>> {
+fn bundle_question(bundle: &Value) -> Result<Question, Failure<AppError>> {
     let entries = bundle
         .get("entry")
         .and_then(Value::as_array)
@@ -418,7 +417,7 @@ pub fn explain(
     tx: &mut Tx<'_>,
     q: &Question,
     now: i64,
-) -> Result<(Decision, Value), Failure<ApiError>> {
+) -> Result<(Decision, Value), Failure<AppError>> {
     let decision = decide(tx, &q.sr, q.patient.as_ref(), now)?;
     let links = TaskLinks {
         focus: q.sr_id.as_ref().map(|id| format!("ServiceRequest/{id}")),

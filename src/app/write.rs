@@ -2,18 +2,16 @@
 //! checks `X-Request-Id` replays, runs the handler's writes, checks references, and
 //! records the reply for replay, all in the same database transaction.
 
-use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
 use sha2::{Digest, Sha256};
 
-use crate::api::extract::RequestCtx;
-use crate::api::respond::Reply;
-use crate::error::ApiError;
+use crate::app::error::{AppError, ErrorKind};
+use crate::app::principal::Principal;
+use crate::app::reply::Reply;
+use crate::app::App;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::LocalRef;
-use crate::startup::AppState;
-use crate::store::{Failure, RequestRecord, Tx, WriteError};
+use crate::store::{Failure, RequestRecord, Tx};
 
 /// A write that may be replayed: the client's request id and what the request was.
 #[derive(Debug, Clone)]
@@ -23,8 +21,13 @@ pub struct Idempotency {
 }
 
 /// Only requests whose client chose the `X-Request-Id` take part.
-pub fn idempotency(ctx: &RequestCtx, method: &str, uri: &str, body: &[u8]) -> Option<Idempotency> {
-    let key = ctx.client_request_id.clone()?;
+pub fn idempotency(
+    principal: &Principal,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+) -> Option<Idempotency> {
+    let key = principal.client_request_id.clone()?;
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
     hasher.update(b" ");
@@ -42,25 +45,25 @@ pub fn idempotency(ctx: &RequestCtx, method: &str, uri: &str, body: &[u8]) -> Op
 /// Runs `f` as one unit of work. A request id seen before with the same request gets
 /// the stored reply again; with a different request, 409 `duplicate`.
 pub async fn run_write<F>(
-    state: &AppState,
-    ctx: &RequestCtx,
+    app: &App,
+    principal: &Principal,
     idempotency: Option<Idempotency>,
     f: F,
-) -> Result<HttpResponse, ApiError>
+) -> Result<Reply, AppError>
 where
-    F: Fn(&mut Tx<'_>) -> Result<Reply, Failure<ApiError>> + Send + 'static,
+    F: Fn(&mut Tx<'_>) -> Result<Reply, Failure<AppError>> + Send + 'static,
 {
-    let retention = i64::try_from(state.request_retention.as_micros()).unwrap_or(i64::MAX);
-    let result = state
+    let retention = i64::try_from(app.request_retention.as_micros()).unwrap_or(i64::MAX);
+    let result = app
         .store
-        .transaction(ctx.audit(), move |tx| {
+        .transaction(principal.access(), move |tx| {
             let now = now_micros();
             if let Some(idem) = &idempotency {
                 tx.lock(&format!("request:{}", idem.key))?;
                 if let Some(record) = tx.find_request(&idem.key, now.saturating_sub(retention))? {
                     if record.fingerprint != idem.fingerprint {
-                        return Err(Failure::Abort(ApiError::one(
-                            StatusCode::CONFLICT,
+                        return Err(Failure::Abort(AppError::one(
+                            ErrorKind::Conflict,
                             Issue::error(
                                 IssueCode::Duplicate,
                                 "This X-Request-Id was already used for a different request",
@@ -69,13 +72,13 @@ where
                         )));
                     }
                     return serde_json::from_str::<Reply>(&record.reply)
-                        .map_err(|e| Failure::Abort(ApiError::internal(&e)));
+                        .map_err(|e| Failure::Abort(AppError::internal(&e)));
                 }
             }
             let reply = f(tx)?;
             if let Some(idem) = &idempotency {
                 let stored = serde_json::to_string(&reply)
-                    .map_err(|e| Failure::Abort(ApiError::internal(&e)))?;
+                    .map_err(|e| Failure::Abort(AppError::internal(&e)))?;
                 tx.save_request(
                     &idem.key,
                     &RequestRecord {
@@ -88,11 +91,7 @@ where
             Ok(reply)
         })
         .await;
-    match result {
-        Ok(reply) => Ok(reply.into()),
-        Err(WriteError::Store(e)) => Err(e.into()),
-        Err(WriteError::Abort(e)) => Err(e),
-    }
+    Ok(result?)
 }
 
 /// Referential integrity: every local reference must name a resource that exists
@@ -101,7 +100,7 @@ pub fn check_references(
     tx: &mut Tx<'_>,
     refs: &[LocalRef],
     pending: &dyn Fn(&str, &str) -> bool,
-) -> Result<(), Failure<ApiError>> {
+) -> Result<(), Failure<AppError>> {
     let mut issues = Vec::new();
     for r in refs {
         if pending(&r.resource_type, &r.id) {
@@ -123,9 +122,6 @@ pub fn check_references(
     if issues.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Abort(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            issues,
-        )))
+        Err(Failure::Abort(AppError::unprocessable(issues)))
     }
 }

@@ -1,0 +1,626 @@
+//! POST /fhir: transaction and batch Bundles (http.html#transaction).
+//!
+//! A transaction is one unit of work: entries run in the spec's order (DELETE, POST,
+//! PUT, GET), `urn:uuid:` fullUrls are resolved to the assigned ids in every
+//! reference, and any failing entry rolls everything back with an OperationOutcome
+//! naming the entry. A batch runs each entry in its own savepoint.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::json;
+
+use crate::app::error::{AppError, ErrorKind};
+use crate::app::principal::Principal;
+use crate::app::reply::{self, status, Reply, ReturnPref};
+use crate::app::resources::{
+    check_body_id, check_valid, logical_id, parse_etag, resource_def, WriteRequest,
+};
+use crate::app::routing::route_created;
+use crate::app::workflow::{check_task_delete, update_task, Workflow};
+use crate::app::write::{check_references, run_write};
+use crate::app::App;
+use crate::fhir::bundle::{raw, Bundle, Entry};
+use crate::fhir::criteria::parse_criteria;
+use crate::fhir::index::index_rows;
+use crate::fhir::instant::format_instant;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::references::{local_references, reference_strings};
+use crate::fhir::registry::ResourceDef;
+use crate::fhir::resource::IncomingResource;
+use crate::fhir::transaction::{self, BundleKind, EntryRequest, Method, Target};
+use crate::fhir::validate::validate_resource;
+use crate::store::{
+    conditional_lock_key, CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, StoredVersion,
+    Tx, UpdateOutcome,
+};
+
+/// An entry checked before the unit of work starts.
+#[derive(Clone)]
+struct Prepared {
+    req: EntryRequest,
+    def: &'static ResourceDef,
+    /// `ifNoneExist` (POST) or the criteria of `Type?criteria` (PUT/DELETE).
+    criteria: Option<Vec<Criterion>>,
+    if_match: Option<i64>,
+}
+
+/// The outcome of one entry.
+enum Done {
+    Version(u16, StoredVersion),
+    Deleted,
+}
+
+/// Runs a transaction or batch Bundle posted to the base: one unit of work (with
+/// `X-Request-Id` replay), Task entries under the workflow rules.
+pub async fn post(
+    app: &App,
+    principal: &Principal,
+    incoming: &IncomingResource,
+    raw: &[u8],
+    req: WriteRequest,
+) -> Result<Reply, AppError> {
+    let plan = Plan::new(&incoming.value, raw, app.max_bundle_entries)?;
+    let wf = Workflow::new(app, principal);
+    let (base, pref) = (req.base, req.pref);
+    run_write(app, principal, req.idempotency, move |tx| {
+        plan.run(tx, &base, pref, Some(&wf))
+    })
+    .await
+}
+
+/// A transaction or batch Bundle checked as far as it can be without the database.
+#[derive(Clone)]
+pub struct Plan {
+    kind: BundleKind,
+    prepared: Vec<Prepared>,
+    early_failures: HashMap<usize, AppError>,
+}
+
+impl Plan {
+    /// `resource` is the parsed Bundle, `raw` its bytes (entries are taken from the raw
+    /// text so each stored resource keeps the client's bytes).
+    pub fn new(
+        resource: &serde_json::Value,
+        raw: &[u8],
+        max_entries: usize,
+    ) -> Result<Self, AppError> {
+        let entries = resource
+            .get("entry")
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, Vec::len);
+        if entries > max_entries {
+            return Err(AppError::one(
+                ErrorKind::TooLarge,
+                Issue::error(
+                    IssueCode::TooLong,
+                    format!(
+                        "The Bundle has {entries} entries; this server takes at most {max_entries} per transaction or batch: split it"
+                    ),
+                )
+                .at("Bundle.entry"),
+            ));
+        }
+        // The Bundle's own structure; each entry's resource is validated on its own in
+        // `prepare`, so a batch can fail one entry and go on with the others.
+        let mut shell = resource.clone();
+        if let Some(entries) = shell.get_mut("entry").and_then(|e| e.as_array_mut()) {
+            for entry in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
+                if entry.remove("resource").is_some_and(|r| !r.is_object()) {
+                    return Err(AppError::bad_request(
+                        IssueCode::Structure,
+                        "Bundle.entry.resource must be a resource (a JSON object)",
+                    ));
+                }
+            }
+        }
+        let issues = validate_resource("Bundle", &shell);
+        if issues.iter().any(Issue::is_error) {
+            return Err(AppError::invalid(issues));
+        }
+        let (kind, entries) = transaction::parse(raw).map_err(AppError::invalid)?;
+        let mut prepared = Vec::with_capacity(entries.len());
+        let mut early_failures = HashMap::new();
+        for entry in entries {
+            match prepare(entry.clone()) {
+                Ok(p) => prepared.push(p),
+                Err(e) if kind == BundleKind::Batch => {
+                    early_failures.insert(entry.index, e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        check_full_urls(&prepared)?;
+        Ok(Self {
+            kind,
+            prepared,
+            early_failures,
+        })
+    }
+
+    /// The resource type each entry acts on, by entry index.
+    pub fn entry_types(&self) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+        self.prepared.iter().map(|p| (p.req.index, p.def.name))
+    }
+
+    pub fn is_transaction(&self) -> bool {
+        self.kind == BundleKind::Transaction
+    }
+
+    /// Runs the entries in this unit of work and builds the response Bundle. Updates of
+    /// existing Tasks follow the workflow rules of `wf`; without it they are refused.
+    pub fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        base: &str,
+        pref: ReturnPref,
+        wf: Option<&Workflow>,
+    ) -> Result<Reply, Failure<AppError>> {
+        let total = self.prepared.len() + self.early_failures.len();
+        let mut results = execute(tx, self.kind, &self.prepared, base, wf)?;
+        for (index, err) in &self.early_failures {
+            results.insert(*index, Err(err.clone()));
+        }
+        Ok(response(self.kind, total, results, base, pref))
+    }
+}
+
+/// Per-entry checks that need no database: type, validation, ids, criteria.
+fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
+    let index = req.index;
+    let def = resource_def(req.target.resource_type()).map_err(|e| entry_error(index, e))?;
+    let fail = |e: AppError| entry_error(index, e);
+    if let Target::Instance { id, .. } = &req.target {
+        logical_id(id).map_err(fail)?;
+    }
+    let if_match = match &req.if_match {
+        None => None,
+        Some(raw) => Some(parse_etag(raw).ok_or_else(|| {
+            fail(AppError::bad_request(
+                IssueCode::Invalid,
+                "ifMatch must be a version ETag such as W/\"3\"",
+            ))
+        })?),
+    };
+    let criteria_of = |query: &str| {
+        parse_criteria(def, query, &[]).map_err(|issue| fail(AppError::invalid(vec![issue])))
+    };
+    let criteria = match (&req.method, &req.target, &req.if_none_exist) {
+        (Method::Post, Target::Type(_), Some(q)) => Some(criteria_of(q)?),
+        (Method::Post, Target::Type(_), None) => None,
+        (Method::Put | Method::Delete, Target::Conditional { query, .. }, _) => {
+            Some(criteria_of(query)?)
+        }
+        (Method::Put | Method::Delete | Method::Get, Target::Instance { .. }, _) => None,
+        _ => {
+            return Err(fail(AppError::bad_request(
+                IssueCode::NotSupported,
+                "This combination of method and url is not supported in a Bundle",
+            )))
+        }
+    };
+    if matches!(&criteria, Some(c) if c.is_empty()) {
+        return Err(fail(AppError::bad_request(
+            IssueCode::Required,
+            "Conditional entries need search criteria",
+        )));
+    }
+    if let Some(text) = &req.resource {
+        let resource = IncomingResource::parse(text.as_bytes())
+            .map_err(|issue| fail(AppError::invalid(vec![issue])))?;
+        check_valid(def.name, &resource.value).map_err(fail)?;
+        if let (Method::Put, Target::Instance { id, .. }) = (&req.method, &req.target) {
+            check_body_id(def.name, id, &resource.value).map_err(fail)?;
+        }
+    }
+    Ok(Prepared {
+        req,
+        def,
+        criteria,
+        if_match,
+    })
+}
+
+fn check_full_urls(entries: &[Prepared]) -> Result<(), AppError> {
+    let mut seen = HashSet::new();
+    for e in entries {
+        if let Some(url) = &e.req.full_url {
+            if !seen.insert(url.as_str()) {
+                return Err(entry_error(
+                    e.req.index,
+                    AppError::bad_request(IssueCode::Duplicate, "Duplicate fullUrl in the Bundle"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names the entry in every issue: expressions move under `Bundle.entry[i]`.
+fn entry_error(index: usize, mut err: AppError) -> AppError {
+    for issue in &mut err.issues {
+        issue.diagnostics = format!("Bundle.entry[{index}]: {}", issue.diagnostics);
+        issue.expression = Some(match issue.expression.take() {
+            None => format!("Bundle.entry[{index}]"),
+            Some(e) if e.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                let rest = e.find(['.', '[']).map_or("", |p| &e[p..]);
+                format!("Bundle.entry[{index}].resource{rest}")
+            }
+            Some(e) => format!("Bundle.entry[{index}].request.{e}"),
+        });
+    }
+    err
+}
+
+type Results = HashMap<usize, Result<Done, AppError>>;
+
+/// Runs the entries; a transaction stops at the first failure, a batch records it.
+fn execute(
+    tx: &mut Tx<'_>,
+    kind: BundleKind,
+    entries: &[Prepared],
+    base: &str,
+    wf: Option<&Workflow>,
+) -> Result<Results, Failure<AppError>> {
+    let mut order: Vec<&Prepared> = entries.iter().collect();
+    order.sort_by_key(|e| e.req.method);
+    // Conditional creates lock their criteria; take all those locks first, sorted,
+    // so concurrent Bundles never hold them in opposite orders.
+    tx.lock_in_order(
+        entries
+            .iter()
+            .filter_map(|e| match (&e.req.method, &e.criteria) {
+                (Method::Post, Some(criteria)) => Some(conditional_lock_key(e.def.name, criteria)),
+                _ => None,
+            }),
+    )?;
+    let mut results = Results::new();
+    // Where each entry writes: (type, id), decided before anything is written so
+    // references between entries can be resolved.
+    let mut targets: HashMap<usize, (String, bool)> = HashMap::new();
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    let record = |results: &mut Results,
+                  index: usize,
+                  outcome: Result<Done, Failure<AppError>>|
+     -> Result<(), Failure<AppError>> {
+        match outcome {
+            Ok(done) => {
+                results.insert(index, Ok(done));
+                Ok(())
+            }
+            Err(Failure::Abort(e)) if kind == BundleKind::Batch => {
+                results.insert(index, Err(entry_error(index, e)));
+                Ok(())
+            }
+            Err(Failure::Abort(e)) => Err(Failure::Abort(entry_error(index, e))),
+            Err(other) => Err(other),
+        }
+    };
+    for e in &order {
+        let index = e.req.index;
+        let outcome = match e.req.method {
+            Method::Delete => in_entry(tx, kind, |tx| {
+                if e.def.name == "Task" {
+                    check_task_delete(wf.and_then(|w| w.party.as_ref())).map_err(Failure::Abort)?;
+                }
+                delete(tx, e)
+            }),
+            Method::Post | Method::Put => match in_entry(tx, kind, |tx| decide_target(tx, e)) {
+                Ok(((id, created), None)) => {
+                    if let Some(url) = &e.req.full_url {
+                        aliases.insert(url.clone(), format!("{}/{id}", e.def.name));
+                    }
+                    targets.insert(index, (id, created));
+                    continue;
+                }
+                Ok((_, Some(done))) => {
+                    // A conditional create that matched: references to its fullUrl
+                    // resolve to the existing resource.
+                    if let (Some(url), Done::Version(_, v)) = (&e.req.full_url, &done) {
+                        aliases.insert(url.clone(), format!("{}/{}", e.def.name, v.id));
+                    }
+                    Ok(done)
+                }
+                Err(err) => Err(err),
+            },
+            Method::Get => in_entry(tx, kind, |tx| get(tx, e)),
+        };
+        record(&mut results, index, outcome)?;
+    }
+    let pending: HashSet<(String, String)> = order
+        .iter()
+        .filter_map(|e| {
+            targets
+                .get(&e.req.index)
+                .map(|(id, _)| (e.def.name.to_owned(), id.clone()))
+        })
+        .collect();
+    // Referrals are routed once every entry is written (their Patient may come later
+    // in the Bundle); in a batch, each with its own entry.
+    let mut to_route = Vec::new();
+    for e in &order {
+        let Some((id, created)) = targets.get(&e.req.index) else {
+            continue;
+        };
+        let outcome = in_entry(tx, kind, |tx| {
+            let done = write(tx, e, id, *created, &aliases, &pending, base, wf)?;
+            if let Some(sr) = created_referral(&done) {
+                match kind {
+                    BundleKind::Batch => route_created(tx, id, &sr, base)?,
+                    BundleKind::Transaction => to_route.push((e.req.index, id.clone(), sr)),
+                }
+            }
+            Ok(done)
+        });
+        record(&mut results, e.req.index, outcome)?;
+    }
+    for (index, id, sr) in to_route {
+        route_created(tx, &id, &sr, base).map_err(|f| match f {
+            Failure::Abort(e) => Failure::Abort(entry_error(index, e)),
+            other => other,
+        })?;
+    }
+    Ok(results)
+}
+
+/// The body of a ServiceRequest this entry created.
+fn created_referral(done: &Done) -> Option<serde_json::Value> {
+    match done {
+        Done::Version(status::CREATED, v) if v.resource_type == "ServiceRequest" => {
+            v.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
+        }
+        _ => None,
+    }
+}
+
+/// Runs one entry: directly in a transaction, in a savepoint in a batch.
+fn in_entry<T>(
+    tx: &mut Tx<'_>,
+    kind: BundleKind,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<AppError>>,
+) -> Result<T, Failure<AppError>> {
+    match kind {
+        BundleKind::Transaction => f(tx),
+        BundleKind::Batch => tx.savepoint(f),
+    }
+}
+
+fn delete(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
+    let ty = e.def.name;
+    let id = match (&e.req.target, &e.criteria) {
+        (Target::Instance { id, .. }, _) => id.clone(),
+        (_, Some(criteria)) => {
+            let ids = tx.find_ids(ty, criteria)?;
+            let mut ids = ids.into_iter();
+            match (ids.next(), ids.next()) {
+                (None, _) => return Ok(Done::Deleted),
+                (Some(id), None) => id,
+                _ => {
+                    return Err(Failure::Abort(AppError::precondition_failed(
+                        "The conditional delete matches more than one resource",
+                    )))
+                }
+            }
+        }
+        _ => {
+            return Err(Failure::Abort(AppError::bad_request(
+                IssueCode::Invalid,
+                "No target",
+            )))
+        }
+    };
+    match tx.delete(ty, &id, e.if_match)? {
+        DeleteOutcome::Deleted { .. } | DeleteOutcome::AlreadyDeleted => Ok(Done::Deleted),
+        DeleteOutcome::NotFound => Err(Failure::Abort(AppError::not_found(format!(
+            "{ty}/{id} does not exist"
+        )))),
+        DeleteOutcome::VersionMismatch { current } => {
+            Err(Failure::Abort(AppError::precondition_failed(format!(
+                "ifMatch does not match the current version of {ty}/{id}, which is {}",
+                reply::etag(current)
+            ))))
+        }
+    }
+}
+
+/// The id a POST or PUT entry writes to, and whether it creates; or, for a
+/// conditional create that matched, the finished result.
+type Decided = ((String, bool), Option<Done>);
+
+fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<AppError>> {
+    let ty = e.def.name;
+    match (&e.req.method, &e.req.target) {
+        (Method::Post, _) => {
+            if let Some(criteria) = &e.criteria {
+                match tx.conditional(ty, criteria)? {
+                    Some(CreateOutcome::Matched(v)) => {
+                        return Ok(((v.id.clone(), false), Some(Done::Version(status::OK, v))))
+                    }
+                    Some(_) => {
+                        return Err(Failure::Abort(AppError::precondition_failed(
+                            "ifNoneExist matches more than one resource",
+                        )))
+                    }
+                    None => {}
+                }
+            }
+            Ok(((uuid::Uuid::new_v4().to_string(), true), None))
+        }
+        (Method::Put, Target::Instance { id, .. }) => Ok(((id.clone(), false), None)),
+        (Method::Put, Target::Conditional { .. }) => {
+            let criteria = e.criteria.as_deref().unwrap_or_default();
+            let ids = tx.find_ids(ty, criteria)?;
+            let mut ids = ids.into_iter();
+            match (ids.next(), ids.next()) {
+                (None, _) => Ok(((uuid::Uuid::new_v4().to_string(), false), None)),
+                (Some(id), None) => Ok(((id, false), None)),
+                _ => Err(Failure::Abort(AppError::precondition_failed(
+                    "The conditional update matches more than one resource",
+                ))),
+            }
+        }
+        _ => Err(Failure::Abort(AppError::bad_request(
+            IssueCode::NotSupported,
+            "Unsupported entry",
+        ))),
+    }
+}
+
+/// Resolves `urn:uuid` references, checks references, and writes the entry.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    tx: &mut Tx<'_>,
+    e: &Prepared,
+    id: &str,
+    created: bool,
+    aliases: &HashMap<String, String>,
+    pending: &HashSet<(String, String)>,
+    base: &str,
+    wf: Option<&Workflow>,
+) -> Result<Done, Failure<AppError>> {
+    let ty = e.def.name;
+    let text = transaction::replace_string_literals(
+        e.req.resource.as_deref().unwrap_or_default(),
+        aliases,
+    );
+    let resource = IncomingResource::parse(text.as_bytes())
+        .map_err(|issue| Failure::Abort(AppError::invalid(vec![issue])))?;
+    if let Some((path, r)) = reference_strings(ty, &resource.value)
+        .into_iter()
+        .find(|(_, r)| r.starts_with("urn:uuid:"))
+    {
+        return Err(Failure::Abort(AppError::invalid(vec![Issue::error(
+            IssueCode::NotFound,
+            format!("Reference '{r}' names no entry of this Bundle"),
+        )
+        .at(path)])));
+    }
+    if let (Target::Conditional { .. }, Some(body_id)) = (&e.req.target, resource.id()) {
+        if body_id.as_str() != Some(id) {
+            return Err(Failure::Abort(AppError::bad_request(
+                IssueCode::Invalid,
+                "The id in the resource differs from the resource the condition matched",
+            )));
+        }
+    }
+    let refs = local_references(ty, &resource.value, base);
+    let pending = |t: &str, i: &str| pending.contains(&(t.to_owned(), i.to_owned()));
+    if ty == "Task" && !created {
+        let Some(wf) = wf else {
+            return Err(Failure::Abort(AppError::bad_request(
+                IssueCode::NotSupported,
+                "Task updates are not allowed here",
+            )));
+        };
+        let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
+        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, checks)? {
+            return Ok(Done::Version(status::OK, v));
+        }
+    }
+    check_references(tx, &refs, &pending)?;
+    let rows = index_rows(e.def, &resource.value);
+    if created {
+        let v = tx.create(ty, id, &|v, at| resource.render(id, v, at), &rows)?;
+        return Ok(Done::Version(status::CREATED, v));
+    }
+    let render = |v, at| resource.render(id, v, at);
+    match tx.update(ty, id, &render, &rows, e.if_match, true)? {
+        UpdateOutcome::Updated(v) => Ok(Done::Version(status::OK, v)),
+        UpdateOutcome::Created(v) => Ok(Done::Version(status::CREATED, v)),
+        UpdateOutcome::NotFound => Err(Failure::Abort(AppError::precondition_failed(format!(
+            "ifMatch was given but {ty}/{id} does not exist"
+        )))),
+        UpdateOutcome::VersionMismatch { current } => {
+            Err(Failure::Abort(AppError::precondition_failed(format!(
+                "ifMatch does not match the current version of {ty}/{id}, which is {}",
+                reply::etag(current)
+            ))))
+        }
+    }
+}
+
+fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
+    let Target::Instance { id, version, .. } = &e.req.target else {
+        return Err(Failure::Abort(AppError::bad_request(
+            IssueCode::NotSupported,
+            "GET entries support read and vread (Type/id[/_history/vid])",
+        )));
+    };
+    let ty = e.def.name;
+    let lookup = match version {
+        None => tx.read(ty, id, None)?,
+        Some(v) => match v.parse::<i64>() {
+            Ok(v) => tx.read(ty, id, Some(v))?,
+            Err(_) => Lookup::NotFound,
+        },
+    };
+    match lookup {
+        Lookup::Found(v) => Ok(Done::Version(status::OK, v)),
+        Lookup::Deleted(_) => Err(Failure::Abort(AppError::gone(format!(
+            "{ty}/{id} was deleted"
+        )))),
+        Lookup::NotFound => Err(Failure::Abort(AppError::not_found(format!(
+            "{ty}/{id} does not exist"
+        )))),
+    }
+}
+
+fn status_line(code: u16) -> String {
+    status::line(code)
+}
+
+fn response(
+    kind: BundleKind,
+    total: usize,
+    mut results: Results,
+    base: &str,
+    pref: ReturnPref,
+) -> Reply {
+    let entries = (0..total)
+        .map(|index| match results.remove(&index) {
+            Some(Ok(Done::Version(status, v))) => Entry {
+                full_url: format!("{base}/{}/{}", v.resource_type, v.id),
+                response: Some(json!({
+                    "status": status_line(status),
+                    "location": reply::version_url(base, &v),
+                    "etag": reply::etag(v.version_id),
+                    "lastModified": format_instant(v.last_updated),
+                })),
+                resource: match pref {
+                    ReturnPref::Representation => v.body.and_then(raw),
+                    _ => None,
+                },
+                search: None,
+                request: None,
+            },
+            Some(Ok(Done::Deleted)) => Entry {
+                full_url: String::new(),
+                resource: None,
+                search: None,
+                request: None,
+                response: Some(json!({ "status": status_line(status::NO_CONTENT) })),
+            },
+            Some(Err(err)) => Entry {
+                full_url: String::new(),
+                resource: None,
+                search: None,
+                request: None,
+                response: Some(json!({
+                    "status": crate::error::status_line(err.kind),
+                    "outcome": crate::fhir::outcome::operation_outcome(&err.issues),
+                })),
+            },
+            None => Entry {
+                full_url: String::new(),
+                resource: None,
+                search: None,
+                request: None,
+                response: Some(json!({ "status": "500 Internal Server Error" })),
+            },
+        })
+        .collect();
+    let kind = match kind {
+        BundleKind::Transaction => "transaction-response",
+        BundleKind::Batch => "batch-response",
+    };
+    Reply::new(status::OK).fhir(Bundle::new(kind, Vec::new(), entries).to_json())
+}

@@ -1,0 +1,61 @@
+//! The use cases: what the service does, whoever asks (the HTTP API, background jobs,
+//! the CLI). Each takes a [`principal::Principal`] and returns an
+//! [`error::AppError`]; none knows HTTP (`crate::error` maps errors to status codes)
+//! and none touches SQL (every read and write goes through the store's unit of work).
+//!
+//! - `resources`: create, read, update, delete with their rules
+//! - `bundle`: transaction and batch Bundles
+//! - `read`: search and history
+//! - `routing`: routing on intake; `route`: `$route` and `wor-hub route explain`
+//! - `workflow`: the Task workflow, re-routing, the contact-deadline job
+//! - `directory`, `postcodes`: imports
+//! - `write`: the idempotent write runner; `reply`: what a use case answers
+
+pub mod bundle;
+pub mod directory;
+pub mod error;
+pub mod postcodes;
+pub mod principal;
+pub mod read;
+pub mod reply;
+pub mod resources;
+pub mod route;
+pub mod routing;
+pub mod workflow;
+pub mod write;
+
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// The application: the store and the settings the use cases follow.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    /// The clock workflow deadlines are measured by.
+    pub clock: Clock,
+    /// The Task contact deadline in microseconds.
+    pub contact_deadline: i64,
+    /// How long `X-Request-Id` replays are answered from the stored reply.
+    pub request_retention: Duration,
+    /// Most entries in a transaction or batch Bundle.
+    pub max_bundle_entries: usize,
+}
+
+impl App {
+    pub fn new(store: Store, settings: &Settings) -> Self {
+        Self {
+            store,
+            clock: settings.clock.clone(),
+            contact_deadline: micros(settings.contact_deadline),
+            request_retention: settings.request_retention,
+            max_bundle_entries: settings.max_bundle_entries,
+        }
+    }
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}

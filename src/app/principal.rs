@@ -1,0 +1,101 @@
+//! Who is asking. Built once at the edge for every request and passed to every use
+//! case and into every unit of work: the workflow decides with it, the store narrows
+//! reads and writes the audit trail with it. Today the `X-Acting-Party` header and open
+//! mode map onto it; client authentication will build it from tokens instead. Jobs and
+//! CLI commands act as a named system principal.
+
+use crate::referral::workflow::Party;
+use crate::store::{Access, ReadScope};
+
+/// What a principal is, for the rules that depend on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A regional coordinator: assigns owners, cancels, deletes Tasks.
+    Coordinator,
+    /// A referrer or a welfare organisation, acting for [`Principal::organization`].
+    Party,
+    /// Open mode: an unnamed request from loopback may act as every party.
+    Open,
+    /// The service itself (background jobs) or an operator's command.
+    System,
+    /// Nobody named: reads and creates only, no Task workflow.
+    Anonymous,
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// This request's id (every log line and audit record carries it).
+    pub request_id: String,
+    /// The request id when the client chose it: writes carrying one are idempotent.
+    pub client_request_id: Option<String>,
+    /// The client as authenticated (today: how the request identified itself).
+    pub client_id: String,
+    /// The reference the principal acts for: `Organization/<id>` of a welfare
+    /// organisation, or a referrer's `Practitioner/<id>`, `PractitionerRole/<id>`, ...
+    pub organization: Option<String>,
+    pub role: Role,
+    /// Granted scopes (SMART style); empty until client authentication grants them.
+    pub scopes: Vec<String>,
+    /// Which resources this principal may read; today everything.
+    pub scope: ReadScope,
+}
+
+impl Principal {
+    /// A request's principal from what it said: a party named in `X-Acting-Party`, or
+    /// nobody (then `open` makes it act as any party).
+    pub fn from_request(
+        request_id: String,
+        client_request_id: Option<String>,
+        named: Option<Party>,
+        open: bool,
+    ) -> Self {
+        let (role, organization, client_id) = match named {
+            Some(Party::Coordinator) => (Role::Coordinator, None, "party:coordinator".into()),
+            Some(Party::Reference(r)) => (Role::Party, Some(r.clone()), format!("party:{r}")),
+            Some(Party::Any) | None if open => (Role::Open, None, "anonymous".into()),
+            Some(Party::Any) | None => (Role::Anonymous, None, "anonymous".into()),
+        };
+        Self {
+            request_id,
+            client_request_id,
+            client_id,
+            organization,
+            role,
+            scopes: Vec::new(),
+            scope: ReadScope::All,
+        }
+    }
+
+    /// A job or an operator's command, named in the audit trail (`system:contact-deadline`,
+    /// `cli:directory-import`).
+    pub fn system(name: &str) -> Self {
+        Self {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: None,
+            client_id: name.to_owned(),
+            organization: None,
+            role: Role::System,
+            scopes: Vec::new(),
+            scope: ReadScope::All,
+        }
+    }
+
+    /// The party the Task workflow sees.
+    pub fn party(&self) -> Option<Party> {
+        match self.role {
+            Role::Coordinator => Some(Party::Coordinator),
+            Role::Party => self.organization.clone().map(Party::Reference),
+            Role::Open | Role::System => Some(Party::Any),
+            Role::Anonymous => None,
+        }
+    }
+
+    /// What the store needs of the principal: the audit identity and the read scope.
+    pub fn access(&self) -> Access {
+        Access {
+            request_id: self.request_id.clone(),
+            actor: self.client_id.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
