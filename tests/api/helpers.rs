@@ -232,3 +232,12 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// True when some issue names this expression, whatever its code.
+pub fn has_expression(issues: &[Value], expression: &str) -> bool {
+    issues.iter().any(|i| {
+        i["expression"]
+            .as_array()
+            .is_some_and(|xs| xs.iter().any(|x| x == expression))
+    })
+}
