@@ -67,24 +67,36 @@ impl AuditRow {
     }
 }
 
+/// The journal of one SQLite database, as this process writes it: its own live file
+/// `<db>-audit-journal.<id>.live`, locked (`flock`) while this process has it open, so
+/// another process (a CLI command on the same database) never takes it away from a
+/// running server, yet recovers it once its owner has died.
 #[derive(Debug)]
 pub struct AuditJournal {
-    path: PathBuf,
-    /// The open journal file; appends and rotation take turns on it.
-    file: Mutex<Option<File>>,
+    /// `<db>-audit-journal`: the prefix of every journal file of the database.
+    prefix: PathBuf,
+    /// This process's live file, once something was journalled.
+    live: Mutex<Option<(PathBuf, File)>>,
 }
 
+const LIVE_SUFFIX: &str = ".live";
 const BATCH_SUFFIX: &str = ".batch";
 
 impl AuditJournal {
-    /// The journal of the SQLite database at `db`: `<db>-audit-journal`.
+    /// The journal of the SQLite database at `db`.
     pub fn beside(db: &Path) -> Self {
         let mut name = db.as_os_str().to_owned();
         name.push("-audit-journal");
         Self {
-            path: PathBuf::from(name),
-            file: Mutex::new(None),
+            prefix: PathBuf::from(name),
+            live: Mutex::new(None),
         }
+    }
+
+    fn path(&self, id: &str, suffix: &str) -> PathBuf {
+        let mut name = self.prefix.as_os_str().to_owned();
+        name.push(format!(".{id}{suffix}"));
+        PathBuf::from(name)
     }
 
     /// Appends `rows` and flushes them to disk before returning.
@@ -97,61 +109,77 @@ impl AuditJournal {
             serde_json::to_writer(&mut text, row)?;
             text.push(b'\n');
         }
-        let mut guard = self
-            .file
+        let mut live = self
+            .live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.is_none() {
-            *guard = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+        if live.is_none() {
+            let path = self.path(&uuid::Uuid::new_v4().to_string(), LIVE_SUFFIX);
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)?;
+            file.try_lock().map_err(std::io::Error::other)?;
+            *live = Some((path, file));
         }
-        let file = guard
+        let (_, file) = live
             .as_mut()
             .ok_or_else(|| std::io::Error::other("journal not open"))?;
         file.write_all(&text)?;
         file.sync_data()
     }
 
-    /// Moves every journalled record into `audit_events`. The caller holds the writer
-    /// lock. Returns how many records were moved.
+    /// Moves every journalled record into `audit_events`: this process's, and those a
+    /// process that died left behind. The caller holds the writer lock. Returns how many
+    /// records were moved.
     pub fn move_into(&self, conn: &mut DbConnection) -> Result<usize, String> {
-        // The current journal becomes a batch; appends go on in a new file.
+        // This process's live file becomes a batch; appends go on in a new file.
         {
-            let mut guard = self
-                .file
+            let mut live = self
+                .live
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let has_records = fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
-            if has_records {
-                *guard = None;
-                let batch = self.batch_path(&uuid::Uuid::new_v4().to_string());
-                fs::rename(&self.path, batch).map_err(|e| e.to_string())?;
+            if let Some((path, _)) = live.as_ref() {
+                let batch = self.path(&uuid::Uuid::new_v4().to_string(), BATCH_SUFFIX);
+                fs::rename(path, batch).map_err(|e| e.to_string())?;
+                // Dropping the file releases its lock: the batch is anyone's to move.
+                *live = None;
             }
         }
         let mut moved = 0;
-        for batch in self.batches().map_err(|e| e.to_string())? {
-            moved += self.move_batch(conn, &batch)?;
+        for (id, path, suffix) in self.files().map_err(|e| e.to_string())? {
+            if suffix == LIVE_SUFFIX {
+                // Another process's live file: moved only when its owner is gone.
+                let Ok(file) = File::open(&path) else {
+                    continue;
+                };
+                if file.try_lock().is_err() {
+                    continue;
+                }
+                let batch = self.path(&id, BATCH_SUFFIX);
+                fs::rename(&path, &batch).map_err(|e| e.to_string())?;
+                moved += self.move_batch(conn, &id, &batch)?;
+            } else {
+                moved += self.move_batch(conn, &id, &path)?;
+            }
         }
         Ok(moved)
     }
 
-    fn batch_path(&self, id: &str) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(".{id}{BATCH_SUFFIX}"));
-        PathBuf::from(name)
-    }
-
-    /// Batch files waiting to be moved (left by an earlier run, or just rotated).
-    fn batches(&self) -> std::io::Result<Vec<(String, PathBuf)>> {
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty());
+    /// Journal files of this database other than this process's live one: `(id, path,
+    /// suffix)`.
+    fn files(&self) -> std::io::Result<Vec<(String, PathBuf, &'static str)>> {
+        let own = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(p, _)| p.clone());
+        let dir = self.prefix.parent().filter(|p| !p.as_os_str().is_empty());
         let dir = dir.unwrap_or_else(|| Path::new("."));
         let prefix = format!(
             "{}.",
-            self.path
+            self.prefix
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
@@ -159,24 +187,25 @@ impl AuditJournal {
         let mut found = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
+            let path = entry.path();
+            if own.as_ref() == Some(&path) {
+                continue;
+            }
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name
-                .strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(BATCH_SUFFIX))
-            {
-                found.push((id.to_owned(), entry.path()));
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            for suffix in [BATCH_SUFFIX, LIVE_SUFFIX] {
+                if let Some(id) = rest.strip_suffix(suffix) {
+                    found.push((id.to_owned(), path.clone(), suffix));
+                }
             }
         }
         found.sort();
         Ok(found)
     }
 
-    fn move_batch(
-        &self,
-        conn: &mut DbConnection,
-        batch: &(String, PathBuf),
-    ) -> Result<usize, String> {
-        let (id, path) = batch;
+    fn move_batch(&self, conn: &mut DbConnection, id: &str, path: &Path) -> Result<usize, String> {
         let file = File::open(path).map_err(|e| e.to_string())?;
         // A torn last line (the process stopped mid-append, before the read answered)
         // is skipped: that read never got its answer.
@@ -206,13 +235,118 @@ impl AuditJournal {
                 Ok(rows.len())
             })
             .map_err(|e| e.to_string())?;
-        fs::remove_file(path).map_err(|e| e.to_string())?;
-        Ok(moved)
+        // Another process may have moved and removed it meanwhile.
+        match fs::remove_file(path) {
+            Ok(()) => Ok(moved),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(moved),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
-    /// Whether records wait in the journal.
+    /// Whether this process journalled records not moved yet, or batches wait.
     pub fn is_pending(&self) -> bool {
-        fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
-            || self.batches().is_ok_and(|b| !b.is_empty())
+        let own = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some();
+        own || self
+            .files()
+            .is_ok_and(|files| files.iter().any(|(_, _, suffix)| *suffix == BATCH_SUFFIX))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+    use crate::store::Store;
+
+    fn row(n: i64) -> AuditRow {
+        AuditRow {
+            recorded: n,
+            request_id: format!("journal-test-{n}"),
+            actor: "anonymous".into(),
+            action: "R".into(),
+            interaction: "read".into(),
+            resource_type: "Patient".into(),
+            resource_id: Some("p".into()),
+            version_id: Some(1),
+            outcome: "success".into(),
+        }
+    }
+
+    fn audit_count(conn: &mut DbConnection) -> i64 {
+        audit_events::table
+            .filter(audit_events::request_id.like("journal-test-%"))
+            .count()
+            .get_result(conn)
+            .unwrap()
+    }
+
+    fn journal_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("-audit-journal."))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_a_dead_process_left_are_moved_once_and_a_live_owners_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hub.db");
+        let url = DatabaseUrl::Sqlite(db.clone());
+        drop(Store::open(&url, 2).await.unwrap());
+
+        // A process journalled two reads and died (its lock went with it).
+        let dead = AuditJournal::beside(&db);
+        dead.append(&[row(1), row(2)]).unwrap();
+        drop(dead);
+        // Another process is alive and keeps its live file locked.
+        let alive = AuditJournal::beside(&db);
+        alive.append(&[row(3)]).unwrap();
+        assert_eq!(journal_files(dir.path()).len(), 2);
+
+        // Opening the database recovers the dead process's records, not the live one's.
+        let store = Store::open(&url, 2).await.unwrap();
+        let mut conn = store.pool.get().unwrap();
+        assert_eq!(audit_count(&mut conn), 2);
+        assert_eq!(journal_files(dir.path()).len(), 1, "the live file stays");
+
+        // Its owner moves it itself; moving again changes nothing.
+        assert_eq!(alive.move_into(&mut conn).unwrap(), 1);
+        assert_eq!(alive.move_into(&mut conn).unwrap(), 0);
+        assert_eq!(audit_count(&mut conn), 3);
+        assert!(journal_files(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_already_moved_is_not_moved_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hub.db");
+        let store = Store::open(&DatabaseUrl::Sqlite(db.clone()), 2)
+            .await
+            .unwrap();
+        let mut conn = store.pool.get().unwrap();
+        let journal = AuditJournal::beside(&db);
+        journal.append(&[row(7)]).unwrap();
+        // Keep a copy of the batch as it was, as if the process stopped after the
+        // insert committed but before the file was removed.
+        let live = journal_files(dir.path()).pop().unwrap();
+        let copy = fs::read(dir.path().join(&live)).unwrap();
+        assert_eq!(journal.move_into(&mut conn).unwrap(), 1);
+        let (_, batch_id) = audit_journal_batches::table
+            .select((
+                audit_journal_batches::moved,
+                audit_journal_batches::batch_id,
+            ))
+            .first::<(i64, String)>(&mut conn)
+            .unwrap();
+        fs::write(journal.path(&batch_id, BATCH_SUFFIX), copy).unwrap();
+        assert_eq!(journal.move_into(&mut conn).unwrap(), 0);
+        assert_eq!(audit_count(&mut conn), 1);
+        assert!(journal_files(dir.path()).is_empty());
     }
 }

@@ -1,9 +1,6 @@
 //! Limits on what one request may ask of the server (entries per Bundle, paging
 //! positions, search parameters in a form body), transactions taking the same locks in
 //! opposite orders, and reads while a large transaction is written (SQLite).
-//!
-//! TODO: `a_lowered_entry_limit_is_honoured` (commented out at the end of this file)
-//! waits for `Settings::max_bundle_entries` (default 1000, `--max-bundle-entries`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -394,33 +391,61 @@ async fn reads_answer_while_a_large_referral_transaction_is_written() {
         "only {} reads while the transaction was in flight ({duration:.2?}): nothing shown",
         reads.len()
     );
+    // Every read left its audit record: those journalled while the writer held the
+    // lock are moved into audit_events once it is free.
+    let patient_id = patient["id"].as_str().unwrap().to_owned();
+    let db = app._dir.as_ref().unwrap().path().join("hub.db");
+    let mut audited = 0;
+    for _ in 0..50 {
+        audited = read_audits(&db, &patient_id);
+        if audited >= reads.len() as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(audited, reads.len() as i64, "one audit record per read");
 }
 
-// TODO: enable when `Settings::max_bundle_entries` exists.
-//
-// /// With `max_bundle_entries = 10`, 10 entries pass and 11 are refused.
-// async fn a_lowered_entry_limit_is_honoured(backend: Backend) {
-//     let Some(app) = spawn(backend, |s| s.max_bundle_entries = 10).await else {
-//         return;
-//     };
-//     let res = app
-//         .post("", &bundle("transaction", patient_entries(11)))
-//         .await;
-//     assert_too_many_entries(res).await;
-//     assert_eq!(app.version_count("Patient").await, 0);
-//     let res = app
-//         .post("", &bundle("transaction", patient_entries(10)))
-//         .await;
-//     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-//     assert_eq!(app.version_count("Patient").await, 10);
-// }
-//
-// #[tokio::test]
-// async fn a_lowered_entry_limit_is_honoured_on_sqlite() {
-//     a_lowered_entry_limit_is_honoured(Backend::Sqlite).await;
-// }
-//
-// #[tokio::test]
-// async fn a_lowered_entry_limit_is_honoured_on_postgres() {
-//     a_lowered_entry_limit_is_honoured(Backend::Postgres).await;
-// }
+fn read_audits(db: &std::path::Path, id: &str) -> i64 {
+    use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM audit_events WHERE interaction = 'read' AND resource_id = ?",
+    )
+    .bind::<diesel::sql_types::Text, _>(id)
+    .get_result::<Count>(&mut conn)
+    .unwrap()
+    .n
+}
+
+/// With `max_bundle_entries = 10`, 10 entries pass and 11 are refused.
+async fn a_lowered_entry_limit_is_honoured(backend: Backend) {
+    let Some(app) = spawn(backend, |s| s.max_bundle_entries = 10).await else {
+        return;
+    };
+    let res = app
+        .post("", &bundle("transaction", patient_entries(11)))
+        .await;
+    assert_too_many_entries(res).await;
+    assert_eq!(app.version_count("Patient").await, 0);
+    let res = app
+        .post("", &bundle("transaction", patient_entries(10)))
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(app.version_count("Patient").await, 10);
+}
+
+#[tokio::test]
+async fn a_lowered_entry_limit_is_honoured_on_sqlite() {
+    a_lowered_entry_limit_is_honoured(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_lowered_entry_limit_is_honoured_on_postgres() {
+    a_lowered_entry_limit_is_honoured(Backend::Postgres).await;
+}
