@@ -70,19 +70,6 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
-    /// The issues for an operator (CLI, start-up errors): `expression: diagnostics`,
-    /// joined by `separator`.
-    pub fn describe(&self, separator: &str) -> String {
-        self.issues
-            .iter()
-            .map(|i| match &i.expression {
-                Some(at) => format!("{at}: {}", i.diagnostics),
-                None => i.diagnostics.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(separator)
-    }
-
     pub fn new(status: StatusCode, issues: Vec<Issue>) -> Self {
         Self {
             status,
@@ -114,33 +101,6 @@ impl ApiError {
         Self::one(
             StatusCode::GONE,
             Issue::error(IssueCode::Deleted, diagnostics),
-        )
-    }
-
-    pub fn precondition_failed(diagnostics: impl Into<String>) -> Self {
-        Self::one(
-            StatusCode::PRECONDITION_FAILED,
-            Issue::error(IssueCode::Conflict, diagnostics),
-        )
-    }
-
-    pub fn unavailable(diagnostics: impl Into<String>, retry_after: u32) -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            issues: vec![Issue::error(IssueCode::Transient, diagnostics)],
-            retry_after: Some(retry_after),
-        }
-    }
-
-    /// Internal failure: details go to the log (with the request id), never to the client.
-    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
-        Self::one(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Issue::error(
-                IssueCode::Exception,
-                "Internal server error; the request id in X-Request-Id identifies it in the server log",
-            ),
         )
     }
 }

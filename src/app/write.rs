@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::LocalRef;
-use crate::store::{Failure, RequestRecord, Tx};
+use crate::store::{AuditRecord, Failure, RequestRecord, Tx};
 
 /// A write that may be replayed: the client's request id and what the request was.
 #[derive(Debug, Clone)]
@@ -71,8 +71,20 @@ where
                             .at("X-Request-Id"),
                         )));
                     }
-                    return serde_json::from_str::<Reply>(&record.reply)
-                        .map_err(|e| Failure::Abort(AppError::internal(&e)));
+                    let reply = serde_json::from_str::<Reply>(&record.reply)
+                        .map_err(|e| Failure::Abort(AppError::internal(&e)))?;
+                    // The replay hands out the stored answer (a resource, perhaps):
+                    // that is an access too.
+                    let (resource_type, resource_id) = replayed_resource(&reply);
+                    tx.audit(AuditRecord {
+                        action: "R",
+                        interaction: "replay",
+                        resource_type: &resource_type,
+                        resource_id: resource_id.as_deref(),
+                        version_id: None,
+                        outcome: "success",
+                    })?;
+                    return Ok(reply);
                 }
             }
             let reply = f(tx)?;
@@ -124,4 +136,34 @@ pub fn check_references(
     } else {
         Err(Failure::Abort(AppError::unprocessable(issues)))
     }
+}
+
+/// The resource a stored reply is about: its `Location` (`.../Type/id/_history/n`), else
+/// the body's `resourceType` and `id` (a transaction-response Bundle: `Bundle`).
+fn replayed_resource(reply: &Reply) -> (String, Option<String>) {
+    let location = reply
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+        .map(|(_, value)| value.as_str());
+    if let Some(path) = location.and_then(|l| l.split("/_history/").next()) {
+        let mut parts = path.rsplit('/');
+        if let (Some(id), Some(ty)) = (parts.next(), parts.next()) {
+            return (ty.to_owned(), Some(id.to_owned()));
+        }
+    }
+    let body: Option<serde_json::Value> = reply
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str(b).ok());
+    let field = |name: &str| {
+        body.as_ref()
+            .and_then(|b| b.get(name))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    (
+        field("resourceType").unwrap_or_else(|| "*".to_owned()),
+        field("id"),
+    )
 }

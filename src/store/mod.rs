@@ -4,6 +4,8 @@
 
 mod access;
 pub mod db;
+#[cfg(test)]
+mod door_tests;
 mod index;
 mod journal;
 mod ops;

@@ -109,53 +109,80 @@ impl Store {
     }
 }
 
+/// Up to `count + 1` versions of the history query, newest first, older than `before`.
+fn history_rows(
+    conn: &mut DbConnection,
+    q: &HistoryQuery,
+    before: Option<i64>,
+) -> QueryResult<Vec<HistoryRow>> {
+    let mut sql = resource_versions::table
+        .select((
+            resource_versions::seq,
+            resource_versions::resource_type,
+            resource_versions::id,
+            resource_versions::version_id,
+            resource_versions::last_updated,
+            resource_versions::method,
+            resource_versions::body,
+        ))
+        .order(resource_versions::seq.desc())
+        .limit(q.count.saturating_add(1))
+        .into_boxed::<MultiBackend>();
+    if let Some(ty) = &q.resource_type {
+        sql = sql.filter(resource_versions::resource_type.eq(ty.clone()));
+    }
+    if let Some(id) = &q.id {
+        sql = sql.filter(resource_versions::id.eq(id.clone()));
+    }
+    if let Some(since) = q.since {
+        sql = sql.filter(resource_versions::last_updated.ge(since));
+    }
+    if let Some(before) = before {
+        sql = sql.filter(resource_versions::seq.lt(before));
+    }
+    type Row = (i64, String, String, i64, i64, String, Option<String>);
+    let rows: Vec<Row> = sql.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, ty, id, v, at, method, body)| HistoryRow {
+            seq,
+            method,
+            version: StoredVersion {
+                resource_type: ty,
+                id,
+                version_id: v,
+                last_updated: at,
+                body,
+            },
+        })
+        .collect())
+}
+
 impl Tx<'_> {
     /// History, newest first, at most `count + 1` rows (the extra one tells a next
     /// page exists), audited; versions outside the read scope are left out.
     pub fn history(&mut self, q: &HistoryQuery) -> Result<Vec<HistoryRow>, TxError> {
-        let mut sql = resource_versions::table
-            .select((
-                resource_versions::seq,
-                resource_versions::resource_type,
-                resource_versions::id,
-                resource_versions::version_id,
-                resource_versions::last_updated,
-                resource_versions::method,
-                resource_versions::body,
-            ))
-            .order(resource_versions::seq.desc())
-            .limit(q.count + 1)
-            .into_boxed::<MultiBackend>();
-        if let Some(ty) = &q.resource_type {
-            sql = sql.filter(resource_versions::resource_type.eq(ty.clone()));
-        }
-        if let Some(id) = &q.id {
-            sql = sql.filter(resource_versions::id.eq(id.clone()));
-        }
-        if let Some(since) = q.since {
-            sql = sql.filter(resource_versions::last_updated.ge(since));
-        }
-        if let Some(before) = q.before_seq {
-            sql = sql.filter(resource_versions::seq.lt(before));
-        }
-        type Row = (i64, String, String, i64, i64, String, Option<String>);
-        let rows: Vec<Row> = sql.load(self.conn)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (seq, ty, id, v, at, method, body) in rows {
-            if !self.visible(&ty, &id)? {
-                continue;
+        let wanted = usize::try_from(q.count)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let mut out = Vec::new();
+        let mut before = q.before_seq;
+        // Versions the read scope hides do not count towards the page: read on until it
+        // is full (or history ends), so paging neither stops early nor skips.
+        loop {
+            let rows = history_rows(self.conn, q, before)?;
+            let exhausted = rows.len() < wanted;
+            before = rows.last().map(|r| r.seq).or(before);
+            for row in rows {
+                if out.len() < wanted
+                    && self.visible(&row.version.resource_type, &row.version.id)?
+                {
+                    out.push(row);
+                }
             }
-            out.push(HistoryRow {
-                seq,
-                method,
-                version: StoredVersion {
-                    resource_type: ty,
-                    id,
-                    version_id: v,
-                    last_updated: at,
-                    body,
-                },
-            });
+            if exhausted || out.len() >= wanted {
+                break;
+            }
         }
         let interaction = if q.id.is_some() {
             "history-instance"

@@ -5,8 +5,10 @@ use diesel::prelude::*;
 
 use super::db::DbConnection;
 use super::schema::{postcode_imports, postcodes};
-use super::tx::{now_micros, Tx, TxError};
-use super::{Store, StoreError};
+use std::convert::Infallible;
+
+use super::tx::{now_micros, Failure, Tx, TxError, WriteError};
+use super::{Access, Store, StoreError};
 
 /// What the table says about one postcode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,17 +90,9 @@ impl Store {
         rows: Vec<(String, String)>,
         source: String,
     ) -> Result<usize, StoreError> {
-        let lock = self.write_lock.clone();
-        let pool = self.pool.clone();
-        // As in `transaction`: the in-process writer lock (SQLite only) before the
-        // connection, so a writer holding the lock never waits for a pooled connection.
-        tokio::task::spawn_blocking(move || {
-            let _guard = lock
-                .as_ref()
-                .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-            let mut conn = pool.get()?;
-            let conn: &mut DbConnection = &mut conn;
-            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        let result = self
+            .transaction(Access::system("system:postcodes-import"), move |tx| {
+                let conn: &mut DbConnection = tx.conn;
                 diesel::delete(postcodes::table).execute(conn)?;
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let values: Vec<_> = chunk
@@ -113,7 +107,7 @@ impl Store {
                     // Multi-row INSERTs are not available through the MultiConnection
                     // backend, only on each concrete connection.
                     let insert = diesel::insert_into(postcodes::table).values(&values);
-                    match conn {
+                    match &mut *conn {
                         DbConnection::Sqlite(c) => insert.execute(c)?,
                         DbConnection::Postgres(c) => insert.execute(c)?,
                     };
@@ -127,24 +121,25 @@ impl Store {
                             .eq(i64::try_from(rows.len()).unwrap_or(i64::MAX)),
                     ))
                     .execute(conn)?;
-                Ok(rows.len())
+                Ok::<_, Failure<Infallible>>(rows.len())
             })
-            .map_err(StoreError::from)
+            .await;
+        result.map_err(|e| match e {
+            WriteError::Store(s) => s,
+            WriteError::Abort(never) => match never {},
         })
-        .await
-        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
     }
 
     /// The last postcode import, if any.
     pub async fn last_postcode_import(&self) -> Result<Option<PostcodeImport>, StoreError> {
-        self.with_conn(|conn| {
+        self.read(Access::system("system:postcodes"), |tx| {
             let row = postcode_imports::table
                 .select((
                     postcode_imports::imported,
                     postcode_imports::source,
                     postcode_imports::row_count,
                 ))
-                .first::<(i64, String, i64)>(conn)
+                .first::<(i64, String, i64)>(tx.conn)
                 .optional()?;
             Ok(row.map(|(imported, source, rows)| PostcodeImport {
                 imported,

@@ -3,8 +3,10 @@
 use diesel::prelude::*;
 
 use super::schema::request_records;
-use super::tx::{Tx, TxError};
-use super::{Store, StoreError};
+use std::convert::Infallible;
+
+use super::tx::{Failure, Tx, TxError, WriteError};
+use super::{Access, Store, StoreError};
 
 /// A processed request: its fingerprint and the stored reply.
 #[derive(Debug, Clone)]
@@ -54,12 +56,16 @@ impl Tx<'_> {
 impl Store {
     /// Deletes request records written before `before` (microseconds); returns how many.
     pub async fn purge_request_records(&self, before: i64) -> Result<usize, StoreError> {
-        self.with_conn(move |conn| {
-            Ok(
+        let result = self
+            .transaction(Access::system("system:housekeeping"), move |tx| {
                 diesel::delete(request_records::table.filter(request_records::recorded.lt(before)))
-                    .execute(conn)?,
-            )
+                    .execute(tx.conn)
+                    .map_err(Failure::<Infallible>::from)
+            })
+            .await;
+        result.map_err(|e| match e {
+            WriteError::Store(s) => s,
+            WriteError::Abort(never) => match never {},
         })
-        .await
     }
 }

@@ -75,6 +75,7 @@ diesel::table! {
         size -> BigInt,
         total -> Nullable<BigInt>,
         created -> BigInt,
+        owner -> Nullable<Text>,
     }
 }
 

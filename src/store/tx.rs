@@ -121,6 +121,16 @@ pub struct Tx<'a> {
     pub(super) collected: Option<Vec<AuditRow>>,
 }
 
+/// What a write did to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Create,
+    /// `PUT` of a resource that did not exist.
+    UpdateAsCreate,
+    Update,
+    Delete,
+}
+
 /// An audit record's facts (FHIR AuditEvent action C/R/U/D/E).
 pub struct AuditRecord<'a> {
     pub action: &'a str,
@@ -453,6 +463,28 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The after-write hook: the side-effect rows of a version just written, in the
+    /// same transaction, so they commit with it or not at all. Every version passes
+    /// here (create, update, delete; from requests, Bundles, routing, the workflow and
+    /// jobs). Today: the audit record. The notification outbox and statistics
+    /// projections belong here too.
+    fn after_write(&mut self, v: &StoredVersion, change: Change) -> Result<(), TxError> {
+        let (action, interaction) = match change {
+            Change::Create => ("C", "create"),
+            Change::UpdateAsCreate => ("C", "update"),
+            Change::Update => ("U", "update"),
+            Change::Delete => ("D", "delete"),
+        };
+        self.audit(AuditRecord {
+            action,
+            interaction,
+            resource_type: &v.resource_type,
+            resource_id: Some(&v.id),
+            version_id: Some(v.version_id),
+            outcome: "success",
+        })
+    }
+
     /// Version 1 of a new resource, its body `render(1, stamp)`.
     pub fn create(
         &mut self,
@@ -472,14 +504,7 @@ impl Tx<'_> {
             body: Some(body),
         };
         self.insert_version(&stored, "POST", Some(rows))?;
-        self.audit(AuditRecord {
-            action: "C",
-            interaction: "create",
-            resource_type: ty,
-            resource_id: Some(id),
-            version_id: Some(1),
-            outcome: "success",
-        })?;
+        self.after_write(&stored, Change::Create)?;
         Ok(stored)
     }
 
@@ -521,14 +546,12 @@ impl Tx<'_> {
             body: Some(render(new_version, at)),
         };
         self.insert_version(&stored, "PUT", Some(rows))?;
-        self.audit(AuditRecord {
-            action: if created { "C" } else { "U" },
-            interaction: "update",
-            resource_type: ty,
-            resource_id: Some(id),
-            version_id: Some(new_version),
-            outcome: "success",
-        })?;
+        let change = if created {
+            Change::UpdateAsCreate
+        } else {
+            Change::Update
+        };
+        self.after_write(&stored, change)?;
         Ok(if created {
             UpdateOutcome::Created(stored)
         } else {
@@ -564,14 +587,7 @@ impl Tx<'_> {
             body: None,
         };
         self.insert_version(&stored, "DELETE", None)?;
-        self.audit(AuditRecord {
-            action: "D",
-            interaction: "delete",
-            resource_type: ty,
-            resource_id: Some(id),
-            version_id: Some(v + 1),
-            outcome: "success",
-        })?;
+        self.after_write(&stored, Change::Delete)?;
         Ok(DeleteOutcome::Deleted { version_id: v + 1 })
     }
 }

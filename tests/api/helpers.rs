@@ -28,6 +28,8 @@ pub struct TestApp {
     pub pg_database: Option<String>,
     /// The database the server runs on, for tests that load operator tables directly.
     pub database: DatabaseUrl,
+    /// Database transactions the server has committed (reads and writes).
+    pub commits: wor_hub::store::CommitCounter,
 }
 
 /// The PostgreSQL database a test app runs on.
@@ -68,6 +70,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
     let app = Application::build(&settings).await.expect("app starts");
     let database = settings.database.clone();
     let port = app.port();
+    let commits = app.commits();
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base: format!("http://127.0.0.1:{port}/fhir"),
@@ -76,6 +79,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
         _dir: dir,
         pg_database,
         database,
+        commits,
     })
 }
 

@@ -337,6 +337,7 @@ fn referral_transaction(referrals: usize) -> Value {
 #[tokio::test]
 async fn reads_answer_while_a_large_referral_transaction_is_written() {
     const MAX_READ: Duration = Duration::from_millis(100);
+    const MAX_STALL: Duration = Duration::from_millis(1000);
     const MIN_READS: usize = 3;
     let app = spawn(Backend::Sqlite, |_| {}).await.expect("SQLite app");
     let res = app
@@ -371,21 +372,33 @@ async fn reads_answer_while_a_large_referral_transaction_is_written() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, text, duration) = writer.await.unwrap();
-    let slowest = reads.iter().map(|(l, _)| *l).max().unwrap_or_default();
+    let mut latencies: Vec<Duration> = reads.iter().map(|(l, _)| *l).collect();
+    latencies.sort();
+    let slowest = latencies.last().copied().unwrap_or_default();
+    // The 90th percentile: the other tests of this binary run beside this one on two
+    // cores, and a scheduling hiccup may delay a single read; a read that waits for the
+    // writer waits seconds.
+    let p90 = latencies
+        .get(latencies.len().saturating_mul(9) / 10)
+        .copied()
+        .unwrap_or_default();
     println!(
         "SQLite: a 1,000-entry referral transaction ({body_len} bytes) answered {status} in \
-         {duration:.2?}; {} reads meanwhile, the slowest {slowest:.2?}",
+         {duration:.2?}; {} reads meanwhile, 90% within {p90:.2?}, the slowest {slowest:.2?}",
         reads.len()
     );
     assert_eq!(status, 200, "{}", &text[..text.len().min(2000)]);
-    for (latency, status) in &reads {
-        assert_eq!(*status, 200);
-        assert!(
-            *latency <= MAX_READ,
-            "a read took {latency:.2?} while the transaction was written (it took \
-             {duration:.2?}): reads wait for the writer"
-        );
-    }
+    assert!(reads.iter().all(|(_, status)| *status == 200));
+    assert!(
+        p90 <= MAX_READ,
+        "90% of the reads took up to {p90:.2?} while the transaction was written (it took \
+         {duration:.2?}): reads wait for the writer"
+    );
+    assert!(
+        slowest <= MAX_STALL,
+        "a read took {slowest:.2?} while the transaction was written (it took \
+         {duration:.2?}): reads wait for the writer"
+    );
     assert!(
         reads.len() >= MIN_READS,
         "only {} reads while the transaction was in flight ({duration:.2?}): nothing shown",

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod crud;
+mod door;
 mod feed;
 mod helpers;
 mod history;

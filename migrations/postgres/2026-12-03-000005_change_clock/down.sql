@@ -1,2 +1,3 @@
+ALTER TABLE search_snapshots DROP COLUMN owner;
 DROP TABLE audit_journal_batches;
 DROP TABLE change_clock;

@@ -17,3 +17,7 @@ CREATE TABLE audit_journal_batches (
     batch_id TEXT PRIMARY KEY,
     moved BIGINT NOT NULL
 );
+
+-- Who made a search snapshot: its later pages are for that principal only (another
+-- would learn how many matches the first one saw).
+ALTER TABLE search_snapshots ADD COLUMN owner TEXT;

@@ -238,7 +238,7 @@ impl Tx<'_> {
 
     /// A snapshot's header, if it exists and has not expired.
     pub fn snapshot(&mut self, search_id: &str) -> Result<Option<SnapshotInfo>, TxError> {
-        Ok(snapshot::info(self.conn, search_id)?)
+        Ok(snapshot::info(self.conn, search_id, &self.access.actor)?)
     }
 
     /// A later page of a snapshot: the current versions of the ids at positions
@@ -251,7 +251,7 @@ impl Tx<'_> {
         count: usize,
         includes: &[Include],
     ) -> Result<Option<SearchPage>, TxError> {
-        let Some(info) = snapshot::info(self.conn, search_id)? else {
+        let Some(info) = snapshot::info(self.conn, search_id, &self.access.actor)? else {
             return Ok(None);
         };
         let ids = snapshot::ids(self.conn, search_id, offset, count)?;

@@ -39,6 +39,7 @@ impl Tx<'_> {
                 search_snapshots::size.eq(i64::try_from(ids.len()).unwrap_or(i64::MAX)),
                 search_snapshots::total.eq(total.and_then(|t| i64::try_from(t).ok())),
                 search_snapshots::created.eq(now),
+                search_snapshots::owner.eq(&self.access.actor),
             ))
             .execute(self.conn)?;
         for (chunk_no, chunk) in ids.chunks(CHUNK).enumerate() {
@@ -64,9 +65,18 @@ impl Tx<'_> {
 }
 
 /// The header of an unexpired snapshot.
-pub(super) fn info(conn: &mut DbConnection, search_id: &str) -> QueryResult<Option<SnapshotInfo>> {
+pub(super) fn info(
+    conn: &mut DbConnection,
+    search_id: &str,
+    owner: &str,
+) -> QueryResult<Option<SnapshotInfo>> {
     let row: Option<(String, String, i64, Option<i64>, i64)> = search_snapshots::table
         .filter(search_snapshots::search_id.eq(search_id))
+        .filter(
+            search_snapshots::owner
+                .eq(owner)
+                .or(search_snapshots::owner.is_null()),
+        )
         .select((
             search_snapshots::resource_type,
             search_snapshots::query,
