@@ -46,33 +46,74 @@ pub(super) fn replace_rows(
             .filter(search_date::id.eq(id)),
     )
     .execute(conn)?;
-    let Some(rows) = rows else { return Ok(()) };
+    match rows {
+        Some(rows) => insert_rows(conn, ty, id, rows),
+        None => Ok(()),
+    }
+}
+
+/// Multi-row INSERTs are only available on each concrete connection, not through the
+/// MultiConnection backend.
+macro_rules! insert_all {
+    ($conn:expr, $table:expr, $values:expr) => {
+        if !$values.is_empty() {
+            let insert = diesel::insert_into($table).values(&$values);
+            match &mut *$conn {
+                DbConnection::Sqlite(c) => insert.execute(c)?,
+                DbConnection::Postgres(c) => insert.execute(c)?,
+            };
+        }
+    };
+}
+
+/// Writes the index rows of a resource that has none (a new resource): one statement
+/// per index table.
+pub(super) fn insert_rows(
+    conn: &mut DbConnection,
+    ty: &str,
+    id: &str,
+    rows: &IndexRows,
+) -> QueryResult<()> {
     // Duplicates (the same code twice) add nothing to matching.
-    for t in rows.tokens.iter().collect::<BTreeSet<_>>() {
-        diesel::insert_into(search_token::table)
-            .values((
+    let tokens: Vec<_> = rows
+        .tokens
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|t| {
+            (
                 search_token::resource_type.eq(ty),
                 search_token::id.eq(id),
                 search_token::param.eq(&t.param),
                 search_token::system.eq(&t.system),
                 search_token::code.eq(&t.code),
-            ))
-            .execute(conn)?;
-    }
-    for s in rows.strings.iter().collect::<BTreeSet<_>>() {
-        diesel::insert_into(search_string::table)
-            .values((
+            )
+        })
+        .collect();
+    insert_all!(conn, search_token::table, tokens);
+    let strings: Vec<_> = rows
+        .strings
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|s| {
+            (
                 search_string::resource_type.eq(ty),
                 search_string::id.eq(id),
                 search_string::param.eq(&s.param),
                 search_string::value_norm.eq(&s.norm),
                 search_string::value_exact.eq(&s.exact),
-            ))
-            .execute(conn)?;
-    }
-    for r in rows.references.iter().collect::<BTreeSet<_>>() {
-        diesel::insert_into(search_reference::table)
-            .values((
+            )
+        })
+        .collect();
+    insert_all!(conn, search_string::table, strings);
+    let references: Vec<_> = rows
+        .references
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|r| {
+            (
                 search_reference::resource_type.eq(ty),
                 search_reference::id.eq(id),
                 search_reference::param.eq(&r.param),
@@ -81,20 +122,26 @@ pub(super) fn replace_rows(
                 search_reference::url.eq(&r.url),
                 search_reference::ident_system.eq(&r.ident_system),
                 search_reference::ident_value.eq(&r.ident_value),
-            ))
-            .execute(conn)?;
-    }
-    for d in rows.dates.iter().collect::<BTreeSet<_>>() {
-        diesel::insert_into(search_date::table)
-            .values((
+            )
+        })
+        .collect();
+    insert_all!(conn, search_reference::table, references);
+    let dates: Vec<_> = rows
+        .dates
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|d| {
+            (
                 search_date::resource_type.eq(ty),
                 search_date::id.eq(id),
                 search_date::param.eq(&d.param),
                 search_date::low.eq(d.low),
                 search_date::high.eq(d.high),
-            ))
-            .execute(conn)?;
-    }
+            )
+        })
+        .collect();
+    insert_all!(conn, search_date::table, dates);
     Ok(())
 }
 

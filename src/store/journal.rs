@@ -9,7 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ pub struct AuditJournal {
     /// `<db>-audit-journal`: the prefix of every journal file of the database.
     prefix: PathBuf,
     /// This process's live file, once something was journalled.
-    live: Mutex<Option<(PathBuf, File)>>,
+    live: Mutex<Option<(PathBuf, Arc<File>)>>,
 }
 
 const LIVE_SUFFIX: &str = ".live";
@@ -120,12 +120,17 @@ impl AuditJournal {
                 .append(true)
                 .open(&path)?;
             file.try_lock().map_err(std::io::Error::other)?;
-            *live = Some((path, file));
+            *live = Some((path, Arc::new(file)));
         }
-        let (_, file) = live
-            .as_mut()
+        let file = live
+            .as_ref()
+            .map(|(_, file)| Arc::clone(file))
             .ok_or_else(|| std::io::Error::other("journal not open"))?;
-        file.write_all(&text)?;
+        (&*file).write_all(&text)?;
+        drop(live);
+        // Flushed outside the lock: concurrent reads append while one flush runs, and
+        // one flush covers every append before it. The handle stays valid when the
+        // mover renames the file meanwhile.
         file.sync_data()
     }
 

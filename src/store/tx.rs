@@ -348,32 +348,22 @@ impl Tx<'_> {
     /// Read (`version = None`) or vread inside the unit of work.
     pub fn read(&mut self, ty: &str, id: &str, version_id: Option<i64>) -> Result<Lookup, TxError> {
         // A resource outside the read scope does not exist for this reader.
-        if !self.visible(ty, id)? {
-            self.audit(AuditRecord {
-                action: "R",
-                interaction: if version_id.is_some() {
-                    "vread"
-                } else {
-                    "read"
-                },
-                resource_type: ty,
-                resource_id: Some(id),
-                version_id,
-                outcome: "not-found",
-            })?;
-            return Ok(Lookup::NotFound);
-        }
-        let v = match version_id {
-            Some(v) => Some(v),
-            None => self.head(ty, id)?.map(|(v, _)| v),
-        };
-        let lookup = match v {
-            None => Lookup::NotFound,
-            Some(v) => match version(self.conn, ty, id, v)? {
+        let (v, lookup) = if self.visible(ty, id)? {
+            let v = match version_id {
+                Some(v) => Some(v),
+                None => self.head(ty, id)?.map(|(v, _)| v),
+            };
+            let lookup = match v {
                 None => Lookup::NotFound,
-                Some(found) if found.body.is_none() => Lookup::Deleted(found),
-                Some(found) => Lookup::Found(found),
-            },
+                Some(v) => match version(self.conn, ty, id, v)? {
+                    None => Lookup::NotFound,
+                    Some(found) if found.body.is_none() => Lookup::Deleted(found),
+                    Some(found) => Lookup::Found(found),
+                },
+            };
+            (v, lookup)
+        } else {
+            (version_id, Lookup::NotFound)
         };
         self.audit(AuditRecord {
             action: "R",
@@ -408,7 +398,7 @@ impl Tx<'_> {
         &mut self,
         v: &StoredVersion,
         method: &str,
-        rows: Option<&IndexRows>,
+        rows: Option<Option<&IndexRows>>,
     ) -> Result<(), TxError> {
         diesel::insert_into(resource_versions::table)
             .values((
@@ -420,7 +410,10 @@ impl Tx<'_> {
                 resource_versions::body.eq(&v.body),
             ))
             .execute(self.conn)?;
-        index::replace_rows(self.conn, &v.resource_type, &v.id, rows)?;
+        // `None`: the index rows are written already.
+        if let Some(rows) = rows {
+            index::replace_rows(self.conn, &v.resource_type, &v.id, rows)?;
+        }
         Ok(())
     }
 
@@ -493,6 +486,11 @@ impl Tx<'_> {
         render: &dyn Fn(i64, i64) -> String,
         rows: &IndexRows,
     ) -> Result<StoredVersion, TxError> {
+        // A new resource has no index rows to replace, and they do not depend on the
+        // stamp: written before it, they keep the change clock's serialised stretch
+        // (stamp to commit) short.
+        self.writing()?;
+        index::insert_rows(self.conn, ty, id, rows)?;
         let at = self.stamp()?;
         self.insert_head(ty, id, at)?;
         let body = render(1, at);
@@ -503,7 +501,7 @@ impl Tx<'_> {
             last_updated: at,
             body: Some(body),
         };
-        self.insert_version(&stored, "POST", Some(rows))?;
+        self.insert_version(&stored, "POST", None)?;
         self.after_write(&stored, Change::Create)?;
         Ok(stored)
     }
@@ -545,7 +543,7 @@ impl Tx<'_> {
             last_updated: at,
             body: Some(render(new_version, at)),
         };
-        self.insert_version(&stored, "PUT", Some(rows))?;
+        self.insert_version(&stored, "PUT", Some(Some(rows)))?;
         let change = if created {
             Change::UpdateAsCreate
         } else {
@@ -586,7 +584,7 @@ impl Tx<'_> {
             last_updated: at,
             body: None,
         };
-        self.insert_version(&stored, "DELETE", None)?;
+        self.insert_version(&stored, "DELETE", Some(None))?;
         self.after_write(&stored, Change::Delete)?;
         Ok(DeleteOutcome::Deleted { version_id: v + 1 })
     }
