@@ -82,26 +82,22 @@ impl ApiError {
         Self::new(status, vec![issue])
     }
 
+    // The FHIR errors the edge raises itself share the application's kinds (and so
+    // their status codes).
     pub fn bad_request(code: IssueCode, diagnostics: impl Into<String>) -> Self {
-        Self::one(StatusCode::BAD_REQUEST, Issue::error(code, diagnostics))
+        AppError::bad_request(code, diagnostics).into()
     }
 
     pub fn invalid(issues: Vec<Issue>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, issues)
+        AppError::invalid(issues).into()
     }
 
     pub fn not_found(diagnostics: impl Into<String>) -> Self {
-        Self::one(
-            StatusCode::NOT_FOUND,
-            Issue::error(IssueCode::NotFound, diagnostics),
-        )
+        AppError::not_found(diagnostics).into()
     }
 
     pub fn gone(diagnostics: impl Into<String>) -> Self {
-        Self::one(
-            StatusCode::GONE,
-            Issue::error(IssueCode::Deleted, diagnostics),
-        )
+        AppError::gone(diagnostics).into()
     }
 }
 

@@ -12,7 +12,6 @@ use crate::app::reply::ReturnPref;
 use crate::app::App;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::resource::IncomingResource;
-use crate::store::WriteError;
 
 /// The example directory shipped in `deploy/`, built into the binary so the default
 /// start works from any working directory.
@@ -92,8 +91,7 @@ pub async fn import_directory(
     let reply = match result {
         Ok(Some(reply)) => reply,
         Ok(None) => return Ok(ImportOutcome::NotEmpty),
-        Err(WriteError::Store(e)) => return Err(e.into()),
-        Err(WriteError::Abort(e)) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let body: Value = reply
         .body

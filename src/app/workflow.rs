@@ -24,7 +24,7 @@ use crate::referral::task::{build_task, TaskLinks};
 use crate::referral::workflow::{
     is_overdue, reason_text, review, set_overdue_tag, Effect, Party, Refusal, Roles,
 };
-use crate::store::{Failure, StoredVersion, Tx, UpdateOutcome, WriteError};
+use crate::store::{Failure, StoredVersion, Tx, UpdateOutcome};
 
 /// What a Task update needs besides the request body.
 #[derive(Debug, Clone)]
@@ -189,11 +189,7 @@ pub async fn mark_overdue(app: &App, principal: &Principal) -> Result<usize, App
             Ok(marked)
         })
         .await;
-    match result {
-        Ok(n) => Ok(n),
-        Err(WriteError::Store(e)) => Err(e.into()),
-        Err(WriteError::Abort(e)) => Err(e),
-    }
+    Ok(result?)
 }
 
 fn write_task(

@@ -13,7 +13,7 @@ use super::schema::{search_date, search_reference, search_string, search_token};
 use super::search::sql::{load, Sql};
 use super::tx::Failure;
 use super::types::IndexRows;
-use super::{Access, Store, StoreError, WriteError};
+use super::{Access, Store, StoreError};
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
@@ -200,10 +200,7 @@ impl Store {
                     )
                 })
                 .await
-                .map_err(|e| match e {
-                    WriteError::Store(s) => s,
-                    WriteError::Abort(never) => match never {},
-                })?;
+                .map_err(StoreError::from)?;
             let Some((ty, id, n)) = batch else {
                 return Ok(done);
             };

@@ -3,6 +3,7 @@
 //! never on an actix worker. This module knows nothing about HTTP.
 
 mod access;
+mod clock;
 pub mod db;
 #[cfg(test)]
 mod door_tests;

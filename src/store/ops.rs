@@ -73,10 +73,7 @@ impl Store {
                     tx.one_snapshot().map_err(Failure::<Infallible>::Tx)?;
                     f(tx).map_err(Failure::<Infallible>::Tx)
                 })
-                .map_err(|e| match e {
-                    WriteError::Store(s) => s,
-                    WriteError::Abort(never) => match never {},
-                })
+                .map_err(StoreError::from)
             };
             let (Some(lock), Some(journal)) = (&lock, &journal) else {
                 return as_writer(&mut conn);

@@ -7,7 +7,7 @@ use super::db::DbConnection;
 use super::schema::{postcode_imports, postcodes};
 use std::convert::Infallible;
 
-use super::tx::{now_micros, Failure, Tx, TxError, WriteError};
+use super::tx::{now_micros, Failure, Tx, TxError};
 use super::{Access, Store, StoreError};
 
 /// What the table says about one postcode.
@@ -124,10 +124,7 @@ impl Store {
                 Ok::<_, Failure<Infallible>>(rows.len())
             })
             .await;
-        result.map_err(|e| match e {
-            WriteError::Store(s) => s,
-            WriteError::Abort(never) => match never {},
-        })
+        result.map_err(StoreError::from)
     }
 
     /// The last postcode import, if any.

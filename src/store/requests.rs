@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::schema::request_records;
 use std::convert::Infallible;
 
-use super::tx::{Failure, Tx, TxError, WriteError};
+use super::tx::{Failure, Tx, TxError};
 use super::{Access, Store, StoreError};
 
 /// A processed request: its fingerprint and the stored reply.
@@ -63,9 +63,6 @@ impl Store {
                     .map_err(Failure::<Infallible>::from)
             })
             .await;
-        result.map_err(|e| match e {
-            WriteError::Store(s) => s,
-            WriteError::Abort(never) => match never {},
-        })
+        result.map_err(StoreError::from)
     }
 }

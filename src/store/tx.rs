@@ -2,10 +2,11 @@
 //! rows and their audit records land together, or not at all.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 
 use super::access::{Access, Visible};
 use super::db::DbConnection;
@@ -72,6 +73,16 @@ pub enum WriteError<E> {
     Abort(E),
 }
 
+/// A unit of work that cannot abort fails only in the store.
+impl From<WriteError<Infallible>> for StoreError {
+    fn from(err: WriteError<Infallible>) -> Self {
+        match err {
+            WriteError::Store(e) => e,
+            WriteError::Abort(never) => match never {},
+        }
+    }
+}
+
 impl<E> From<StoreError> for WriteError<E> {
     fn from(err: StoreError) -> Self {
         Self::Store(err)
@@ -115,7 +126,7 @@ pub struct Tx<'a> {
     pub(super) conn: &'a mut DbConnection,
     pub(super) access: &'a Access,
     /// The change-feed timestamp of this transaction's versions, once taken.
-    stamp: Option<i64>,
+    pub(super) stamp: Option<i64>,
     /// Set for a read-only unit of work: audit records are collected here (for the
     /// journal) and writes are refused with [`TxError::NeedsWriter`].
     pub(super) collected: Option<Vec<AuditRow>>,
@@ -176,37 +187,6 @@ impl<'a> Tx<'a> {
             None => Ok(()),
         }
     }
-
-    /// The timestamp (`meta.lastUpdated`, microseconds) of every version this unit of
-    /// work writes: taken from the change clock, which it locks until commit (SQLite:
-    /// the writer lock; PostgreSQL: the clock's row lock). Writers therefore pass this
-    /// point one at a time and get strictly increasing stamps in commit order, so a
-    /// poller that has seen position P never misses a later commit below P.
-    pub fn stamp(&mut self) -> Result<i64, TxError> {
-        if let Some(at) = self.stamp {
-            return Ok(at);
-        }
-        self.writing()?;
-        let sql = match self.conn {
-            DbConnection::Sqlite(_) => {
-                "UPDATE change_clock SET last_at = MAX(last_at + 1, ?) WHERE id = 1 RETURNING last_at"
-            }
-            DbConnection::Postgres(_) => {
-                "UPDATE change_clock SET last_at = GREATEST(last_at + 1, $1) WHERE id = 1 RETURNING last_at"
-            }
-        };
-        let row: ClockRow = diesel::sql_query(sql)
-            .bind::<BigInt, _>(now_micros())
-            .get_result(self.conn)?;
-        self.stamp = Some(row.last_at);
-        Ok(row.last_at)
-    }
-}
-
-#[derive(QueryableByName)]
-struct ClockRow {
-    #[diesel(sql_type = BigInt)]
-    last_at: i64,
 }
 
 impl Tx<'_> {

@@ -12,7 +12,7 @@ use wor_hub::config::DatabaseUrl;
 use wor_hub::store::schema::audit_events;
 
 use crate::backend_tests;
-use crate::helpers::{database_of, TestApp, FHIR_JSON};
+use crate::helpers::{database_of, link, TestApp, FHIR_JSON};
 
 backend_tests!(
     a_read_or_search_commits_exactly_one_transaction,
@@ -258,14 +258,7 @@ async fn a_read_or_search_commits_exactly_one_transaction(app: TestApp) {
     .await;
     assert_one(&app, "first page", &first, 200, "search-type", "success");
     assert_eq!(first.body["entry"].as_array().map(Vec::len), Some(1));
-    let next = first.body["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .and_then(|l| l["url"].as_str())
-        .unwrap_or_else(|| panic!("a next link: {}", first.body))
-        .to_owned();
+    let next = link(&first.body, "next").unwrap_or_else(|| panic!("a next link: {}", first.body));
     assert!(next.contains("_getpages="), "{next}");
     let later = measure(
         &app,
@@ -345,14 +338,7 @@ async fn later_pages_are_for_the_principal_that_searched(app: TestApp) {
         .json()
         .await
         .unwrap();
-    let next = first["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .and_then(|l| l["url"].as_str())
-        .expect("a next link")
-        .to_owned();
+    let next = link(&first, "next").expect("a next link");
     let mine = app
         .client
         .get(&next)

@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, FHIR_JSON};
+use crate::helpers::{link, TestApp, FHIR_JSON};
 
 backend_tests!(a_last_updated_poller_sees_every_final_version);
 
@@ -204,7 +204,7 @@ impl Feed {
                     new += 1;
                 }
             }
-            match next_link(&bundle) {
+            match link(&bundle, "next") {
                 Some(url) => request = self.client.get(url),
                 None => break,
             }
@@ -231,13 +231,4 @@ impl Feed {
         *best = (*best).max(version);
         is_new
     }
-}
-
-fn next_link(bundle: &Value) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .and_then(|l| l["url"].as_str())
-        .map(str::to_owned)
 }

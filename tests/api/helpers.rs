@@ -245,3 +245,13 @@ pub fn has_expression(issues: &[Value], expression: &str) -> bool {
             .is_some_and(|xs| xs.iter().any(|x| x == expression))
     })
 }
+
+/// The url of a Bundle's link with this relation (`next`, `previous`, ...).
+pub fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}

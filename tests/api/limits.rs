@@ -11,7 +11,7 @@ use time::macros::format_description;
 
 use crate::backend_tests;
 use crate::helpers::{
-    expect_outcome, has_expression, has_issue, spawn, Backend, TestApp, FHIR_JSON,
+    expect_outcome, has_expression, has_issue, link, spawn, Backend, TestApp, FHIR_JSON,
 };
 
 backend_tests!(
@@ -79,15 +79,6 @@ async fn a_1001_entry_batch_is_refused(app: TestApp) {
     assert_eq!(app.version_count("Patient").await, 0);
 }
 
-fn next_link(bundle: &Value) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .and_then(|l| l["url"].as_str())
-        .map(str::to_owned)
-}
-
 fn match_count(bundle: &Value) -> usize {
     bundle["entry"].as_array().map_or(0, |es| {
         es.iter().filter(|e| e["search"]["mode"] == "match").count()
@@ -102,7 +93,7 @@ async fn paging_positions_out_of_range_are_refused(app: TestApp) {
     let res = app.get("Patient?_count=10").await;
     assert_eq!(res.status(), 200);
     let first: Value = res.json().await.unwrap();
-    let next = next_link(&first).expect("a next link");
+    let next = link(&first, "next").expect("a next link");
     assert!(next.contains("_offset=10&_count=10"), "{next}");
     let snapshot = reqwest::Url::parse(&next)
         .unwrap()

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_issue, TestApp};
+use crate::helpers::{expect_outcome, has_issue, link, TestApp};
 use crate::search::{found, id_of, ids, search, sorted, BSN};
 
 backend_tests!(
@@ -21,15 +21,6 @@ backend_tests!(
     paging_is_stable_under_concurrent_inserts,
     page_links_are_checked,
 );
-
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == relation)
-        .map(|l| l["url"].as_str().unwrap().to_owned())
-}
 
 async fn follow(app: &TestApp, url: &str) -> Value {
     let res = app.client.get(url).send().await.unwrap();
