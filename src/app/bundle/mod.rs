@@ -5,10 +5,11 @@
 //! reference, and any failing entry rolls everything back with an OperationOutcome
 //! naming the entry. A batch runs each entry in its own savepoint.
 
+mod response;
+
 use std::collections::{HashMap, HashSet};
 
-use serde_json::json;
-
+use self::response::{response, Done, Results};
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
@@ -19,10 +20,8 @@ use crate::app::routing::route_created;
 use crate::app::workflow::{check_task_delete, update_task, Workflow};
 use crate::app::write::{check_references, run_write};
 use crate::app::App;
-use crate::fhir::bundle::{raw, Bundle, Entry};
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::index::index_rows;
-use crate::fhir::instant::format_instant;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::{local_references, reference_strings};
 use crate::fhir::registry::ResourceDef;
@@ -30,8 +29,8 @@ use crate::fhir::resource::IncomingResource;
 use crate::fhir::transaction::{self, BundleKind, EntryRequest, Method, Target};
 use crate::fhir::validate::validate_resource;
 use crate::store::{
-    conditional_lock_key, CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, StoredVersion,
-    Tx, UpdateOutcome,
+    conditional_lock_key, CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, Tx,
+    UpdateOutcome,
 };
 
 /// An entry checked before the unit of work starts.
@@ -42,12 +41,6 @@ struct Prepared {
     /// `ifNoneExist` (POST) or the criteria of `Type?criteria` (PUT/DELETE).
     criteria: Option<Vec<Criterion>>,
     if_match: Option<i64>,
-}
-
-/// The outcome of one entry.
-enum Done {
-    Version(u16, StoredVersion),
-    Deleted,
 }
 
 /// Runs a transaction or batch Bundle posted to the base: one unit of work (with
@@ -250,8 +243,6 @@ fn entry_error(index: usize, mut err: AppError) -> AppError {
     }
     err
 }
-
-type Results = HashMap<usize, Result<Done, AppError>>;
 
 /// Runs the entries; a transaction stops at the first failure, a batch records it.
 fn execute(
@@ -562,65 +553,4 @@ fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
             "{ty}/{id} does not exist"
         )))),
     }
-}
-
-fn status_line(code: u16) -> String {
-    status::line(code)
-}
-
-fn response(
-    kind: BundleKind,
-    total: usize,
-    mut results: Results,
-    base: &str,
-    pref: ReturnPref,
-) -> Reply {
-    let entries = (0..total)
-        .map(|index| match results.remove(&index) {
-            Some(Ok(Done::Version(status, v))) => Entry {
-                full_url: format!("{base}/{}/{}", v.resource_type, v.id),
-                response: Some(json!({
-                    "status": status_line(status),
-                    "location": reply::version_url(base, &v),
-                    "etag": reply::etag(v.version_id),
-                    "lastModified": format_instant(v.last_updated),
-                })),
-                resource: match pref {
-                    ReturnPref::Representation => v.body.and_then(raw),
-                    _ => None,
-                },
-                search: None,
-                request: None,
-            },
-            Some(Ok(Done::Deleted)) => Entry {
-                full_url: String::new(),
-                resource: None,
-                search: None,
-                request: None,
-                response: Some(json!({ "status": status_line(status::NO_CONTENT) })),
-            },
-            Some(Err(err)) => Entry {
-                full_url: String::new(),
-                resource: None,
-                search: None,
-                request: None,
-                response: Some(json!({
-                    "status": crate::error::status_line(err.kind),
-                    "outcome": crate::fhir::outcome::operation_outcome(&err.issues),
-                })),
-            },
-            None => Entry {
-                full_url: String::new(),
-                resource: None,
-                search: None,
-                request: None,
-                response: Some(json!({ "status": "500 Internal Server Error" })),
-            },
-        })
-        .collect();
-    let kind = match kind {
-        BundleKind::Transaction => "transaction-response",
-        BundleKind::Batch => "batch-response",
-    };
-    Reply::new(status::OK).fhir(Bundle::new(kind, Vec::new(), entries).to_json())
 }
