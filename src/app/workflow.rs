@@ -279,7 +279,7 @@ fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<AppError> {
     let current = old.get("status").and_then(Value::as_str).unwrap_or("?");
     match refusal {
         Refusal::Transition { from, to, why } => abort(
-            ErrorKind::Conflict,
+            ErrorKind::Unprocessable,
             Issue::error(
                 IssueCode::BusinessRule,
                 format!(
@@ -293,7 +293,7 @@ fn refused(refusal: &Refusal, old: &Value, id: &str) -> Failure<AppError> {
         Refusal::ReasonRequired(to) => abort(
             ErrorKind::Unprocessable,
             Issue::error(
-                IssueCode::Required,
+                IssueCode::BusinessRule,
                 format!(
                     "Task.statusReason is required when a Task moves from {current} to {}",
                     to.code()
@@ -378,9 +378,14 @@ fn follow(
         .map_err(|e| internal(&e))?;
     match new_version(tx, "ServiceRequest", &sr_id, &sr, current.version_id)? {
         UpdateOutcome::Updated(_) | UpdateOutcome::Created(_) => Ok(()),
-        _ => Err(Failure::Abort(AppError::precondition_failed(format!(
-            "ServiceRequest/{sr_id} changed meanwhile; retry"
-        )))),
+        // Not the client's If-Match (that was the Task's): a concurrent change.
+        _ => Err(abort(
+            ErrorKind::Conflict,
+            Issue::error(
+                IssueCode::Conflict,
+                format!("ServiceRequest/{sr_id} changed meanwhile; read the Task again and retry"),
+            ),
+        )),
     }
 }
 

@@ -1,11 +1,15 @@
 //! The Task workflow: who may move a referral's Task from which status to which,
 //! which elements each party may change, and what follows for the ServiceRequest.
 //!
-//! Statuses follow task.html and domain.md: the owner (welfare organisation) moves
-//! `requested -> received -> accepted | rejected`, `accepted -> in-progress`,
+//! Statuses follow the R4 state machine (task.html) and domain.md: `received` is
+//! optional (the Gravity SDOH Clinical Care IG leaves it out), so the owner (welfare
+//! organisation) moves `requested -> received | accepted | rejected`,
+//! `received -> accepted | rejected`, `accepted -> in-progress`,
 //! `in-progress <-> on-hold`, `in-progress -> completed | failed`; the requester
 //! cancels, at once before `in-progress` and by request from then on (the owner then
 //! confirms with `-> cancelled`). A coordinator assigns owners and may cancel.
+//! Stricter than the spec: who may make which move, reasons for rejected, cancelled,
+//! on-hold and failed, and which elements each party may change.
 
 use serde_json::{json, Value};
 
@@ -99,7 +103,10 @@ impl TaskStatus {
         )
     }
 
-    /// Statuses in which the contact deadline applies.
+    /// Statuses in which the contact deadline applies. The deadline is about the coach
+    /// reaching the patient, not about answering the hub: accepting (directly or after
+    /// `received`) does not meet it; a business status that implies contact, work in
+    /// progress or a closed Task does.
     fn awaits_contact(self) -> bool {
         matches!(self, Self::Requested | Self::Received | Self::Accepted)
     }
@@ -196,7 +203,7 @@ pub struct Reviewed {
 /// Why a Task change is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The status change is not allowed from this status for this party (409).
+    /// The status change is not allowed from this status for this party (422).
     Transition {
         from: TaskStatus,
         to: TaskStatus,
@@ -333,7 +340,7 @@ fn transition(
     }
     let owner_move = matches!(
         (from, to),
-        (S::Requested, S::Received)
+        (S::Requested, S::Received | S::Accepted | S::Rejected)
             | (S::Received, S::Accepted | S::Rejected)
             | (S::Accepted, S::InProgress)
             | (S::InProgress, S::OnHold | S::Completed | S::Failed)
@@ -367,7 +374,7 @@ fn transition(
 pub fn next_statuses(from: TaskStatus) -> Vec<&'static str> {
     use TaskStatus as S;
     let list: &[TaskStatus] = match from {
-        S::Requested => &[S::Received, S::Cancelled],
+        S::Requested => &[S::Received, S::Accepted, S::Rejected, S::Cancelled],
         S::Received => &[S::Accepted, S::Rejected, S::Cancelled],
         S::Accepted => &[S::InProgress, S::Cancelled],
         S::InProgress => &[S::OnHold, S::Completed, S::Failed, S::Cancelled],

@@ -59,8 +59,9 @@ fn owner_walks_the_happy_path() {
 #[test]
 fn illegal_transitions_name_both_statuses() {
     for (from, to) in [
-        ("requested", "accepted"),
         ("requested", "in-progress"),
+        ("requested", "completed"),
+        ("received", "requested"),
         ("received", "completed"),
         ("accepted", "completed"),
         ("on-hold", "completed"),
@@ -76,6 +77,37 @@ fn illegal_transitions_name_both_statuses() {
             other => panic!("{from}->{to}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn received_is_optional_as_in_r4() {
+    // Gravity-style: the owner accepts or rejects straight from requested.
+    let old = task("requested");
+    let r = review(&old, &moved(&old, "accepted"), OWNER, NOW).unwrap();
+    assert_eq!(r.effect, Effect::None);
+    assert_eq!(r.task["status"], "accepted");
+    assert_eq!(
+        review(&old, &moved(&old, "rejected"), OWNER, NOW).unwrap_err(),
+        Refusal::ReasonRequired(TaskStatus::Rejected)
+    );
+    let r = review(&old, &with_reason(moved(&old, "rejected")), OWNER, NOW).unwrap();
+    assert_eq!(
+        r.effect,
+        Effect::Reroute {
+            reason: "no capacity".into()
+        }
+    );
+    // Still the owner's moves only.
+    for to in ["accepted", "rejected"] {
+        assert!(matches!(
+            review(&old, &with_reason(moved(&old, to)), REQUESTER, NOW),
+            Err(Refusal::Transition { .. })
+        ));
+    }
+    assert_eq!(
+        next_statuses(TaskStatus::Requested),
+        ["received", "accepted", "rejected", "cancelled"]
+    );
 }
 
 #[test]
@@ -171,6 +203,11 @@ fn overdue_needs_the_deadline_passed_and_no_contact() {
         20 * day,
         14 * day
     ));
+
+    // The path does not matter: accepted straight from requested still awaits
+    // contact; a rejected Task (direct or not) is closed.
+    assert!(is_overdue(&task("accepted"), Some(0), 20 * day, 14 * day));
+    assert!(!is_overdue(&task("rejected"), Some(0), 20 * day, 14 * day));
 
     let mut t = task("received");
     assert!(set_overdue_tag(&mut t, true));

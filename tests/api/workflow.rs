@@ -12,10 +12,10 @@ use crate::backend_tests;
 use crate::helpers::{expect_outcome, has_issue, spawn, Backend, TestApp, FHIR_JSON};
 use crate::search_results::entries_with_mode;
 
-const OWNER: &str = "Organization/tom-in-de-buurt";
-const FALLBACK: &str = "Organization/fallback-welzijn";
-const BUSINESS: &str = "https://wor-hub.nl/fhir/CodeSystem/task-business-status";
-const FLAG: &str = "https://wor-hub.nl/fhir/CodeSystem/task-flag";
+pub(crate) const OWNER: &str = "Organization/tom-in-de-buurt";
+pub(crate) const FALLBACK: &str = "Organization/fallback-welzijn";
+pub(crate) const BUSINESS: &str = "https://wor-hub.nl/fhir/CodeSystem/task-business-status";
+pub(crate) const FLAG: &str = "https://wor-hub.nl/fhir/CodeSystem/task-flag";
 
 backend_tests!(
     a_referral_walks_to_completed_and_the_referrer_reads_the_outcome,
@@ -32,7 +32,7 @@ backend_tests!(
 
 /// A referral as a GP system sends it: Practitioner, Patient (67, Boskoop) and the
 /// ServiceRequest in one transaction. Returns (ServiceRequest id, `Practitioner/<id>`).
-async fn refer(app: &TestApp, authored_on: &str) -> (String, String) {
+pub(crate) async fn refer(app: &TestApp, authored_on: &str) -> (String, String) {
     let bundle = json!({
         "resourceType": "Bundle",
         "type": "transaction",
@@ -63,7 +63,7 @@ async fn refer(app: &TestApp, authored_on: &str) -> (String, String) {
     (id_of(2), format!("Practitioner/{}", id_of(0)))
 }
 
-async fn load_sample(app: &TestApp) {
+pub(crate) async fn load_sample(app: &TestApp) {
     let res = app
         .post_text("", wor_hub::api::directory::SAMPLE_DIRECTORY)
         .await;
@@ -71,7 +71,7 @@ async fn load_sample(app: &TestApp) {
 }
 
 /// The Tasks for a referral, oldest first.
-async fn tasks_for(app: &TestApp, sr: &str) -> Vec<Value> {
+pub(crate) async fn tasks_for(app: &TestApp, sr: &str) -> Vec<Value> {
     let res = app
         .get(&format!(
             "Task?focus=ServiceRequest/{sr}&_sort=_lastUpdated"
@@ -90,14 +90,14 @@ async fn tasks_for(app: &TestApp, sr: &str) -> Vec<Value> {
     tasks
 }
 
-async fn the_task(app: &TestApp, sr: &str) -> Value {
+pub(crate) async fn the_task(app: &TestApp, sr: &str) -> Value {
     let tasks = tasks_for(app, sr).await;
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     tasks[0].clone()
 }
 
 /// PUTs `task` with If-Match from its meta.versionId, acting as `party`.
-async fn put_task(app: &TestApp, party: Option<&str>, task: &Value) -> Response {
+pub(crate) async fn put_task(app: &TestApp, party: Option<&str>, task: &Value) -> Response {
     let id = task["id"].as_str().unwrap();
     let version = task["meta"]["versionId"].as_str().unwrap();
     let mut req = app
@@ -111,7 +111,12 @@ async fn put_task(app: &TestApp, party: Option<&str>, task: &Value) -> Response 
 }
 
 /// The Task moved to `status` (with `business` and `reason` when given).
-fn moved(task: &Value, status: &str, business: Option<&str>, reason: Option<&str>) -> Value {
+pub(crate) fn moved(
+    task: &Value,
+    status: &str,
+    business: Option<&str>,
+    reason: Option<&str>,
+) -> Value {
     let mut t = task.clone();
     t["status"] = json!(status);
     if let Some(code) = business {
@@ -124,7 +129,7 @@ fn moved(task: &Value, status: &str, business: Option<&str>, reason: Option<&str
 }
 
 /// Moves the Task as `party` and returns the stored result.
-async fn step(
+pub(crate) async fn step(
     app: &TestApp,
     party: &str,
     task: &Value,
@@ -137,7 +142,7 @@ async fn step(
     res.json().await.unwrap()
 }
 
-async fn current(app: &TestApp, path: &str) -> Value {
+pub(crate) async fn current(app: &TestApp, path: &str) -> Value {
     let res = app.get(path).await;
     assert_eq!(res.status(), 200, "{path}");
     res.json().await.unwrap()
@@ -255,12 +260,12 @@ async fn illegal_transitions_are_refused_naming_both_statuses(app: TestApp) {
     load_sample(&app).await;
     let (sr, requester) = refer(&app, "2026-11-20").await;
     let requested = the_task(&app, &sr).await;
-    refuse(&app, requested.clone(), "accepted", OWNER).await;
     refuse(&app, requested.clone(), "in-progress", OWNER).await;
     refuse(&app, requested.clone(), "completed", OWNER).await;
     refuse(&app, requested.clone(), "cancelled", OWNER).await;
     // Only the owner moves the work forward.
     refuse(&app, requested.clone(), "received", &requester).await;
+    refuse(&app, requested.clone(), "accepted", &requester).await;
     let received = step(&app, OWNER, &requested, "received", None, None).await;
     refuse(&app, received.clone(), "completed", OWNER).await;
     refuse(&app, received.clone(), "in-progress", OWNER).await;
@@ -288,10 +293,11 @@ async fn illegal_transitions_are_refused_naming_both_statuses(app: TestApp) {
     assert_eq!(history["entry"].as_array().unwrap().len(), 7);
 }
 
-/// Asserts that `party` moving `from` to `to` gets 409 naming both statuses.
-async fn refuse(app: &TestApp, from: Value, to: &str, party: &str) {
+/// Asserts that `party` moving `from` to `to` gets 422 `business-rule` naming both
+/// statuses (a business rule, not a version conflict: R4 keeps 409/412 for those).
+pub(crate) async fn refuse(app: &TestApp, from: Value, to: &str, party: &str) {
     let res = put_task(app, Some(party), &moved(&from, to, None, Some("why"))).await;
-    let issues = expect_outcome(res, 409).await;
+    let issues = expect_outcome(res, 422).await;
     let text = issues[0]["diagnostics"].as_str().unwrap().to_owned();
     let from_status = from["status"].as_str().unwrap();
     assert!(
@@ -305,7 +311,7 @@ async fn needs_reason(app: &TestApp, from: Value, to: &str, party: String) {
     let res = put_task(app, Some(&party), &moved(&from, to, None, None)).await;
     let issues = expect_outcome(res, 422).await;
     assert!(
-        has_issue(&issues, "required", Some("Task.statusReason")),
+        has_issue(&issues, "business-rule", Some("Task.statusReason")),
         "{to}: {issues:?}"
     );
 }
@@ -488,7 +494,7 @@ async fn business_status_comes_from_the_project_code_system(app: TestApp) {
 }
 
 /// A second adult service in Alphen aan den Rijn, priority 2.
-async fn add_fallback(app: &TestApp) {
+pub(crate) async fn add_fallback(app: &TestApp) {
     let org = json!({"resourceType": "Organization", "id": "fallback-welzijn", "active": true, "name": "Fallback Welzijn"});
     assert_eq!(
         app.put("Organization/fallback-welzijn", &org)
@@ -584,7 +590,8 @@ async fn a_rejection_reroutes_to_the_fallback_then_to_the_coordinator(app: TestA
         &moved(&assigned, "received", None, None),
     )
     .await;
-    expect_outcome(res, 409).await;
+    let issues = expect_outcome(res, 422).await;
+    assert!(has_issue(&issues, "business-rule", Some("Task.status")));
 }
 
 async fn the_referrer_cancels_at_once_before_work_and_by_request_after(app: TestApp) {
@@ -684,7 +691,15 @@ async fn bundle_entries_follow_the_same_rules(app: TestApp) {
         .send()
         .await
         .unwrap();
-    expect_outcome(res, 409).await;
+    let issues = expect_outcome(res, 422).await;
+    assert!(
+        has_issue(
+            &issues,
+            "business-rule",
+            Some("Bundle.entry[0].resource.status")
+        ),
+        "{issues:?}"
+    );
     // A batch entry without ifMatch fails on its own; a legal one lands.
     let bundle = json!({"resourceType": "Bundle", "type": "batch",
                         "entry": [entry("received", None), entry("received", Some("W/\"1\""))]});
@@ -768,7 +783,7 @@ async fn overdue_marking_on_postgres() {
     overdue_marking(Backend::Postgres).await;
 }
 
-fn is_overdue(task: &Value) -> bool {
+pub(crate) fn is_overdue(task: &Value) -> bool {
     task["meta"]["tag"].as_array().is_some_and(|tags| {
         tags.iter()
             .any(|t| t["system"] == FLAG && t["code"] == "overdue")

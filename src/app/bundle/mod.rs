@@ -17,7 +17,7 @@ use crate::app::resources::{
     check_body_id, check_valid, logical_id, parse_etag, resource_def, WriteRequest,
 };
 use crate::app::routing::route_created;
-use crate::app::workflow::{check_task_delete, update_task, Workflow};
+use crate::app::workflow::{check_task_create, check_task_delete, update_task, Workflow};
 use crate::app::write::{check_references, run_write};
 use crate::app::App;
 use crate::fhir::criteria::parse_criteria;
@@ -234,6 +234,10 @@ fn entry_error(index: usize, mut err: AppError) -> AppError {
         issue.diagnostics = format!("Bundle.entry[{index}]: {}", issue.diagnostics);
         issue.expression = Some(match issue.expression.take() {
             None => format!("Bundle.entry[{index}]"),
+            // Request headers: If-Match is the entry's ifMatch; the others (the acting
+            // party) belong to the whole Bundle request.
+            Some(e) if e == "If-Match" => format!("Bundle.entry[{index}].request.ifMatch"),
+            Some(e) if e.starts_with("X-") => e,
             Some(e) if e.starts_with(|c: char| c.is_ascii_uppercase()) => {
                 let rest = e.find(['.', '[']).map_or("", |p| &e[p..]);
                 format!("Bundle.entry[{index}].resource{rest}")
@@ -495,16 +499,20 @@ fn write(
     }
     let refs = local_references(ty, &resource.value, base);
     let pending = |t: &str, i: &str| pending.contains(&(t.to_owned(), i.to_owned()));
-    if ty == "Task" && !created {
+    if ty == "Task" {
         let Some(wf) = wf else {
             return Err(Failure::Abort(AppError::bad_request(
                 IssueCode::NotSupported,
-                "Task updates are not allowed here",
+                "Tasks are not written here",
             )));
         };
-        let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
-        if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, checks)? {
-            return Ok(Done::Version(status::OK, v));
+        if created {
+            check_task_create(tx, wf, &resource, base)?;
+        } else {
+            let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
+            if let Some(v) = update_task(tx, wf, id, &resource, e.if_match, base, checks)? {
+                return Ok(Done::Version(status::OK, v));
+            }
         }
     }
     check_references(tx, &refs, &pending)?;
