@@ -58,19 +58,34 @@ pub const SERVED: Served = Served {
     resource_documentation: &[
         (
             "Task",
-            "Workflow (README 'Referral workflow'): updates require If-Match (412 without) and name the \
-             acting party in the X-Acting-Party header (Organization/<id> of the owner, the requester's \
-             reference, or coordinator; in open mode an unnamed loopback request acts as any party). The \
-             owner moves requested -> received -> accepted | rejected, accepted -> in-progress, \
-             in-progress <-> on-hold, in-progress -> completed | failed; the requester cancels (from \
-             in-progress on, as a request the owner confirms). Other transitions: 409. statusReason is \
-             required for rejected, cancelled, on-hold and failed. The owner may change only status, \
-             statusReason, businessStatus, output, note, executionPeriod and lastModified (403 naming \
-             the element otherwise). businessStatus is from \
-             https://wor-hub.nl/fhir/CodeSystem/task-business-status. The ServiceRequest follows the \
-             Task (completed -> completed; cancelled, failed -> revoked); a rejection re-routes to the \
-             next eligible service (a new Task partOf the rejected one). Tasks past the contact \
-             deadline carry the tag https://wor-hub.nl/fhir/CodeSystem/task-flag|overdue.",
+            "Workflow (README 'Referral workflow'): updates require If-Match (412 without, or \
+             stale) and name the acting party in the X-Acting-Party header (Organization/<id> of \
+             the owner, the requester's reference, or coordinator; in open mode an unnamed loopback \
+             request acts as any party). States follow the R4 Task state machine; received is \
+             optional: the owner moves requested -> received | accepted | rejected, received -> \
+             accepted | rejected, accepted -> in-progress, in-progress <-> on-hold, in-progress -> \
+             completed | failed; the requester (or a coordinator) cancels (from in-progress on, as \
+             a request the owner confirms). Any other move is a business-rule violation: 422, issue \
+             code business-rule at Task.status, naming both statuses (409 only for concurrent \
+             changes). Stricter than R4: each move belongs to one party (only the owner accepts, \
+             rejects and works; only the requester or a coordinator cancels); statusReason is \
+             required for rejected, cancelled, on-hold and failed (422); the owner may change only \
+             status, statusReason, businessStatus, output, note, executionPeriod and lastModified, \
+             the requester status, statusReason, note and lastModified, a coordinator also owner \
+             (403 naming the element otherwise). Creation is stricter too: the hub creates a \
+             referral's Task when it routes it; a client may create one only as a coordinator or as \
+             the referral's requester (403 otherwise), with status requested, intent order, code \
+             fulfill (or none), focus an active ServiceRequest on this server without an open Task, \
+             for its subject, requester its requester, owner a stored active Organization, \
+             authoredOn, and no overdue tag or businessStatus only the hub sets (422 business-rule \
+             naming each element otherwise), on every path (POST, update-as-create, transaction and \
+             batch entries). businessStatus is from \
+             https://wor-hub.nl/fhir/CodeSystem/task-business-status. The ServiceRequest follows \
+             the Task (completed -> completed; cancelled, failed -> revoked); a rejection re-routes \
+             to the next eligible service (a new Task partOf the rejected one). Tasks past the \
+             contact deadline without contact (requested, received or accepted, no businessStatus \
+             of contact made or later) carry the tag \
+             https://wor-hub.nl/fhir/CodeSystem/task-flag|overdue.",
         ),
         (
         "QuestionnaireResponse",

@@ -6,7 +6,7 @@ use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
 use crate::app::routing::route_created;
-use crate::app::workflow::{check_task_delete, update_task, Workflow};
+use crate::app::workflow::{check_task_create, check_task_delete, update_task, Workflow};
 use crate::app::write::{check_references, run_write, Idempotency};
 use crate::app::App;
 use crate::fhir::identifiers::check_identifiers;
@@ -65,7 +65,8 @@ pub(crate) fn business_rules(resource_type: &str, resource: &serde_json::Value) 
     issues
 }
 
-/// Create, or conditional create with `If-None-Exist` criteria.
+/// Create, or conditional create with `If-None-Exist` criteria; a Task only under the
+/// creation rules of the workflow.
 pub async fn create(
     app: &App,
     principal: &Principal,
@@ -79,6 +80,7 @@ pub async fn create(
     let rows = index_rows(def, &incoming.value);
     let refs = local_references(def.name, &incoming.value, &req.base);
     let (base, pref) = (req.base, req.pref);
+    let workflow = Workflow::new(app, principal);
     run_write(app, principal, req.idempotency, move |tx| {
         if let Some(criteria) = &if_none_exist {
             match tx.conditional(def.name, criteria)? {
@@ -92,6 +94,9 @@ pub async fn create(
                 }
                 None => {}
             }
+        }
+        if def.name == "Task" {
+            check_task_create(tx, &workflow, &incoming, &base)?;
         }
         check_references(tx, &refs, &|_, _| false)?;
         let v = tx.create(def.name, &id, &|v, at| incoming.render(&id, v, at), &rows)?;

@@ -138,16 +138,7 @@ pub fn route_created(
     if sr.get("status").and_then(Value::as_str) != Some("active") {
         return Ok(());
     }
-    let Some(task_def) = registry::resource("Task") else {
-        return Ok(());
-    };
-    let criteria = parse_criteria(
-        task_def,
-        &format!("focus=ServiceRequest/{id}&status={OPEN_TASK_STATUSES}"),
-        &[],
-    )
-    .map_err(|issue| Failure::Abort(AppError::internal(&issue.diagnostics)))?;
-    if !tx.find_ids("Task", &criteria)?.is_empty() {
+    if !open_tasks(tx, id)?.is_empty() {
         return Ok(());
     }
     let (patient_ref, patient) = patient_of(tx, sr, base)?;
@@ -165,6 +156,22 @@ pub fn route_created(
     };
     let task = build_task(&decision, &links);
     store_task(tx, &task)
+}
+
+/// The ids of the open Tasks (see [`OPEN_TASK_STATUSES`]) of ServiceRequest `sr_id`.
+pub fn open_tasks(
+    tx: &mut Tx<'_>,
+    sr_id: &str,
+) -> Result<std::collections::BTreeSet<String>, Failure<AppError>> {
+    let internal = |e: &dyn std::fmt::Display| Failure::Abort(AppError::internal(e));
+    let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
+    let criteria = parse_criteria(
+        def,
+        &format!("focus=ServiceRequest/{sr_id}&status={OPEN_TASK_STATUSES}"),
+        &[],
+    )
+    .map_err(|issue| internal(&issue.diagnostics))?;
+    Ok(tx.find_ids("Task", &criteria)?)
 }
 
 /// The referral's subject when it is a stored Patient: `Patient/<id>` and its body.

@@ -1,14 +1,16 @@
 //! The Task workflow at the edge: an update of an existing Task goes through the
 //! domain's rules (`referral::workflow`) and what follows it (the ServiceRequest's
-//! status, re-routing after a rejection) is written in the same unit of work. Used by
-//! `PUT /fhir/Task/{id}` and by Task entries of transaction and batch Bundles.
+//! status, re-routing after a rejection) is written in the same unit of work; a Task a
+//! client creates passes the creation rules (`referral::task_create`). Every client
+//! write of a Task comes here: `POST`/`PUT /fhir/Task`, Task entries of transaction
+//! and batch Bundles (and PATCH, through the update use case).
 
 use serde_json::{json, Value};
 
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply;
-use crate::app::routing::{decide_in, load_directory, patient_of, store_task, OPEN_TASK_STATUSES};
+use crate::app::routing::{decide_in, load_directory, open_tasks, patient_of, store_task};
 use crate::app::App;
 use crate::clock::Clock;
 use crate::fhir::criteria::parse_criteria;
@@ -21,6 +23,7 @@ use crate::fhir::registry;
 use crate::fhir::resource::IncomingResource;
 use crate::referral::codes::CS_TASK_FLAG;
 use crate::referral::task::{build_task, TaskLinks};
+use crate::referral::task_create::{check_new_task, may_create, Context};
 use crate::referral::workflow::{
     is_overdue, reason_text, review, set_overdue_tag, Effect, Party, Refusal, Roles,
 };
@@ -59,8 +62,9 @@ fn abort(status: ErrorKind, issue: Issue) -> Failure<AppError> {
 
 /// Updates Task `id` under the workflow rules; `checks` (reference integrity) run
 /// once the party is known to be allowed the change, so a refused party learns
-/// nothing about other resources. `None` when no live Task has this id: the caller
-/// then creates it as an ordinary `PUT`.
+/// nothing about other resources. `None` when no live Task has this id and the
+/// creation rules ([`check_task_create`]) allow it: the caller then creates it as an
+/// ordinary `PUT` (update-as-create).
 #[allow(clippy::too_many_arguments)]
 pub fn update_task(
     tx: &mut Tx<'_>,
@@ -71,10 +75,12 @@ pub fn update_task(
     base: &str,
     checks: impl FnOnce(&mut Tx<'_>) -> Result<(), Failure<AppError>>,
 ) -> Result<Option<StoredVersion>, Failure<AppError>> {
-    let Some(current) = tx.current("Task", id)? else {
-        return Ok(None);
-    };
-    let Some(old) = body_of(&current) else {
+    let Some((current, old)) = tx
+        .current("Task", id)?
+        .and_then(|v| body_of(&v).map(|body| (v, body)))
+    else {
+        // None yet, or deleted: this write creates a Task.
+        check_task_create(tx, wf, incoming, base)?;
         return Ok(None);
     };
     let version = current.version_id;
@@ -117,6 +123,79 @@ pub fn update_task(
         Effect::Reroute { reason } => reroute(tx, id, &task, &reason, base, at)?,
     }
     Ok(Some(stored))
+}
+
+/// The rules for a Task a client creates (`referral::task_create`): the acting party
+/// must be a coordinator or the referral's requester (403 otherwise), and the Task a
+/// new `requested` order for an active referral without an open Task (422
+/// `business-rule` naming each element otherwise). Creation by POST, update-as-create
+/// and Bundle entries all pass here; the hub's own Tasks (routing) do not.
+pub fn check_task_create(
+    tx: &mut Tx<'_>,
+    wf: &Workflow,
+    incoming: &IncomingResource,
+    base: &str,
+) -> Result<(), Failure<AppError>> {
+    let task = &incoming.value;
+    let local = |r: &str| parse_local(r, base).map(|(ty, id)| format!("{ty}/{id}"));
+    let target = |element: &str, ty: &str| {
+        task.pointer(&format!("/{element}/reference"))
+            .and_then(Value::as_str)
+            .and_then(|r| parse_local(r, base))
+            .filter(|(t, _)| t == ty)
+            .map(|(_, id)| id)
+    };
+    let sr_id = target("focus", "ServiceRequest");
+    let sr = match &sr_id {
+        Some(id) => tx.current("ServiceRequest", id)?.as_ref().and_then(body_of),
+        None => None,
+    };
+    let requester = sr
+        .as_ref()
+        .and_then(|sr| sr.pointer("/requester/reference"))
+        .and_then(Value::as_str)
+        .and_then(local);
+    if !may_create(wf.party.as_ref(), requester.as_deref()) {
+        return Err(abort(
+            ErrorKind::Forbidden,
+            Issue::error(
+                IssueCode::Forbidden,
+                "Only a coordinator (X-Acting-Party: coordinator) or the referral's requester creates a Task; routing creates the referral's Task itself, and its owner works on that one",
+            )
+            .at("X-Acting-Party"),
+        ));
+    }
+    let mut open = None;
+    if let (Some(id), Some(_)) = (&sr_id, &sr) {
+        // Two clients creating a Task for one referral at once: one wins.
+        tx.lock(&format!("referral-task:{id}"))?;
+        if let Some(task_id) = open_tasks(tx, id)?.into_iter().next() {
+            let status = tx
+                .current("Task", &task_id)?
+                .as_ref()
+                .and_then(body_of)
+                .and_then(|t| t.get("status").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            open = Some((task_id, status));
+        }
+    }
+    let org_id = target("owner", "Organization");
+    let org = match &org_id {
+        Some(id) => tx.current("Organization", id)?.as_ref().and_then(body_of),
+        None => None,
+    };
+    let ctx = Context {
+        referral: sr_id.as_deref().map(|id| (id, sr.as_ref())),
+        open_task: open.as_ref().map(|(id, st)| (id.as_str(), st.as_str())),
+        owner: org_id.as_deref().map(|id| (id, org.as_ref())),
+        local: &local,
+    };
+    let issues = check_new_task(task, &ctx);
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Abort(AppError::unprocessable(issues)))
+    }
 }
 
 /// A Task is the referral's workflow record: only a coordinator (or, in open mode,
@@ -406,22 +485,19 @@ fn reroute(
     let Some(sr) = body_of(&current) else {
         return Ok(());
     };
-    let task_def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
-    let focus = format!("focus=ServiceRequest/{sr_id}");
-    let open = parse_criteria(
-        task_def,
-        &format!("{focus}&status={OPEN_TASK_STATUSES}"),
-        &[],
-    )
-    .map_err(|i| internal(&i.diagnostics))?;
     if sr.get("status").and_then(Value::as_str) != Some("active")
-        || !tx.find_ids("Task", &open)?.is_empty()
+        || !open_tasks(tx, &sr_id)?.is_empty()
     {
         return Ok(());
     }
+    let task_def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
     let mut directory = load_directory(tx)?;
-    let rejections = parse_criteria(task_def, &format!("{focus}&status=rejected"), &[])
-        .map_err(|i| internal(&i.diagnostics))?;
+    let rejections = parse_criteria(
+        task_def,
+        &format!("focus=ServiceRequest/{sr_id}&status=rejected"),
+        &[],
+    )
+    .map_err(|i| internal(&i.diagnostics))?;
     for task_id in tx.find_ids("Task", &rejections)? {
         let Some(task) = tx.current("Task", &task_id)?.as_ref().and_then(body_of) else {
             continue;

@@ -12,4 +12,5 @@ pub mod postcode;
 pub mod postcode_table;
 pub mod route;
 pub mod task;
+pub mod task_create;
 pub mod workflow;

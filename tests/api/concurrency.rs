@@ -13,21 +13,26 @@ backend_tests!(
 );
 
 async fn racing_if_match_updates_let_exactly_one_win(app: TestApp) {
+    let patient = app.create(&json!({"resourceType": "Patient"})).await;
+    let org = app.create(&json!({"resourceType": "Organization"})).await;
     let created = app
-        .create(&json!({"resourceType": "Task", "status": "requested", "intent": "order"}))
+        .create_task(
+            patient["id"].as_str().unwrap(),
+            &format!("Organization/{}", org["id"].as_str().unwrap()),
+            &json!({}),
+        )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let mut handles = Vec::new();
     for i in 0..10 {
+        let mut task = created.clone();
+        task["status"] = json!("received");
+        task["note"] = json!([{"text": format!("writer {i}")}]);
         let req = app
             .request(Method::PUT, &format!("Task/{id}"))
             .header("Content-Type", FHIR_JSON)
             .header("If-Match", "W/\"1\"")
-            .body(
-                json!({"resourceType": "Task", "id": id, "status": "received", "intent": "order",
-                         "note": [{"text": format!("writer {i}")}]})
-                .to_string(),
-            );
+            .body(task.to_string());
         handles.push(tokio::spawn(async move {
             req.send().await.unwrap().status().as_u16()
         }));

@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::backend_tests;
-use crate::helpers::{link, TestApp, FHIR_JSON};
+use crate::helpers::{link, task_transaction, TestApp, FHIR_JSON};
 
 backend_tests!(a_last_updated_poller_sees_every_final_version);
 
@@ -46,8 +46,16 @@ async fn a_last_updated_poller_sees_every_final_version(app: TestApp) {
             (feed, rounds_while_writing)
         })
     };
+    // Tasks are created as clients may (a referral with its Task): for one patient,
+    // owned by one organisation.
+    let patient = app.create(&json!({"resourceType": "Patient"})).await;
+    let org = app.create(&json!({"resourceType": "Organization"})).await;
+    let (patient, owner) = (
+        patient["id"].as_str().unwrap().to_owned(),
+        format!("Organization/{}", org["id"].as_str().unwrap()),
+    );
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(app.base.clone(), w)))
+        .map(|w| tokio::spawn(writer(app.base.clone(), w, patient.clone(), owner.clone())))
         .collect();
     let mut finals = HashMap::new();
     for w in writers {
@@ -97,23 +105,24 @@ async fn a_last_updated_poller_sees_every_final_version(app: TestApp) {
     );
 }
 
-/// One writer with its own client: creates Tasks and has a coordinator update each
-/// (a new note per update). Returns each Task's id and final `meta.versionId` as the
-/// server reported it.
-async fn writer(base: String, w: usize) -> Vec<(String, u64)> {
+/// One writer with its own client: creates Tasks (each with its referral) and has a
+/// coordinator update each (a new note per update). Returns each Task's id and final
+/// `meta.versionId` as the server reported it.
+async fn writer(base: String, w: usize, patient: String, owner: String) -> Vec<(String, u64)> {
     let client = Client::new();
     let mut finals = Vec::with_capacity(TASKS_PER_WRITER);
     for i in 0..TASKS_PER_WRITER {
-        let new = json!({"resourceType": "Task", "status": "requested", "intent": "order",
-                         "description": format!("writer {w}, task {i}")});
+        let extra = json!({"description": format!("writer {w}, task {i}")});
         let res = client
-            .post(format!("{base}/Task"))
+            .post(&base)
             .header("Content-Type", FHIR_JSON)
-            .body(new.to_string())
+            .header("Prefer", "return=representation")
+            .body(task_transaction(&patient, &owner, &extra).to_string())
             .send()
             .await
             .unwrap();
-        let mut task = json_with_status(res, 201, "create Task").await;
+        let created = json_with_status(res, 200, "create Task").await;
+        let mut task = created["entry"][1]["resource"].clone();
         let id = task["id"].as_str().unwrap().to_owned();
         for u in 0..UPDATES {
             task["note"] = json!([{"text": format!("writer {w}, update {u}")}]);

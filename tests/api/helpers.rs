@@ -255,3 +255,49 @@ pub fn link(bundle: &Value, relation: &str) -> Option<String> {
         .and_then(|l| l["url"].as_str())
         .map(str::to_owned)
 }
+
+/// A transaction that creates a Task the way a client may (Task creation rules, README
+/// "Referral workflow"): a new active referral for stored `Patient/<patient>` and the
+/// `requested` Task that fulfils it, owned by stored `owner` (`Organization/<id>`),
+/// authored today; `extra` members replace or add Task members. Routing adds no Task
+/// of its own, since the referral has one.
+pub fn task_transaction(patient: &str, owner: &str, extra: &Value) -> Value {
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let referral = "urn:uuid:7d4f0c2e-1b3a-4e5f-8a9b-0c1d2e3f4a5b";
+    let mut task = serde_json::json!({
+        "resourceType": "Task", "status": "requested", "intent": "order",
+        "focus": {"reference": referral},
+        "for": {"reference": format!("Patient/{patient}")},
+        "owner": {"reference": owner},
+        "authoredOn": today,
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        task[key] = value.clone();
+    }
+    serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": referral,
+         "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                      "subject": {"reference": format!("Patient/{patient}")}, "authoredOn": today},
+         "request": {"method": "POST", "url": "ServiceRequest"}},
+        {"resource": task, "request": {"method": "POST", "url": "Task"}},
+    ]})
+}
+
+impl TestApp {
+    /// Creates a Task with [`task_transaction`] (open mode: any party) and returns it
+    /// as stored.
+    pub async fn create_task(&self, patient: &str, owner: &str, extra: &Value) -> Value {
+        let res = self
+            .request(Method::POST, "")
+            .header("Content-Type", FHIR_JSON)
+            .header("Prefer", "return=representation")
+            .body(task_transaction(patient, owner, extra).to_string())
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status();
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(status, 200, "create Task: {body}");
+        body["entry"][1]["resource"].clone()
+    }
+}

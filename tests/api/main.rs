@@ -19,6 +19,8 @@ mod routing;
 mod routing_cli;
 mod search;
 mod search_results;
+mod task_create;
+mod task_states;
 mod transaction;
 mod validation;
 mod workflow;

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_issue, TestApp};
+use crate::helpers::{expect_outcome, has_issue, task_transaction, TestApp};
 use crate::search::{found, id_of, search, sorted};
 use crate::search_results::entries_with_mode;
 
@@ -43,6 +43,14 @@ fn positive_health(patient: &str) -> Value {
             .map(|(l, score)| json!({"linkId": l, "answer": [{"valueInteger": score}]}))
             .collect::<Vec<_>>()
     })
+}
+
+/// `Organization/<id>` of a new welfare organisation, to own Tasks.
+async fn organization(app: &TestApp) -> String {
+    let org = app
+        .create(&json!({"resourceType": "Organization", "name": "Tom in de buurt"}))
+        .await;
+    format!("Organization/{}", id_of(&org))
 }
 
 async fn patient(app: &TestApp) -> String {
@@ -190,10 +198,6 @@ async fn task_output_is_included(app: TestApp) {
     let unrelated = id_of(&app.create(&positive_health(&p)).await);
     let output = |code: &str| json!({"coding": [{"system": OUTPUT_TYPE, "code": code}]});
     let task = json!({
-        "resourceType": "Task",
-        "status": "requested",
-        "intent": "order",
-        "for": {"reference": format!("Patient/{p}")},
         "output": [
             {"type": output("feedback"), "valueString": "Mevrouw doet mee aan de wandelgroep."},
             {"type": output("positive-health-intake"),
@@ -202,13 +206,10 @@ async fn task_output_is_included(app: TestApp) {
              "valueReference": {"reference": format!("QuestionnaireResponse/{closing}")}}
         ]
     });
-    let res = app.post("Task", &task).await;
-    assert_eq!(res.status(), 201);
-    let t = id_of(&res.json().await.unwrap());
+    let owner = organization(&app).await;
+    let t = id_of(&app.create_task(&p, &owner, &task).await);
     // A Task without outputs: nothing of it is included.
-    let other = json!({"resourceType": "Task", "status": "requested", "intent": "order",
-                       "for": {"reference": format!("Patient/{p}")}});
-    let other = id_of(&app.create(&other).await);
+    let other = id_of(&app.create_task(&p, &owner, &json!({})).await);
 
     let bundle = search(&app, &format!("Task?_id={t},{other}&_include=Task:output")).await;
     let with_mode = |mode: &str| entries_with_mode(&bundle, mode);
@@ -258,30 +259,35 @@ async fn tasks_are_found_by_tag(app: TestApp) {
     let p = patient(&app).await;
     let overdue =
         json!({"system": TASK_FLAG, "code": "overdue", "display": "Contact deadline passed"});
-    // Long past the contact deadline, without contact: overdue by the hub's rule too.
-    let tagged = json!({
-        "resourceType": "Task",
-        "meta": {"tag": [{"system": "http://example.org/tags", "code": "pilot"}, overdue]},
-        "status": "requested",
-        "intent": "order",
-        "for": {"reference": format!("Patient/{p}")},
-        "authoredOn": "2020-01-06"
-    });
-    let stored = app.create(&tagged).await;
+    let owner = organization(&app).await;
+    // Long past the contact deadline, without contact: the hub tags it overdue when it
+    // is next updated (the tag is the hub's: a client may not create a Task with it).
+    let pilot = json!({"system": "http://example.org/tags", "code": "pilot"});
+    let mut with_tags =
+        json!({"meta": {"tag": [pilot.clone(), overdue]}, "authoredOn": "2020-01-06"});
+    let res = app
+        .post("", &task_transaction(&p, &owner, &with_tags))
+        .await;
+    let issues = expect_outcome(res, 422).await;
+    assert!(
+        has_issue(
+            &issues,
+            "business-rule",
+            Some("Bundle.entry[1].resource.meta.tag")
+        ),
+        "{issues:?}"
+    );
+    with_tags["meta"] = json!({"tag": [pilot]});
+    let created = app.create_task(&p, &owner, &with_tags).await;
+    let mut noted = created.clone();
+    noted["note"] = json!([{"text": "Nog geen contact"}]);
+    let res = crate::workflow::put_task(&app, None, &noted).await;
+    assert_eq!(res.status(), 200);
+    let stored: Value = res.json().await.unwrap();
     assert_eq!(stored["meta"]["tag"][1]["code"], "overdue");
     let tagged = id_of(&stored);
     // Authored today: well within the deadline.
-    let today = time::OffsetDateTime::now_utc().date().to_string();
-    let untagged = id_of(
-        &app.create(&json!({
-            "resourceType": "Task",
-            "status": "requested",
-            "intent": "order",
-            "for": {"reference": format!("Patient/{p}")},
-            "authoredOn": today
-        }))
-        .await,
-    );
+    let untagged = id_of(&app.create_task(&p, &owner, &json!({})).await);
     assert_eq!(
         found(&app, &format!("Task?_tag={TASK_FLAG}|overdue")).await,
         [tagged.as_str()]

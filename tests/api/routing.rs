@@ -472,7 +472,8 @@ async fn drafts_are_not_routed_and_an_existing_open_task_is_kept(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(bundle["total"], 0);
-    // A gateway that sends its own Task in the same transaction: no second Task.
+    // A gateway that sends its own Task in the same transaction (as the Task creation
+    // rules allow: for the referral's patient, authored): no second Task.
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001", "resource": patient(Some("1970-01-01"), boskoop()),
          "request": {"method": "POST", "url": "Patient"}},
@@ -480,7 +481,9 @@ async fn drafts_are_not_routed_and_an_existing_open_task_is_kept(app: TestApp) {
          "request": {"method": "POST", "url": "ServiceRequest"}},
         {"resource": {"resourceType": "Task", "status": "requested", "intent": "order",
                       "focus": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000002"},
-                      "owner": {"reference": "Organization/go-voor-jeugd"}},
+                      "for": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"},
+                      "owner": {"reference": "Organization/go-voor-jeugd"},
+                      "authoredOn": "2026-11-20"},
          "request": {"method": "POST", "url": "Task"}},
     ]});
     let res = app.post("", &bundle).await;

@@ -334,13 +334,21 @@ async fn references_identifiers_and_chains(app: TestApp) {
         .await
         .is_empty());
 
-    // Task references, owner by identifier of the Organization.
+    // Task references, owner by identifier of the Organization. A client creates a
+    // Task only for an active referral (updating one to active does not route it).
+    let mut active = sr(json!({"reference": format!("Patient/{pid}")}));
+    active["id"] = json!(by_ref);
+    active["status"] = json!("active");
+    let res = app.put(&format!("ServiceRequest/{by_ref}"), &active).await;
+    assert_eq!(res.status(), 200);
     let task = app
         .create(
             &json!({"resourceType": "Task", "status": "requested", "intent": "order",
             "focus": {"reference": format!("ServiceRequest/{by_ref}")},
             "for": {"reference": format!("Patient/{pid}")},
-            "owner": {"reference": format!("Organization/{oid}")}}),
+            "requester": {"reference": format!("Organization/{oid}")},
+            "owner": {"reference": format!("Organization/{oid}")},
+            "authoredOn": "2026-11-20"}),
         )
         .await;
     let tid = id_of(&task);
@@ -417,12 +425,18 @@ async fn date_prefixes_and_partial_dates(app: TestApp) {
     );
 
     // dateTime with zone on Task; _lastUpdated.
-    let task = |authored: &str| {
-        json!({"resourceType": "Task", "status": "requested", "intent": "order",
-            "authoredOn": authored, "lastModified": authored})
-    };
-    let t1 = id_of(&app.create(&task("2026-11-20T10:00:00+01:00")).await);
-    let t2 = id_of(&app.create(&task("2026-11-21T09:30:00Z")).await);
+    let patient = id_of(&app.create(&json!({"resourceType": "Patient"})).await);
+    let org = id_of(&app.create(&json!({"resourceType": "Organization"})).await);
+    let task = |authored: &str| json!({"authoredOn": authored, "lastModified": authored});
+    let owner = format!("Organization/{org}");
+    let t1 = id_of(
+        &app.create_task(&patient, &owner, &task("2026-11-20T10:00:00+01:00"))
+            .await,
+    );
+    let t2 = id_of(
+        &app.create_task(&patient, &owner, &task("2026-11-21T09:30:00Z"))
+            .await,
+    );
     assert_eq!(
         found(&app, "Task?authored-on=2026-11-20").await,
         [t1.as_str()]
@@ -461,13 +475,6 @@ async fn date_prefixes_and_partial_dates(app: TestApp) {
 }
 
 async fn missing_and_not(app: TestApp) {
-    let t = |status: &str, owner: Option<&str>| {
-        let mut t = json!({"resourceType": "Task", "status": status, "intent": "order"});
-        if let Some(o) = owner {
-            t["owner"] = json!({"reference": format!("Organization/{o}")});
-        }
-        t
-    };
     for o in ["o1", "o2"] {
         let org = json!({"resourceType": "Organization", "id": o, "name": o});
         assert_eq!(
@@ -475,9 +482,21 @@ async fn missing_and_not(app: TestApp) {
             201
         );
     }
-    let owned = id_of(&app.create(&t("requested", Some("o1"))).await);
-    let unowned = id_of(&app.create(&t("accepted", None)).await);
-    let done = id_of(&app.create(&t("completed", Some("o2"))).await);
+    let patient = id_of(&app.create(&json!({"resourceType": "Patient"})).await);
+    // Tasks start requested; the workflow moves them on (open mode: any party).
+    let none = json!({});
+    let t = |owner: &'static str| app.create_task(&patient, owner, &none);
+    let owned = id_of(&t("Organization/o1").await);
+    let mut unowned = t("Organization/o1").await;
+    unowned["status"] = json!("accepted");
+    unowned.as_object_mut().unwrap().remove("owner");
+    let unowned = id_of(&moved_to(&app, &unowned).await);
+    let mut done = t("Organization/o2").await;
+    for status in ["accepted", "in-progress", "completed"] {
+        done["status"] = json!(status);
+        done = moved_to(&app, &done).await;
+    }
+    let done = id_of(&done);
     assert_eq!(
         found(&app, "Task?owner:missing=true").await,
         [unowned.as_str()]
@@ -486,7 +505,10 @@ async fn missing_and_not(app: TestApp) {
         found(&app, "Task?owner:missing=false").await,
         sorted(vec![owned.clone(), done.clone()])
     );
-    assert_eq!(found(&app, "Task?authored-on:missing=true").await.len(), 3);
+    assert_eq!(found(&app, "Task?authored-on:missing=false").await.len(), 3);
+    assert!(found(&app, "Task?authored-on:missing=true")
+        .await
+        .is_empty());
     assert!(found(&app, "Task?business-status:missing=false")
         .await
         .is_empty());
@@ -507,6 +529,13 @@ async fn missing_and_not(app: TestApp) {
         has_issue(&issues, "value", Some("owner:missing")),
         "{issues:?}"
     );
+}
+
+/// PUTs a Task with If-Match from its `meta.versionId`; returns the stored version.
+async fn moved_to(app: &TestApp, task: &Value) -> Value {
+    let res = crate::workflow::put_task(app, None, task).await;
+    assert_eq!(res.status(), 200, "{}", task["status"]);
+    res.json().await.unwrap()
 }
 
 async fn index_follows_updates_and_deletes(app: TestApp) {

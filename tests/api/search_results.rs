@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::helpers::{expect_outcome, has_issue, link, TestApp};
 use crate::search::{found, id_of, ids, search, sorted, BSN};
+use crate::workflow::{moved, put_task, the_task};
 
 backend_tests!(
     include_and_revinclude,
@@ -54,21 +55,31 @@ async fn include_and_revinclude(app: TestApp) {
     );
     let sr = id_of(
         &app.create(
-            // draft: not routed, so the only Tasks are the ones this test creates
-            &json!({"resourceType": "ServiceRequest", "status": "draft", "intent": "order",
+            &json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
             "subject": {"reference": format!("Patient/{patient}")},
             "requester": {"reference": format!("Organization/{org}")}}),
         )
         .await,
     );
-    let task = |owner: &str| {
-        json!({"resourceType": "Task", "status": "requested", "intent": "order",
-            "focus": {"reference": format!("ServiceRequest/{sr}")},
-            "for": {"reference": format!("Patient/{patient}")},
-            "owner": {"reference": format!("Organization/{owner}")}})
-    };
-    let t1 = id_of(&app.create(&task(&org)).await);
-    let t2 = id_of(&app.create(&task(&org)).await);
+    // Two Tasks for the referral, as the workflow makes them: the hub's (no directory:
+    // unroutable), assigned to the organisation, which rejects it; the hub's next one.
+    let routed = the_task(&app, &sr).await;
+    let t1 = id_of(&routed);
+    let mut assigned = routed.clone();
+    assigned["owner"] = json!({"reference": format!("Organization/{org}")});
+    let res = put_task(&app, None, &assigned).await;
+    assert_eq!(res.status(), 200);
+    let assigned: Value = res.json().await.unwrap();
+    let res = put_task(&app, None, &moved(&assigned, "rejected", None, Some("vol"))).await;
+    assert_eq!(res.status(), 200);
+    let open = found(
+        &app,
+        &format!("Task?focus=ServiceRequest/{sr}&status=requested"),
+    )
+    .await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let t2 = open[0].clone();
+    assert_ne!(t1, t2);
 
     let b = search(
         &app,
