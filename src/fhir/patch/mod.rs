@@ -8,6 +8,7 @@ mod path;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod value;
 
 use base64::Engine;
 use json_patch::{PatchErrorKind, PatchOperation};
