@@ -124,6 +124,14 @@ async fn patch_entries_in_transactions_and_batches(app: TestApp) {
         ],
         "{body}"
     );
+    let outcome = &body["entry"][4]["response"]["outcome"];
+    assert!(
+        has_expression(
+            outcome["issue"].as_array().unwrap(),
+            "Bundle.entry[4].resource.resourceType"
+        ),
+        "{outcome}"
+    );
     let outcome = &body["entry"][2]["response"]["outcome"];
     assert!(
         has_expression(

@@ -111,11 +111,16 @@ impl PatchDoc {
                     })?;
                 parse_json_patch(&bytes, resource_type).map(Self::Json)
             }
-            _ => Err(vec![Issue::error(
+            other => Err(vec![Issue::error(
                 IssueCode::Invalid,
                 "The resource of a PATCH entry is a Binary (JSON Patch) or a Parameters (FHIRPath Patch)",
             )
-            .at("resourceType")]),
+            .at(format!(
+                "{}.resourceType",
+                other
+                    .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()))
+                    .unwrap_or("Resource")
+            ))]),
         }
     }
 
