@@ -14,6 +14,7 @@ use crate::app::resources::WriteRequest;
 use crate::app::write::idempotency;
 use crate::error::ApiError;
 use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::patch::{Format as PatchFormat, JSON_PATCH};
 use crate::fhir::resource::IncomingResource;
 use crate::referral::workflow::Party;
 use crate::startup::AppState;
@@ -122,6 +123,81 @@ impl FromRequest for FhirBody {
             IncomingResource::parse(&raw)
                 .map(|resource| FhirBody { resource, raw })
                 .map_err(|issue| ApiError::invalid(vec![issue]))
+        })
+    }
+}
+
+/// A PATCH body (http.html#patch): JSON Patch (`application/json-patch+json`) or
+/// FHIRPath Patch (a Parameters resource as FHIR JSON), within the size limit. The
+/// use case parses it (a Bundle entry carries the same patches).
+pub struct PatchBody {
+    pub format: PatchFormat,
+    pub raw: actix_web::web::Bytes,
+}
+
+/// The patch format the Content-Type names, or 415.
+fn patch_format(req: &HttpRequest) -> Result<PatchFormat, ApiError> {
+    let raw = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut parts = raw.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    if essence == JSON_PATCH {
+        let charset = parts.find_map(|p| p.strip_prefix("charset="));
+        return match charset.map(|c| c.trim_matches('"')) {
+            None | Some("utf-8" | "utf8") => Ok(PatchFormat::JsonPatch),
+            Some(other) => Err(unsupported_media_type(format!(
+                "Unsupported charset '{}': JSON Patch is UTF-8",
+                other.chars().take(32).collect::<String>()
+            ))),
+        };
+    }
+    let fhir_json = matches!(
+        essence,
+        "application/fhir+json" | "application/json" | "application/json+fhir"
+    );
+    match check_content_type(req) {
+        Ok(()) => Ok(PatchFormat::FhirPath),
+        Err(e) if fhir_json => Err(e),
+        Err(_) => Err(unsupported_media_type(format!(
+            "PATCH takes {JSON_PATCH} (JSON Patch) or application/fhir+json (FHIRPath Patch, a Parameters resource), not '{}'",
+            essence.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
+impl FromRequest for PatchBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<Data<AppState>>()
+            .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
+        let format = patch_format(req);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let format = format?;
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request(
+                        IssueCode::Structure,
+                        format!("The body could not be read: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(PatchBody {
+                format,
+                raw: body.freeze(),
+            })
         })
     }
 }

@@ -12,6 +12,7 @@ mod health;
 mod history;
 mod metadata;
 mod paging;
+mod patch;
 mod respond;
 mod route;
 mod search;
@@ -35,6 +36,7 @@ pub const SERVED: Served = Served {
         "read",
         "vread",
         "update",
+        "patch",
         "delete",
         "history-instance",
         "history-type",
@@ -153,6 +155,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/{type}/{id}")
                     .route(web::get().to(crud::read))
                     .route(web::put().to(crud::update))
+                    .route(web::patch().to(patch::patch))
                     .route(web::delete().to(crud::delete))
                     .default_service(web::to(method_not_allowed)),
             )

@@ -3,7 +3,7 @@
 //! [`error::AppError`]; none knows HTTP (`crate::error` maps errors to status codes)
 //! and none touches SQL (every read and write goes through the store's unit of work).
 //!
-//! - `resources`: create, read, update, delete with their rules
+//! - `resources`: create, read, update, delete with their rules; `patch`: PATCH as an update
 //! - `bundle`: transaction and batch Bundles
 //! - `read`: search and history
 //! - `routing`: routing on intake; `route`: `$route` and `wor-hub route explain`
@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod directory;
 pub mod error;
+pub mod patch;
 pub mod postcodes;
 pub mod principal;
 pub mod read;

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::fhir::patch::JSON_PATCH;
 use crate::fhir::registry::RESOURCES;
 use crate::fhir::FHIR_VERSION;
 
@@ -32,7 +33,7 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 "interaction": served
                     .type_interactions
                     .iter()
-                    .map(|code| json!({ "code": code }))
+                    .map(|code| interaction(code))
                     .collect::<Vec<_>>(),
                 "versioning": "versioned-update",
                 "readHistory": true,
@@ -92,7 +93,7 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
             r
         })
         .collect();
-    json!({
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": published,
@@ -115,5 +116,26 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 .map(|code| json!({ "code": code }))
                 .collect::<Vec<_>>(),
         }],
-    })
+    });
+    if served.type_interactions.contains(&"patch") {
+        statement["patchFormat"] = json!([JSON_PATCH, "application/fhir+json"]);
+    }
+    statement
+}
+
+/// What PATCH accepts (http.html#patch), for the `patch` interaction's documentation.
+const PATCH_DOCUMENTATION: &str = "JSON Patch (RFC 6902, application/json-patch+json) or FHIRPath Patch \
+     (a Parameters resource, application/fhir+json). The patched resource is checked and stored as a PUT \
+     of it would be (validation, references, If-Match, for Task the workflow rules). A failing JSON Patch \
+     test, or a path that selects nothing to replace: 422. FHIRPath Patch paths: element names from the \
+     resource type, [n], first(), last(), extension('url') and where() with `element = literal` \
+     comparisons joined by `and`; other expressions: 400. Transaction and batch entries: PATCH with a \
+     Binary (JSON Patch, base64 data) or a Parameters resource.";
+
+fn interaction(code: &str) -> Value {
+    if code == "patch" {
+        json!({ "code": code, "documentation": PATCH_DOCUMENTATION })
+    } else {
+        json!({ "code": code })
+    }
 }

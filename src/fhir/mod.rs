@@ -10,6 +10,7 @@ pub mod identifiers;
 pub mod index;
 pub mod instant;
 pub mod outcome;
+pub mod patch;
 pub mod references;
 pub mod registry;
 pub mod resource;

@@ -14,6 +14,8 @@ pub enum Method {
     Delete,
     Post,
     Put,
+    /// With the PUTs (http.html#transaction: "PUT or PATCH").
+    Patch,
     Get,
 }
 
@@ -131,12 +133,13 @@ pub fn parse(body: &[u8]) -> Result<(BundleKind, Vec<EntryRequest>), Vec<Issue>>
             Some("PUT") => Method::Put,
             Some("DELETE") => Method::Delete,
             Some("GET") => Method::Get,
+            Some("PATCH") => Method::Patch,
             other => {
                 issues.push(
                     Issue::error(
                         IssueCode::NotSupported,
                         format!(
-                            "Method '{}' is not supported in a Bundle (GET, POST, PUT, DELETE)",
+                            "Method '{}' is not supported in a Bundle (GET, POST, PUT, PATCH, DELETE)",
                             other.unwrap_or("(missing)")
                         ),
                     )
@@ -155,10 +158,10 @@ pub fn parse(body: &[u8]) -> Result<(BundleKind, Vec<EntryRequest>), Vec<Issue>>
             );
             continue;
         };
-        let needs_resource = matches!(method, Method::Post | Method::Put);
+        let needs_resource = matches!(method, Method::Post | Method::Put | Method::Patch);
         if needs_resource != raw.resource.is_some() {
             let msg = if needs_resource {
-                "POST and PUT entries need a resource"
+                "POST, PUT and PATCH entries need a resource (for PATCH a Binary or Parameters)"
             } else {
                 "GET and DELETE entries take no resource"
             };
@@ -298,8 +301,23 @@ mod tests {
 
     #[test]
     fn order_is_delete_post_put_get() {
-        let mut m = vec![Method::Get, Method::Put, Method::Post, Method::Delete];
+        let mut m = vec![
+            Method::Get,
+            Method::Patch,
+            Method::Put,
+            Method::Post,
+            Method::Delete,
+        ];
         m.sort();
-        assert_eq!(m, [Method::Delete, Method::Post, Method::Put, Method::Get]);
+        assert_eq!(
+            m,
+            [
+                Method::Delete,
+                Method::Post,
+                Method::Put,
+                Method::Patch,
+                Method::Get
+            ]
+        );
     }
 }

@@ -130,7 +130,7 @@ async fn unknown_types_routes_and_methods(app: TestApp) {
     )
     .await;
     let res = app
-        .request(Method::PATCH, "Patient/abc")
+        .request(Method::POST, "Patient/abc")
         .send()
         .await
         .unwrap();

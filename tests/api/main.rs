@@ -14,6 +14,8 @@ mod identifiers;
 mod limits;
 mod metadata;
 mod outcome;
+mod patch;
+mod patch_bundle;
 mod postcodes;
 mod routing;
 mod routing_cli;

@@ -1,6 +1,6 @@
 //! GET /fhir/metadata and request ids.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{TestApp, FHIR_JSON};
@@ -68,8 +68,12 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
     ] {
         assert!(interactions.contains(&i), "{i}");
     }
-    // Nothing unimplemented is claimed.
-    assert!(!interactions.contains(&"patch"));
+    // PATCH, with the formats it takes.
+    assert!(interactions.contains(&"patch"));
+    assert_eq!(
+        cs["patchFormat"],
+        json!(["application/json-patch+json", "application/fhir+json"])
+    );
     assert_eq!(patient["conditionalUpdate"], false);
     assert_eq!(patient["conditionalDelete"], "not-supported");
     let params: Vec<&str> = patient["searchParam"]

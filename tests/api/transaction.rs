@@ -129,7 +129,7 @@ async fn failing_transaction_leaves_no_trace(app: TestApp) {
     .await;
     assert!(has_issue(&issues, "not-supported", Some("Bundle.type")));
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"request": {"method": "PATCH", "url": "Patient/1"}}]});
+        {"request": {"method": "HEAD", "url": "Patient/1"}}]});
     let issues = expect_outcome(post_bundle(&app, &bundle).await, 400).await;
     assert!(has_issue(
         &issues,

@@ -5,6 +5,7 @@
 //! reference, and any failing entry rolls everything back with an OperationOutcome
 //! naming the entry. A batch runs each entry in its own savepoint.
 
+mod patch;
 mod response;
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +42,8 @@ struct Prepared {
     /// `ifNoneExist` (POST) or the criteria of `Type?criteria` (PUT/DELETE).
     criteria: Option<Vec<Criterion>>,
     if_match: Option<i64>,
+    /// The patch of a PATCH entry.
+    patch: Option<crate::fhir::patch::PatchDoc>,
 }
 
 /// Runs a transaction or batch Bundle posted to the base: one unit of work (with
@@ -184,6 +187,7 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
             Some(criteria_of(query)?)
         }
         (Method::Put | Method::Delete | Method::Get, Target::Instance { .. }, _) => None,
+        (Method::Patch, Target::Instance { version: None, .. }, _) => None,
         _ => {
             return Err(fail(AppError::bad_request(
                 IssueCode::NotSupported,
@@ -197,7 +201,11 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
             "Conditional entries need search criteria",
         )));
     }
-    if let Some(text) = &req.resource {
+    let patch = match req.method {
+        Method::Patch => Some(patch::prepare(def, &req).map_err(fail)?),
+        _ => None,
+    };
+    if let Some(text) = req.resource.as_ref().filter(|_| patch.is_none()) {
         let resource = IncomingResource::parse(text.as_bytes())
             .map_err(|issue| fail(AppError::invalid(vec![issue])))?;
         check_valid(def.name, &resource.value).map_err(fail)?;
@@ -210,6 +218,7 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
         def,
         criteria,
         if_match,
+        patch,
     })
 }
 
@@ -318,6 +327,13 @@ fn execute(
                 Err(err) => Err(err),
             },
             Method::Get => in_entry(tx, kind, |tx| get(tx, e)),
+            // Patched with the PUTs, once every entry's id is known.
+            Method::Patch => {
+                if let Target::Instance { id, .. } = &e.req.target {
+                    targets.insert(index, (id.clone(), false));
+                }
+                continue;
+            }
         };
         record(&mut results, index, outcome)?;
     }
@@ -337,7 +353,10 @@ fn execute(
             continue;
         };
         let outcome = in_entry(tx, kind, |tx| {
-            let done = write(tx, e, id, *created, &aliases, &pending, base, wf)?;
+            let done = match e.req.method {
+                Method::Patch => patch::write(tx, e, id, &aliases, &pending, base, wf)?,
+                _ => write(tx, e, id, *created, &aliases, &pending, base, wf)?,
+            };
             if let Some(sr) = created_referral(&done) {
                 match kind {
                     BundleKind::Batch => route_created(tx, id, &sr, base)?,

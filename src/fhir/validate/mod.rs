@@ -57,6 +57,11 @@ static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     schema
 });
 
+/// The tightened R4 schema, for the element types and cardinalities FHIRPath Patch needs.
+pub(crate) fn r4_schema() -> &'static Value {
+    &SCHEMA
+}
+
 static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<Validator>>>> =
     LazyLock::new(Default::default);
 
