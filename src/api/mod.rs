@@ -83,6 +83,8 @@ pub const SERVED: Served = Served {
     ],
     update_create: true,
     conditional_create: true,
+    conditional_update: true,
+    conditional_delete: "single",
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -145,6 +147,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/{type}")
                     .route(web::post().to(crud::create))
                     .route(web::get().to(search::search))
+                    .route(web::put().to(crud::conditional_update))
+                    .route(web::delete().to(crud::conditional_delete))
                     .default_service(web::to(method_not_allowed)),
             ),
     )

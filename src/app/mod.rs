@@ -12,6 +12,7 @@
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 
 pub mod bundle;
+pub mod conditional;
 pub mod directory;
 pub mod error;
 pub mod postcodes;

@@ -21,6 +21,10 @@ pub struct Served {
     pub resource_documentation: &'static [(&'static str, &'static str)],
     pub update_create: bool,
     pub conditional_create: bool,
+    /// `PUT [type]?criteria`.
+    pub conditional_update: bool,
+    /// `DELETE [type]?criteria`: `not-supported`, `single` or `multiple`.
+    pub conditional_delete: &'static str,
 }
 
 pub fn capability_statement(base_url: &str, served: &Served, published: &str) -> Value {
@@ -39,8 +43,8 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 "updateCreate": served.update_create,
                 "conditionalCreate": served.conditional_create,
                 "conditionalRead": "not-supported",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": served.conditional_update,
+                "conditionalDelete": served.conditional_delete,
                 "operation": served
                     .type_operations
                     .iter()

@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod concurrency;
+mod conditional;
 mod crud;
 mod door;
 mod feed;

@@ -70,8 +70,8 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
     }
     // Nothing unimplemented is claimed.
     assert!(!interactions.contains(&"patch"));
-    assert_eq!(patient["conditionalUpdate"], false);
-    assert_eq!(patient["conditionalDelete"], "not-supported");
+    assert_eq!(patient["conditionalUpdate"], true);
+    assert_eq!(patient["conditionalDelete"], "single");
     let params: Vec<&str> = patient["searchParam"]
         .as_array()
         .unwrap()

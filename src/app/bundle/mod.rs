@@ -10,6 +10,7 @@ mod response;
 use std::collections::{HashMap, HashSet};
 
 use self::response::{response, Done, Results};
+use crate::app::conditional;
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
@@ -254,13 +255,15 @@ fn execute(
 ) -> Result<Results, Failure<AppError>> {
     let mut order: Vec<&Prepared> = entries.iter().collect();
     order.sort_by_key(|e| e.req.method);
-    // Conditional creates lock their criteria; take all those locks first, sorted,
+    // Conditional creates and updates lock their criteria; take all those locks first, sorted,
     // so concurrent Bundles never hold them in opposite orders.
     tx.lock_in_order(
         entries
             .iter()
             .filter_map(|e| match (&e.req.method, &e.criteria) {
-                (Method::Post, Some(criteria)) => Some(conditional_lock_key(e.def.name, criteria)),
+                (Method::Post | Method::Put, Some(criteria)) => {
+                    Some(conditional_lock_key(e.def.name, criteria))
+                }
                 _ => None,
             }),
     )?;
@@ -377,27 +380,18 @@ fn in_entry<T>(
 
 fn delete(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
     let ty = e.def.name;
-    let id = match (&e.req.target, &e.criteria) {
-        (Target::Instance { id, .. }, _) => id.clone(),
-        (_, Some(criteria)) => {
-            let ids = tx.find_ids(ty, criteria)?;
-            let mut ids = ids.into_iter();
-            match (ids.next(), ids.next()) {
-                (None, _) => return Ok(Done::Deleted),
-                (Some(id), None) => id,
-                _ => {
-                    return Err(Failure::Abort(AppError::precondition_failed(
-                        "The conditional delete matches more than one resource",
-                    )))
-                }
-            }
-        }
+    let target = match (&e.req.target, &e.criteria) {
+        (Target::Instance { id, .. }, _) => conditional::Target::Id(id.clone()),
+        (_, Some(criteria)) => conditional::Target::Criteria(criteria.clone()),
         _ => {
             return Err(Failure::Abort(AppError::bad_request(
                 IssueCode::Invalid,
                 "No target",
             )))
         }
+    };
+    let Some(id) = target.delete_id(tx, ty)? else {
+        return Ok(Done::Deleted);
     };
     match tx.delete(ty, &id, e.if_match)? {
         DeleteOutcome::Deleted { .. } | DeleteOutcome::AlreadyDeleted => Ok(Done::Deleted),
@@ -438,16 +432,17 @@ fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<AppEr
         }
         (Method::Put, Target::Instance { id, .. }) => Ok(((id.clone(), false), None)),
         (Method::Put, Target::Conditional { .. }) => {
-            let criteria = e.criteria.as_deref().unwrap_or_default();
-            let ids = tx.find_ids(ty, criteria)?;
-            let mut ids = ids.into_iter();
-            match (ids.next(), ids.next()) {
-                (None, _) => Ok(((uuid::Uuid::new_v4().to_string(), false), None)),
-                (Some(id), None) => Ok(((id, false), None)),
-                _ => Err(Failure::Abort(AppError::precondition_failed(
-                    "The conditional update matches more than one resource",
-                ))),
-            }
+            // The body's id takes part in the decision (http.html#cond-update).
+            let criteria = e.criteria.clone().unwrap_or_default();
+            let body: serde_json::Value = e
+                .req
+                .resource
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default();
+            let id = conditional::Target::Criteria(criteria).update_id(tx, ty, &body)?;
+            // Not `created`: written as an update, which creates what does not exist.
+            Ok(((id, false), None))
         }
         _ => Err(Failure::Abort(AppError::bad_request(
             IssueCode::NotSupported,
@@ -484,14 +479,6 @@ fn write(
             format!("Reference '{r}' names no entry of this Bundle"),
         )
         .at(path)])));
-    }
-    if let (Target::Conditional { .. }, Some(body_id)) = (&e.req.target, resource.id()) {
-        if body_id.as_str() != Some(id) {
-            return Err(Failure::Abort(AppError::bad_request(
-                IssueCode::Invalid,
-                "The id in the resource differs from the resource the condition matched",
-            )));
-        }
     }
     let refs = local_references(ty, &resource.value, base);
     let pending = |t: &str, i: &str| pending.contains(&(t.to_owned(), i.to_owned()));
