@@ -6,6 +6,7 @@
 //! naming the entry. A batch runs each entry in its own savepoint.
 
 mod response;
+mod search;
 
 use std::collections::{HashMap, HashSet};
 
@@ -185,6 +186,12 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
             Some(criteria_of(query)?)
         }
         (Method::Put | Method::Delete | Method::Get, Target::Instance { .. }, _) => None,
+        // A search (http.html#transaction): parameters checked now, run after the writes.
+        (Method::Get, Target::Type(_), _) => None,
+        (Method::Get, Target::Conditional { query, .. }, _) => {
+            search::check(def, query).map_err(fail)?;
+            None
+        }
         _ => {
             return Err(fail(AppError::bad_request(
                 IssueCode::NotSupported,
@@ -316,7 +323,8 @@ fn execute(
                 }
                 Err(err) => Err(err),
             },
-            Method::Get => in_entry(tx, kind, |tx| get(tx, e)),
+            // After every write, below.
+            Method::Get => continue,
         };
         record(&mut results, index, outcome)?;
     }
@@ -352,6 +360,12 @@ fn execute(
             Failure::Abort(e) => Failure::Abort(entry_error(index, e)),
             other => other,
         })?;
+    }
+    // GET entries last, as the spec orders them (DELETE, POST, PUT, GET): they read
+    // what this Bundle wrote, the Tasks its referrals were routed to included.
+    for e in order.iter().filter(|e| e.req.method == Method::Get) {
+        let outcome = in_entry(tx, kind, |tx| get(tx, e, &aliases, base));
+        record(&mut results, e.req.index, outcome)?;
     }
     Ok(results)
 }
@@ -516,12 +530,19 @@ fn write(
     }
 }
 
-fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
-    let Target::Instance { id, version, .. } = &e.req.target else {
-        return Err(Failure::Abort(AppError::bad_request(
-            IssueCode::NotSupported,
-            "GET entries support read and vread (Type/id[/_history/vid])",
-        )));
+/// A read, vread or search entry.
+fn get(
+    tx: &mut Tx<'_>,
+    e: &Prepared,
+    aliases: &HashMap<String, String>,
+    base: &str,
+) -> Result<Done, Failure<AppError>> {
+    let (id, version) = match &e.req.target {
+        Target::Instance { id, version, .. } => (id, version),
+        Target::Type(_) => return Ok(Done::Search(search::run(tx, e.def, "", aliases, base)?)),
+        Target::Conditional { query, .. } => {
+            return Ok(Done::Search(search::run(tx, e.def, query, aliases, base)?))
+        }
     };
     let ty = e.def.name;
     let lookup = match version {
@@ -532,7 +553,7 @@ fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
         },
     };
     match lookup {
-        Lookup::Found(v) => Ok(Done::Version(status::OK, v)),
+        Lookup::Found(v) => Ok(Done::Read(v)),
         Lookup::Deleted(_) => Err(Failure::Abort(AppError::gone(format!(
             "{ty}/{id} was deleted"
         )))),
