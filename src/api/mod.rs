@@ -113,7 +113,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 web::resource("/{type}/$validate")
-                    .route(web::post().to(validate::validate))
+                    .route(web::post().to(validate::type_level))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/{type}/{id}/$validate")
+                    .route(web::get().to(validate::instance))
+                    .route(web::post().to(validate::instance))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

@@ -9,6 +9,7 @@
 //! - `routing`: routing on intake; `route`: `$route` and `wor-hub route explain`
 //! - `workflow`: the Task workflow, re-routing, the contact-deadline job
 //! - `directory`, `postcodes`: imports
+//! - `conditional`: conditional update and delete; `validate`: `$validate` (dry runs)
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 
 pub mod bundle;
@@ -22,6 +23,7 @@ pub mod reply;
 pub mod resources;
 pub mod route;
 pub mod routing;
+pub mod validate;
 pub mod workflow;
 pub mod write;
 

@@ -22,5 +22,6 @@ mod routing_cli;
 mod search;
 mod search_results;
 mod transaction;
+mod validate_op;
 mod validation;
 mod workflow;
