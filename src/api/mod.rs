@@ -2,6 +2,7 @@
 //! application (`crate::app`), respond.
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
+mod conformance;
 mod crud;
 pub mod extract;
 /// The sample directory the server loads into an empty database (`deploy/`).
@@ -85,6 +86,7 @@ pub const SERVED: Served = Served {
     conditional_create: true,
     conditional_update: true,
     conditional_delete: "single",
+    read_only: crate::app::conformance::SERVED_TYPES,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -105,6 +107,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/_history")
                     .route(web::get().to(history::system))
                     .default_service(web::to(method_not_allowed)),
+            )
+            // The hub's conformance resources, read-only (before the `{type}` routes).
+            .service(
+                web::resource(format!("/{}", conformance::TYPE_PATTERN))
+                    .route(web::get().to(conformance::search))
+                    .default_service(web::to(conformance::read_only)),
+            )
+            .service(
+                web::resource(format!("/{}/_search", conformance::TYPE_PATTERN))
+                    .route(web::post().to(conformance::search_post))
+                    .default_service(web::to(conformance::read_only)),
+            )
+            .service(
+                web::resource(format!("/{}/{{id}}", conformance::TYPE_PATTERN))
+                    .route(web::get().to(conformance::read))
+                    .default_service(web::to(conformance::read_only)),
+            )
+            .service(
+                web::resource(format!("/{}/{{id}}/{{rest:.*}}", conformance::TYPE_PATTERN))
+                    .default_service(web::to(conformance::not_served)),
             )
             .service(
                 web::resource("/ServiceRequest/$route")

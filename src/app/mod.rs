@@ -10,10 +10,12 @@
 //! - `workflow`: the Task workflow, re-routing, the contact-deadline job
 //! - `directory`, `postcodes`: imports
 //! - `conditional`: conditional update and delete; `validate`: `$validate` (dry runs)
+//! - `conformance`: the hub's conformance resources, served read-only from memory
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 
 pub mod bundle;
 pub mod conditional;
+pub mod conformance;
 pub mod directory;
 pub mod error;
 pub mod postcodes;

@@ -6,6 +6,7 @@ mod batch_search;
 mod cli;
 mod concurrency;
 mod conditional;
+mod conformance;
 mod crud;
 mod door;
 mod feed;
