@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
 use crate::api::{logical_id, resource_def};
-use crate::app::resources;
+use crate::app::{conditional, resources};
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -140,6 +140,58 @@ pub async fn delete(
         &ctx.principal,
         def,
         id,
+        if_match.0,
+        write.pref,
+        write.idempotency,
+    )
+    .await?;
+    Ok(reply.into())
+}
+
+/// PUT /fhir/{type}?criteria: conditional update (http.html#cond-update).
+#[allow(clippy::too_many_arguments)]
+pub async fn conditional_update(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    pref: ReturnPref,
+    if_match: IfMatch,
+    body: FhirBody,
+) -> Result<HttpResponse, ApiError> {
+    let def = resource_def(&path)?;
+    let criteria = conditional::criteria(def, req.query_string())?;
+    let write = ctx.write(pref, "PUT", &req, &body.raw);
+    let reply = conditional::update(
+        &state.app,
+        &ctx.principal,
+        def,
+        criteria,
+        body.resource,
+        if_match.0,
+        write,
+    )
+    .await?;
+    Ok(reply.into())
+}
+
+/// DELETE /fhir/{type}?criteria: conditional delete of one resource (http.html#3.1.0.7.1).
+pub async fn conditional_delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    pref: ReturnPref,
+    if_match: IfMatch,
+) -> Result<HttpResponse, ApiError> {
+    let def = resource_def(&path)?;
+    let criteria = conditional::criteria(def, req.query_string())?;
+    let write = ctx.write(pref, "DELETE", &req, b"");
+    let reply = conditional::delete(
+        &state.app,
+        &ctx.principal,
+        def,
+        criteria,
         if_match.0,
         write.pref,
         write.idempotency,

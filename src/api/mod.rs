@@ -2,6 +2,7 @@
 //! application (`crate::app`), respond.
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
+mod conformance;
 mod crud;
 pub mod extract;
 /// The sample directory the server loads into an empty database (`deploy/`).
@@ -100,6 +101,9 @@ pub const SERVED: Served = Served {
     ],
     update_create: true,
     conditional_create: true,
+    conditional_update: true,
+    conditional_delete: "single",
+    read_only: crate::app::conformance::SERVED_TYPES,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -121,6 +125,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(history::system))
                     .default_service(web::to(method_not_allowed)),
             )
+            // The hub's conformance resources, read-only (before the `{type}` routes).
+            .service(
+                web::resource(format!("/{}", conformance::TYPE_PATTERN))
+                    .route(web::get().to(conformance::search))
+                    .default_service(web::to(conformance::read_only)),
+            )
+            .service(
+                web::resource(format!("/{}/_search", conformance::TYPE_PATTERN))
+                    .route(web::post().to(conformance::search_post))
+                    .default_service(web::to(conformance::read_only)),
+            )
+            .service(
+                web::resource(format!("/{}/{{id}}", conformance::TYPE_PATTERN))
+                    .route(web::get().to(conformance::read))
+                    .default_service(web::to(conformance::read_only)),
+            )
+            .service(
+                web::resource(format!("/{}/{{id}}/{{rest:.*}}", conformance::TYPE_PATTERN))
+                    .default_service(web::to(conformance::not_served)),
+            )
             .service(
                 web::resource("/ServiceRequest/$route")
                     .route(web::post().to(route::route))
@@ -128,7 +152,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 web::resource("/{type}/$validate")
-                    .route(web::post().to(validate::validate))
+                    .route(web::post().to(validate::type_level))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/{type}/{id}/$validate")
+                    .route(web::get().to(validate::instance))
+                    .route(web::post().to(validate::instance))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
@@ -163,6 +193,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/{type}")
                     .route(web::post().to(crud::create))
                     .route(web::get().to(search::search))
+                    .route(web::put().to(crud::conditional_update))
+                    .route(web::delete().to(crud::conditional_delete))
                     .default_service(web::to(method_not_allowed)),
             ),
     )

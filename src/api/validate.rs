@@ -1,88 +1,90 @@
-//! POST /fhir/{type}/$validate (http://hl7.org/fhir/R4/resource-operation-validate.html):
-//! the same checks as create/update, nothing stored.
+//! `$validate` (http://hl7.org/fhir/R4/resource-operation-validate.html):
+//! `POST /fhir/{type}/$validate` and `GET|POST /fhir/{type}/{id}/$validate`. The
+//! write's own rules run and are rolled back (`app::validate`); 200 with the
+//! OperationOutcome, valid or not.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
-use serde_json::Value;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
-use crate::api::extract::FhirBody;
-use crate::api::{resource_def, respond};
-use crate::app::resources::business_rules;
+use crate::api::extract::{FhirBody, IfMatch, RequestCtx};
+use crate::api::{logical_id, paging, resource_def};
+use crate::app::validate::{validate as run, Params};
 use crate::error::ApiError;
-use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
-use crate::fhir::validate::validate_resource;
+use crate::startup::AppState;
 
-/// The body is the resource itself, or a Parameters with `resource` (and optionally
-/// `mode`). Answers 200 with the OperationOutcome of the validation, valid or not;
-/// 4xx only when the request itself is malformed.
-pub async fn validate(path: web::Path<String>, body: FhirBody) -> Result<HttpResponse, ApiError> {
-    let def = resource_def(&path)?;
-    let value = &body.resource.value;
-    let (resource, mode) = if body.resource.resource_type() == Some("Parameters") {
-        unwrap_parameters(value)?
-    } else {
-        (value, None)
-    };
-    let mut issues = validate_resource(def.name, resource);
-    if !issues.iter().any(Issue::is_error) {
-        issues = business_rules(def.name, resource);
+/// A body was sent (a POST may come without one: `mode=delete`, or the stored resource).
+fn has_body(req: &HttpRequest) -> bool {
+    match req.headers().get(header::CONTENT_LENGTH) {
+        Some(len) => len.to_str().map_or(true, |l| l.trim() != "0"),
+        None => req.headers().contains_key(header::TRANSFER_ENCODING),
     }
-    if mode == Some("update") && resource.get("id").is_none() {
-        issues.push(
-            Issue::error(IssueCode::Required, "An update must carry the resource id")
-                .at(format!("{}.id", def.name)),
-        );
-    }
-    Ok(respond::json(
-        StatusCode::OK,
-        operation_outcome(&issues).to_string(),
-    ))
 }
 
-fn unwrap_parameters(params: &Value) -> Result<(&Value, Option<&str>), ApiError> {
-    let mut resource = None;
-    let mut mode = None;
-    let entries = params
-        .get("parameter")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (i, p) in entries.iter().enumerate() {
-        match p.get("name").and_then(Value::as_str) {
-            Some("resource") => resource = p.get("resource"),
-            Some("mode") => {
-                let m = p.get("valueCode").and_then(Value::as_str);
-                if !matches!(m, Some("create" | "update")) {
-                    return Err(ApiError::invalid(vec![Issue::error(
-                        IssueCode::NotSupported,
-                        "mode must be 'create' or 'update'",
-                    )
-                    .at(format!("Parameters.parameter[{i}].valueCode"))]));
-                }
-                mode = m;
-            }
-            other => {
-                return Err(ApiError::invalid(vec![Issue::error(
-                    IssueCode::NotSupported,
-                    format!(
-                        "Unsupported $validate parameter '{}'",
-                        other
-                            .unwrap_or_default()
-                            .chars()
-                            .take(64)
-                            .collect::<String>()
-                    ),
-                )
-                .at(format!("Parameters.parameter[{i}].name"))]))
-            }
-        }
+async fn body(req: &HttpRequest, payload: web::Payload) -> Result<Option<FhirBody>, ApiError> {
+    if !has_body(req) {
+        return Ok(None);
     }
-    let resource = resource.ok_or_else(|| {
-        ApiError::invalid(vec![Issue::error(
-            IssueCode::Required,
-            "Parameters must carry the resource to validate in parameter 'resource'",
-        )
-        .at("Parameters.parameter")])
-    })?;
-    Ok((resource, mode))
+    let mut payload = payload.into_inner();
+    Ok(Some(FhirBody::from_request(req, &mut payload).await?))
+}
+
+fn params(req: &HttpRequest, body: Option<&FhirBody>) -> Result<Params, ApiError> {
+    let query = paging::query_pairs(req);
+    Ok(Params::parse(
+        &query,
+        body.map(|b| (&b.resource.value, b.raw.as_ref())),
+    )?)
+}
+
+/// POST /fhir/{type}/$validate: the resource (or a Parameters) in the body.
+pub async fn type_level(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    if_match: IfMatch,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let def = resource_def(&path)?;
+    let body = body(&req, payload).await?;
+    let params = params(&req, body.as_ref())?;
+    let reply = run(
+        &state.app,
+        &ctx.principal,
+        def,
+        None,
+        params,
+        if_match.0,
+        ctx.base_url,
+    )
+    .await?;
+    Ok(reply.into())
+}
+
+/// GET or POST /fhir/{type}/{id}/$validate: an update of it (with a resource), its
+/// deletion (`mode=delete`), or the stored resource as it is.
+pub async fn instance(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    if_match: IfMatch,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (ty, id) = path.into_inner();
+    let def = resource_def(&ty)?;
+    logical_id(&id)?;
+    let body = body(&req, payload).await?;
+    let params = params(&req, body.as_ref())?;
+    let reply = run(
+        &state.app,
+        &ctx.principal,
+        def,
+        Some(id),
+        params,
+        if_match.0,
+        ctx.base_url,
+    )
+    .await?;
+    Ok(reply.into())
 }

@@ -9,9 +9,13 @@
 //! - `routing`: routing on intake; `route`: `$route` and `wor-hub route explain`
 //! - `workflow`: the Task workflow, re-routing, the contact-deadline job
 //! - `directory`, `postcodes`: imports
+//! - `conditional`: conditional update and delete; `validate`: `$validate` (dry runs)
+//! - `conformance`: the hub's conformance resources, served read-only from memory
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 
 pub mod bundle;
+pub mod conditional;
+pub mod conformance;
 pub mod directory;
 pub mod error;
 pub mod patch;
@@ -22,6 +26,7 @@ pub mod reply;
 pub mod resources;
 pub mod route;
 pub mod routing;
+pub mod validate;
 pub mod workflow;
 pub mod write;
 

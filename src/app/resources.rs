@@ -2,12 +2,13 @@
 //! checks (validation, references, conditional create, routing on intake, the Task
 //! workflow) in one unit of work.
 
+use crate::app::conditional::{nothing_deleted, Target};
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
 use crate::app::routing::route_created;
 use crate::app::workflow::{check_task_create, check_task_delete, update_task, Workflow};
-use crate::app::write::{check_references, run_write, Idempotency};
+use crate::app::write::{check_references, run_write, Idempotency, WriteUnit};
 use crate::app::App;
 use crate::fhir::identifiers::check_identifiers;
 use crate::fhir::index::index_rows;
@@ -75,13 +76,26 @@ pub async fn create(
     if_none_exist: Option<Vec<Criterion>>,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
+    let workflow = Workflow::new(app, principal);
+    let unit = create_unit(def, incoming, if_none_exist, req.base, req.pref, workflow)?;
+    run_write(app, principal, req.idempotency, unit).await
+}
+
+/// A create as a unit of work, checked as far as it can be without the database:
+/// `create` commits it, `$validate` runs it and rolls it back.
+pub(crate) fn create_unit(
+    def: &'static ResourceDef,
+    incoming: IncomingResource,
+    if_none_exist: Option<Vec<Criterion>>,
+    base: String,
+    pref: ReturnPref,
+    workflow: Workflow,
+) -> Result<impl WriteUnit, AppError> {
     check_valid(def.name, &incoming.value)?;
     let id = uuid::Uuid::new_v4().to_string();
     let rows = index_rows(def, &incoming.value);
-    let refs = local_references(def.name, &incoming.value, &req.base);
-    let (base, pref) = (req.base, req.pref);
-    let workflow = Workflow::new(app, principal);
-    run_write(app, principal, req.idempotency, move |tx| {
+    let refs = local_references(def.name, &incoming.value, &base);
+    Ok(move |tx: &mut Tx<'_>| {
         if let Some(criteria) = &if_none_exist {
             match tx.conditional(def.name, criteria)? {
                 Some(CreateOutcome::Matched(v)) => {
@@ -105,7 +119,6 @@ pub async fn create(
         }
         Ok(reply::resource(status::CREATED, &v, &base, pref, true))
     })
-    .await
 }
 
 /// Read (`version_id = None`) or vread.
@@ -149,13 +162,33 @@ pub async fn update(
     if_match: Option<i64>,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
-    check_valid(def.name, &incoming.value)?;
-    check_body_id(def.name, &id, &incoming.value)?;
-    let rows = index_rows(def, &incoming.value);
-    let refs = local_references(def.name, &incoming.value, &req.base);
-    let (base, pref) = (req.base, req.pref);
     let workflow = Workflow::new(app, principal);
-    run_write(app, principal, req.idempotency, move |tx| {
+    let target = Target::Id(id);
+    let unit = update_unit(
+        def, target, incoming, if_match, req.base, req.pref, workflow,
+    )?;
+    run_write(app, principal, req.idempotency, unit).await
+}
+
+/// An update (of `Type/id`, or of what conditional criteria match) as a unit of work:
+/// `update` and conditional update commit it, `$validate` rolls it back.
+pub(crate) fn update_unit(
+    def: &'static ResourceDef,
+    target: Target,
+    incoming: IncomingResource,
+    if_match: Option<i64>,
+    base: String,
+    pref: ReturnPref,
+    workflow: Workflow,
+) -> Result<impl WriteUnit, AppError> {
+    check_valid(def.name, &incoming.value)?;
+    if let Target::Id(id) = &target {
+        check_body_id(def.name, id, &incoming.value)?;
+    }
+    let rows = index_rows(def, &incoming.value);
+    let refs = local_references(def.name, &incoming.value, &base);
+    Ok(move |tx: &mut Tx<'_>| {
+        let id = target.update_id(tx, def.name, &incoming.value)?;
         let pending = |t: &str, i: &str| t == def.name && i == id;
         if def.name == "Task" {
             let checks = |tx: &mut Tx<'_>| check_references(tx, &refs, &pending);
@@ -183,7 +216,6 @@ pub async fn update(
             }
         }
     })
-    .await
 }
 
 /// An update carries the id of the URL in its body (http.html#update).
@@ -224,10 +256,26 @@ pub async fn delete(
     pref: ReturnPref,
     idempotency: Option<Idempotency>,
 ) -> Result<Reply, AppError> {
+    let unit = delete_unit(principal, def, Target::Id(id), if_match, pref)?;
+    run_write(app, principal, idempotency, unit).await
+}
+
+/// A delete (of `Type/id`, or of what conditional criteria match) as a unit of work:
+/// `delete` and conditional delete commit it, `$validate` rolls it back.
+pub(crate) fn delete_unit(
+    principal: &Principal,
+    def: &'static ResourceDef,
+    target: Target,
+    if_match: Option<i64>,
+    pref: ReturnPref,
+) -> Result<impl WriteUnit, AppError> {
     if def.name == "Task" {
         check_task_delete(principal.party().as_ref())?;
     }
-    run_write(app, principal, idempotency, move |tx| {
+    Ok(move |tx: &mut Tx<'_>| {
+        let Some(id) = target.delete_id(tx, def.name)? else {
+            return Ok(nothing_deleted(def.name, pref));
+        };
         let message = match tx.delete(def.name, &id, if_match)? {
             DeleteOutcome::Deleted { version_id } => {
                 format!("Deleted {}/{id} (version {version_id})", def.name)
@@ -248,7 +296,6 @@ pub async fn delete(
             _ => Reply::new(status::NO_CONTENT),
         })
     })
-    .await
 }
 
 /// The registered resource type named in a URL, or 404.

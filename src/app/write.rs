@@ -167,3 +167,10 @@ fn replayed_resource(reply: &Reply) -> (String, Option<String>) {
         field("id"),
     )
 }
+
+/// A write as one unit of work, as [`run_write`] runs it: built (and checked as far as
+/// possible without the database) before the transaction starts.
+pub trait WriteUnit: Fn(&mut Tx<'_>) -> Result<Reply, Failure<AppError>> + Send + 'static {}
+
+impl<F> WriteUnit for F where F: Fn(&mut Tx<'_>) -> Result<Reply, Failure<AppError>> + Send + 'static
+{}

@@ -22,6 +22,53 @@ pub struct Served {
     pub resource_documentation: &'static [(&'static str, &'static str)],
     pub update_create: bool,
     pub conditional_create: bool,
+    /// `PUT [type]?criteria`.
+    pub conditional_update: bool,
+    /// `DELETE [type]?criteria`: `not-supported`, `single` or `multiple`.
+    pub conditional_delete: &'static str,
+    /// Types served read-only (read and search-type only), not stored.
+    pub read_only: &'static [ReadOnlyType],
+}
+
+/// A resource type served read-only from memory (the hub's conformance resources).
+pub struct ReadOnlyType {
+    pub name: &'static str,
+    pub search_params: &'static [ReadOnlyParam],
+    pub documentation: &'static str,
+}
+
+/// A search parameter of a read-only type.
+pub struct ReadOnlyParam {
+    pub name: &'static str,
+    /// The search parameter type code (`token`, `uri`, `string`).
+    pub ty: &'static str,
+    pub definition: &'static str,
+    pub documentation: &'static str,
+}
+
+fn read_only_resource(t: &ReadOnlyType) -> Value {
+    json!({
+        "type": t.name,
+        "documentation": t.documentation,
+        "interaction": [{ "code": "read" }, { "code": "search-type" }],
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "conditionalCreate": false,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": false,
+        "conditionalDelete": "not-supported",
+        "searchParam": t
+            .search_params
+            .iter()
+            .map(|p| json!({
+                "name": p.name,
+                "definition": p.definition,
+                "type": p.ty,
+                "documentation": p.documentation,
+            }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 pub fn capability_statement(base_url: &str, served: &Served, published: &str) -> Value {
@@ -40,8 +87,8 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 "updateCreate": served.update_create,
                 "conditionalCreate": served.conditional_create,
                 "conditionalRead": "not-supported",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": served.conditional_update,
+                "conditionalDelete": served.conditional_delete,
                 "operation": served
                     .type_operations
                     .iter()
@@ -92,6 +139,7 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
             }
             r
         })
+        .chain(served.read_only.iter().map(read_only_resource))
         .collect();
     let mut statement = json!({
         "resourceType": "CapabilityStatement",

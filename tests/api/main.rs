@@ -2,8 +2,11 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod bad_input;
+mod batch_search;
 mod cli;
 mod concurrency;
+mod conditional;
+mod conformance;
 mod crud;
 mod door;
 mod feed;
@@ -24,5 +27,6 @@ mod search_results;
 mod task_create;
 mod task_states;
 mod transaction;
+mod validate_op;
 mod validation;
 mod workflow;

@@ -43,7 +43,8 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
-    assert_eq!(types.len(), 10);
+    // Plus the six conformance types served read-only (conformance.rs).
+    assert_eq!(types.len(), 16);
     let patient = rest["resource"]
         .as_array()
         .unwrap()
@@ -74,8 +75,8 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         cs["patchFormat"],
         json!(["application/json-patch+json", "application/fhir+json"])
     );
-    assert_eq!(patient["conditionalUpdate"], false);
-    assert_eq!(patient["conditionalDelete"], "not-supported");
+    assert_eq!(patient["conditionalUpdate"], true);
+    assert_eq!(patient["conditionalDelete"], "single");
     let params: Vec<&str> = patient["searchParam"]
         .as_array()
         .unwrap()

@@ -1,4 +1,5 @@
-//! POST /fhir/{type}/$validate: the same checks as create, nothing stored.
+//! POST /fhir/{type}/$validate: the same checks as create, nothing stored (see also
+//! validate_op.rs).
 
 use serde_json::json;
 
@@ -8,6 +9,14 @@ use crate::helpers::{expect_outcome, has_issue, TestApp};
 backend_tests!(validate_reports_without_storing);
 
 async fn validate_reports_without_storing(app: TestApp) {
+    // References are checked as on create: the subject must exist.
+    let res = app
+        .put(
+            "Patient/p1",
+            &json!({"resourceType": "Patient", "id": "p1"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
     let sr = json!({
         "resourceType": "ServiceRequest",
         "status": "active",

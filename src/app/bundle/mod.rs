@@ -7,10 +7,12 @@
 
 mod patch;
 mod response;
+mod search;
 
 use std::collections::{HashMap, HashSet};
 
 use self::response::{response, Done, Results};
+use crate::app::conditional;
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
@@ -188,6 +190,12 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
         }
         (Method::Put | Method::Delete | Method::Get, Target::Instance { .. }, _) => None,
         (Method::Patch, Target::Instance { version: None, .. }, _) => None,
+        // A search (http.html#transaction): parameters checked now, run after the writes.
+        (Method::Get, Target::Type(_), _) => None,
+        (Method::Get, Target::Conditional { query, .. }, _) => {
+            search::check(def, query).map_err(fail)?;
+            None
+        }
         _ => {
             return Err(fail(AppError::bad_request(
                 IssueCode::NotSupported,
@@ -267,13 +275,15 @@ fn execute(
 ) -> Result<Results, Failure<AppError>> {
     let mut order: Vec<&Prepared> = entries.iter().collect();
     order.sort_by_key(|e| e.req.method);
-    // Conditional creates lock their criteria; take all those locks first, sorted,
+    // Conditional creates and updates lock their criteria; take all those locks first, sorted,
     // so concurrent Bundles never hold them in opposite orders.
     tx.lock_in_order(
         entries
             .iter()
             .filter_map(|e| match (&e.req.method, &e.criteria) {
-                (Method::Post, Some(criteria)) => Some(conditional_lock_key(e.def.name, criteria)),
+                (Method::Post | Method::Put, Some(criteria)) => {
+                    Some(conditional_lock_key(e.def.name, criteria))
+                }
                 _ => None,
             }),
     )?;
@@ -326,7 +336,8 @@ fn execute(
                 }
                 Err(err) => Err(err),
             },
-            Method::Get => in_entry(tx, kind, |tx| get(tx, e)),
+            // After every write, below.
+            Method::Get => continue,
             // Patched with the PUTs, once every entry's id is known.
             Method::Patch => {
                 if let Target::Instance { id, .. } = &e.req.target {
@@ -373,6 +384,12 @@ fn execute(
             other => other,
         })?;
     }
+    // GET entries last, as the spec orders them (DELETE, POST, PUT, GET): they read
+    // what this Bundle wrote, the Tasks its referrals were routed to included.
+    for e in order.iter().filter(|e| e.req.method == Method::Get) {
+        let outcome = in_entry(tx, kind, |tx| get(tx, e, &aliases, base));
+        record(&mut results, e.req.index, outcome)?;
+    }
     Ok(results)
 }
 
@@ -400,27 +417,18 @@ fn in_entry<T>(
 
 fn delete(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
     let ty = e.def.name;
-    let id = match (&e.req.target, &e.criteria) {
-        (Target::Instance { id, .. }, _) => id.clone(),
-        (_, Some(criteria)) => {
-            let ids = tx.find_ids(ty, criteria)?;
-            let mut ids = ids.into_iter();
-            match (ids.next(), ids.next()) {
-                (None, _) => return Ok(Done::Deleted),
-                (Some(id), None) => id,
-                _ => {
-                    return Err(Failure::Abort(AppError::precondition_failed(
-                        "The conditional delete matches more than one resource",
-                    )))
-                }
-            }
-        }
+    let target = match (&e.req.target, &e.criteria) {
+        (Target::Instance { id, .. }, _) => conditional::Target::Id(id.clone()),
+        (_, Some(criteria)) => conditional::Target::Criteria(criteria.clone()),
         _ => {
             return Err(Failure::Abort(AppError::bad_request(
                 IssueCode::Invalid,
                 "No target",
             )))
         }
+    };
+    let Some(id) = target.delete_id(tx, ty)? else {
+        return Ok(Done::Deleted);
     };
     match tx.delete(ty, &id, e.if_match)? {
         DeleteOutcome::Deleted { .. } | DeleteOutcome::AlreadyDeleted => Ok(Done::Deleted),
@@ -461,16 +469,17 @@ fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<AppEr
         }
         (Method::Put, Target::Instance { id, .. }) => Ok(((id.clone(), false), None)),
         (Method::Put, Target::Conditional { .. }) => {
-            let criteria = e.criteria.as_deref().unwrap_or_default();
-            let ids = tx.find_ids(ty, criteria)?;
-            let mut ids = ids.into_iter();
-            match (ids.next(), ids.next()) {
-                (None, _) => Ok(((uuid::Uuid::new_v4().to_string(), false), None)),
-                (Some(id), None) => Ok(((id, false), None)),
-                _ => Err(Failure::Abort(AppError::precondition_failed(
-                    "The conditional update matches more than one resource",
-                ))),
-            }
+            // The body's id takes part in the decision (http.html#cond-update).
+            let criteria = e.criteria.clone().unwrap_or_default();
+            let body: serde_json::Value = e
+                .req
+                .resource
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default();
+            let id = conditional::Target::Criteria(criteria).update_id(tx, ty, &body)?;
+            // Not `created`: written as an update, which creates what does not exist.
+            Ok(((id, false), None))
         }
         _ => Err(Failure::Abort(AppError::bad_request(
             IssueCode::NotSupported,
@@ -507,14 +516,6 @@ fn write(
             format!("Reference '{r}' names no entry of this Bundle"),
         )
         .at(path)])));
-    }
-    if let (Target::Conditional { .. }, Some(body_id)) = (&e.req.target, resource.id()) {
-        if body_id.as_str() != Some(id) {
-            return Err(Failure::Abort(AppError::bad_request(
-                IssueCode::Invalid,
-                "The id in the resource differs from the resource the condition matched",
-            )));
-        }
     }
     let refs = local_references(ty, &resource.value, base);
     let pending = |t: &str, i: &str| pending.contains(&(t.to_owned(), i.to_owned()));
@@ -556,12 +557,19 @@ fn write(
     }
 }
 
-fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
-    let Target::Instance { id, version, .. } = &e.req.target else {
-        return Err(Failure::Abort(AppError::bad_request(
-            IssueCode::NotSupported,
-            "GET entries support read and vread (Type/id[/_history/vid])",
-        )));
+/// A read, vread or search entry.
+fn get(
+    tx: &mut Tx<'_>,
+    e: &Prepared,
+    aliases: &HashMap<String, String>,
+    base: &str,
+) -> Result<Done, Failure<AppError>> {
+    let (id, version) = match &e.req.target {
+        Target::Instance { id, version, .. } => (id, version),
+        Target::Type(_) => return Ok(Done::Search(search::run(tx, e.def, "", aliases, base)?)),
+        Target::Conditional { query, .. } => {
+            return Ok(Done::Search(search::run(tx, e.def, query, aliases, base)?))
+        }
     };
     let ty = e.def.name;
     let lookup = match version {
@@ -572,7 +580,7 @@ fn get(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
         },
     };
     match lookup {
-        Lookup::Found(v) => Ok(Done::Version(status::OK, v)),
+        Lookup::Found(v) => Ok(Done::Read(v)),
         Lookup::Deleted(_) => Err(Failure::Abort(AppError::gone(format!(
             "{ty}/{id} was deleted"
         )))),

@@ -14,6 +14,10 @@ use crate::store::StoredVersion;
 /// The outcome of one entry.
 pub(super) enum Done {
     Version(u16, StoredVersion),
+    /// A read or vread: the resource whatever `Prefer` says (it governs writes).
+    Read(StoredVersion),
+    /// A search: the searchset Bundle.
+    Search(String),
     Deleted,
 }
 
@@ -42,6 +46,24 @@ pub(super) fn response(
                     ReturnPref::Representation => v.body.and_then(raw),
                     _ => None,
                 },
+                search: None,
+                request: None,
+            },
+            Some(Ok(Done::Read(v))) => Entry {
+                full_url: format!("{base}/{}/{}", v.resource_type, v.id),
+                response: Some(json!({
+                    "status": status::line(status::OK),
+                    "etag": reply::etag(v.version_id),
+                    "lastModified": format_instant(v.last_updated),
+                })),
+                resource: v.body.and_then(raw),
+                search: None,
+                request: None,
+            },
+            Some(Ok(Done::Search(bundle))) => Entry {
+                full_url: String::new(),
+                response: Some(json!({ "status": status::line(status::OK) })),
+                resource: raw(bundle),
                 search: None,
                 request: None,
             },

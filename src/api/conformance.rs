@@ -1,0 +1,111 @@
+//! The hub's conformance resources (`app::conformance`), read-only: read
+//! `GET /fhir/{type}/{id}` and search-type `GET /fhir/{type}` (or `POST .../_search`)
+//! for StructureDefinition, CodeSystem, ValueSet, SearchParameter,
+//! OperationDefinition and Questionnaire; any write answers 405.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::api::extract::{lenient, RequestCtx};
+use crate::api::{logical_id, paging};
+use crate::app::conformance;
+use crate::error::ApiError;
+use crate::fhir::outcome::{Issue, IssueCode};
+
+/// The URL segment of the types served, as an actix path pattern (`{type:...}`).
+pub const TYPE_PATTERN: &str =
+    "{type:CodeSystem|OperationDefinition|Questionnaire|SearchParameter|StructureDefinition|ValueSet}";
+
+/// GET /fhir/{type}/{id}
+pub async fn read(
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (ty, id) = path.into_inner();
+    // `CodeSystem/_history`, `CodeSystem/$validate`: interactions not served here.
+    if id.starts_with(['_', '$']) {
+        return not_served(req).await;
+    }
+    logical_id(&id)?;
+    Ok(conformance::read(&ty, &id)?.into())
+}
+
+/// GET /fhir/{type}?params
+pub async fn search(
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = paging::query_pairs(&req);
+    let reply = conformance::search(&path, &pairs, lenient(&req), &ctx.base_url)?;
+    Ok(reply.into())
+}
+
+/// POST /fhir/{type}/_search: parameters in a form body, merged with the URL's.
+pub async fn search_post(
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(ApiError::one(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Issue::error(
+                IssueCode::NotSupported,
+                "POST _search takes application/x-www-form-urlencoded parameters",
+            )
+            .at("Content-Type"),
+        ));
+    }
+    let mut pairs = paging::query_pairs(&req);
+    pairs.extend(form_urlencoded::parse(&body).into_owned());
+    let reply = conformance::search(&path, &pairs, lenient(&req), &ctx.base_url)?;
+    Ok(reply.into())
+}
+
+/// Any write: these resources are the hub's own, served read-only.
+pub async fn read_only(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let ty = req.match_info().get("type").unwrap_or_default();
+    Err(ApiError::one(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Issue::error(
+            IssueCode::NotSupported,
+            format!(
+                "{ty} resources are the hub's own conformance resources, served read-only: \
+                 {} is not allowed (read GET {ty}/[id], search GET {ty}?url=...)",
+                req.method()
+            ),
+        ),
+    ))
+}
+
+/// Other paths under these types (history, vread, operations): not served.
+pub async fn not_served(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let ty = req.match_info().get("type").unwrap_or_default();
+    Err(ApiError::not_found(format!(
+        "{ty} resources are served read-only: read (GET {ty}/[id]) and search (GET {ty}?url=...) only"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pattern_names_every_type() {
+        let inner = super::TYPE_PATTERN
+            .strip_prefix("{type:")
+            .and_then(|p| p.strip_suffix('}'))
+            .unwrap();
+        let types: Vec<&str> = inner.split('|').collect();
+        assert_eq!(types, crate::app::conformance::TYPES);
+    }
+}

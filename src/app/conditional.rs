@@ -1,0 +1,179 @@
+//! Conditional update and delete (http.html#cond-update, http.html#3.1.0.7.1): which
+//! resource search criteria name, decided inside the unit of work. One implementation
+//! for the REST endpoints (`PUT`/`DELETE /fhir/{type}?criteria`) and for the
+//! conditional entries of transaction and batch Bundles.
+
+use crate::app::error::{AppError, ErrorKind};
+use crate::app::principal::Principal;
+use crate::app::reply::{self, status, Reply, ReturnPref};
+use crate::app::resources::{delete_unit, update_unit, WriteRequest};
+use crate::app::workflow::Workflow;
+use crate::app::write::{run_write, Idempotency};
+use crate::app::App;
+use crate::fhir::criteria::parse_criteria;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::registry::ResourceDef;
+use crate::fhir::resource::IncomingResource;
+use crate::store::{conditional_lock_key, Criterion, Failure, Tx};
+
+/// Parameters a conditional URL may carry that are not criteria.
+const NOT_CRITERIA: &[&str] = &["_format", "_pretty"];
+
+/// What a write addresses: a logical id, or the resource search criteria match.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Id(String),
+    Criteria(Vec<Criterion>),
+}
+
+/// The criteria of a conditional update or delete from its query string: the search
+/// engine's parameters (result parameters refused); 400 when they are wrong or empty,
+/// since empty criteria would match every resource of the type.
+pub fn criteria(def: &ResourceDef, query: &str) -> Result<Vec<Criterion>, AppError> {
+    let criteria =
+        parse_criteria(def, query, NOT_CRITERIA).map_err(|issue| AppError::invalid(vec![issue]))?;
+    if criteria.is_empty() {
+        return Err(AppError::invalid(vec![Issue::error(
+            IssueCode::Required,
+            format!(
+                "A conditional update or delete needs search criteria ({}?identifier=...); \
+                 to address one resource use {}/[id]",
+                def.name, def.name
+            ),
+        )]));
+    }
+    Ok(criteria)
+}
+
+impl Target {
+    /// The id an update writes to. For criteria (http.html#cond-update): no match
+    /// creates (with the body's id if it has one, else a new id), one match is
+    /// updated (a body id must be the match's: 400), several: 412. A body id that
+    /// names an existing resource the criteria did not match is refused with 409, as
+    /// R5 states (R4 would silently update a resource the criteria did not select).
+    pub fn update_id(
+        &self,
+        tx: &mut Tx<'_>,
+        ty: &str,
+        resource: &serde_json::Value,
+    ) -> Result<String, Failure<AppError>> {
+        let criteria = match self {
+            Self::Id(id) => return Ok(id.clone()),
+            Self::Criteria(c) => c,
+        };
+        let body_id = resource.get("id").and_then(serde_json::Value::as_str);
+        // Serialised with conditional creates on the same criteria, so two concurrent
+        // conditional updates that match nothing cannot both create.
+        tx.lock(&conditional_lock_key(ty, criteria))?;
+        let ids = tx.find_ids(ty, criteria)?;
+        let mut ids = ids.into_iter();
+        match (ids.next(), ids.next(), body_id) {
+            (None, _, None) => Ok(uuid::Uuid::new_v4().to_string()),
+            (None, _, Some(id)) => {
+                if tx.exists(ty, id)? {
+                    return Err(Failure::Abort(AppError::one(
+                        ErrorKind::Conflict,
+                        Issue::error(
+                            IssueCode::Conflict,
+                            format!(
+                                "No {ty} matches the criteria, but {ty}/{id} named by the body's id \
+                                 exists: leave the id out to create, or update {ty}/{id} itself"
+                            ),
+                        )
+                        .at(format!("{ty}.id")),
+                    )));
+                }
+                Ok(id.to_owned())
+            }
+            (Some(found), None, Some(id)) if id != found => {
+                Err(Failure::Abort(AppError::invalid(vec![Issue::error(
+                    IssueCode::Invalid,
+                    format!(
+                        "The criteria match {ty}/{found}, but the body's id is '{id}': \
+                         leave the id out or make it the match's"
+                    ),
+                )
+                .at(format!("{ty}.id"))])))
+            }
+            (Some(found), None, _) => Ok(found),
+            (Some(_), Some(_), _) => Err(several(ty, "update")),
+        }
+    }
+
+    /// The id a delete removes; `None` when criteria match nothing (an ordinary
+    /// delete of nothing: 204, http.html#3.1.0.7.1). Several matches: 412 (this
+    /// server deletes one resource at a time, `conditionalDelete = single`).
+    pub fn delete_id(
+        &self,
+        tx: &mut Tx<'_>,
+        ty: &str,
+    ) -> Result<Option<String>, Failure<AppError>> {
+        let criteria = match self {
+            Self::Id(id) => return Ok(Some(id.clone())),
+            Self::Criteria(c) => c,
+        };
+        let ids = tx.find_ids(ty, criteria)?;
+        let mut ids = ids.into_iter();
+        match (ids.next(), ids.next()) {
+            (None, _) => Ok(None),
+            (Some(id), None) => Ok(Some(id)),
+            _ => Err(several(ty, "delete")),
+        }
+    }
+}
+
+fn several(ty: &str, what: &str) -> Failure<AppError> {
+    Failure::Abort(AppError::precondition_failed(format!(
+        "The criteria of this conditional {what} match more than one {ty}: make them selective enough to name one"
+    )))
+}
+
+/// What a conditional delete that matched nothing answers.
+pub(crate) fn nothing_deleted(ty: &str, pref: ReturnPref) -> Reply {
+    match pref {
+        ReturnPref::OperationOutcome => reply::information(
+            status::OK,
+            format!("No {ty} matches the criteria; nothing was deleted"),
+        ),
+        _ => Reply::new(status::NO_CONTENT),
+    }
+}
+
+/// `PUT /fhir/{type}?criteria`: the rules of an update (validation, references, the
+/// Task workflow with `If-Match`, routing of a created referral) on the resource the
+/// criteria name.
+pub async fn update(
+    app: &App,
+    principal: &Principal,
+    def: &'static ResourceDef,
+    criteria: Vec<Criterion>,
+    incoming: IncomingResource,
+    if_match: Option<i64>,
+    req: WriteRequest,
+) -> Result<Reply, AppError> {
+    let unit = update_unit(
+        def,
+        Target::Criteria(criteria),
+        incoming,
+        if_match,
+        req.base,
+        req.pref,
+        Workflow::new(app, principal),
+    )?;
+    run_write(app, principal, req.idempotency, unit).await
+}
+
+/// `DELETE /fhir/{type}?criteria`: the rules of a delete on the one resource the
+/// criteria name; none: 204.
+pub async fn delete(
+    app: &App,
+    principal: &Principal,
+    def: &'static ResourceDef,
+    criteria: Vec<Criterion>,
+    if_match: Option<i64>,
+    pref: ReturnPref,
+    idempotency: Option<Idempotency>,
+) -> Result<Reply, AppError> {
+    let unit = delete_unit(principal, def, Target::Criteria(criteria), if_match, pref)?;
+    run_write(app, principal, idempotency, unit).await
+}
