@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod crud;
 mod door;
+mod empty_arrays;
 mod feed;
 mod helpers;
 mod history;
