@@ -16,6 +16,7 @@ mod limits;
 mod metadata;
 mod outcome;
 mod postcodes;
+mod present;
 mod routing;
 mod routing_cli;
 mod search;
