@@ -3,10 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
-use crate::api::{logical_id, resource_def};
+use crate::api::{logical_id, paging, resource_def};
 use crate::app::{conditional, resources};
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
+use crate::fhir::elements::{parse_subset, Subset};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::startup::AppState;
 
@@ -53,28 +54,51 @@ pub async fn create(
     Ok(reply.into())
 }
 
-/// GET /fhir/{type}/{id}
+/// GET (or HEAD) /fhir/{type}/{id}, with `_summary` or `_elements`.
 pub async fn read(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     ctx: RequestCtx,
 ) -> Result<HttpResponse, ApiError> {
     let (ty, id) = path.into_inner();
     let def = resource_def(&ty)?;
     logical_id(&id)?;
+    let subset = read_subset(&req)?;
     let reply = resources::read(&state.app, &ctx.principal, def, id, None, &ctx.base_url).await?;
-    Ok(reply.into())
+    Ok(match subset {
+        Some(s) => reply.subsetted(def.name, &s),
+        None => reply,
+    }
+    .into())
 }
 
-/// GET /fhir/{type}/{id}/_history/{vid}
+/// `_summary` (not `count`: a read has no total) or `_elements` on read and vread.
+fn read_subset(req: &HttpRequest) -> Result<Option<Subset>, ApiError> {
+    let pairs = paging::query_pairs(req);
+    let summary = paging::value(&pairs, "_summary");
+    if summary == Some("count") {
+        return Err(ApiError::invalid(vec![Issue::error(
+            IssueCode::Value,
+            "_summary=count applies to searches; a read takes true, text, data or false",
+        )
+        .at("_summary")]));
+    }
+    parse_subset(summary, paging::value(&pairs, "_elements"))
+        .map_err(|issue| ApiError::invalid(vec![issue]))
+}
+
+/// GET (or HEAD) /fhir/{type}/{id}/_history/{vid}
 pub async fn vread(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
+    req: HttpRequest,
     ctx: RequestCtx,
 ) -> Result<HttpResponse, ApiError> {
     let (ty, id, vid) = path.into_inner();
     let def = resource_def(&ty)?;
     logical_id(&id)?;
+    let subset = read_subset(&req)?;
     let Some(version_id) = vid.parse::<i64>().ok().filter(|v| *v > 0) else {
         return Err(ApiError::not_found(format!(
             "No version '{}' of {}/{id}: versions are positive integers",
@@ -91,7 +115,11 @@ pub async fn vread(
         &ctx.base_url,
     )
     .await?;
-    Ok(reply.into())
+    Ok(match subset {
+        Some(s) => reply.subsetted(def.name, &s),
+        None => reply,
+    }
+    .into())
 }
 
 /// PUT /fhir/{type}/{id}: update, or create with a client-chosen id.

@@ -45,7 +45,7 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Accepts `application/fhir+json`, `application/json` and the DSTU2 form
-/// `application/json+fhir`, with an optional UTF-8 charset.
+/// `application/json+fhir`, with an optional UTF-8 charset and `fhirVersion=4.0`.
 fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let Some(raw) = req.headers().get(header::CONTENT_TYPE) else {
         return Err(unsupported_media_type(
@@ -71,6 +71,17 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
         )));
     }
     for param in parts {
+        // versioning.html#mt-version: a body of another FHIR version is refused (415).
+        if let Some(version) = param
+            .strip_prefix("fhirversion=")
+            .map(|v| v.trim_matches('"'))
+        {
+            if !crate::api::negotiate::is_served_version(version) {
+                return Err(unsupported_media_type(
+                    crate::api::negotiate::version_refusal(version),
+                ));
+            }
+        }
         if let Some(charset) = param.strip_prefix("charset=") {
             let charset = charset.trim_matches('"');
             if charset != "utf-8" && charset != "utf8" {

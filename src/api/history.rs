@@ -1,4 +1,5 @@
-//! History interactions: instance, type and system level (Bundle type `history`).
+//! History interactions: instance, type and system level (Bundle type `history`), with
+//! `_count`, `_since` and `_at`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,6 +10,7 @@ use crate::api::{logical_id, paging, resource_def, respond};
 use crate::app::read;
 use crate::error::ApiError;
 use crate::fhir::bundle::{raw, Bundle, Entry};
+use crate::fhir::dates::date_range;
 use crate::fhir::instant::{format_instant, parse_instant};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::startup::AppState;
@@ -55,7 +57,17 @@ async fn history(
     id: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = paging::query_pairs(req);
-    paging::refuse_unknown(&pairs, &["_count", "_since", "_format", paging::CURSOR])?;
+    paging::refuse_unknown(
+        &pairs,
+        &[
+            "_count",
+            "_since",
+            "_at",
+            "_format",
+            "_pretty",
+            paging::CURSOR,
+        ],
+    )?;
     let count = paging::count(&pairs)?;
     let since = match paging::value(&pairs, "_since") {
         None => None,
@@ -67,6 +79,7 @@ async fn history(
             .at("_since")])
         })?),
     };
+    let at = at(&pairs)?;
     let before_seq = match paging::value(&pairs, paging::CURSOR) {
         None => None,
         Some(raw) => Some(
@@ -74,7 +87,7 @@ async fn history(
                 .map_err(|_| ApiError::bad_request(IssueCode::Value, "Invalid page cursor"))?,
         ),
     };
-    let first_page = before_seq.is_none() && since.is_none();
+    let first_page = before_seq.is_none() && since.is_none() && at.is_none();
     let mut rows = read::history(
         &state.app,
         &ctx.principal,
@@ -82,6 +95,7 @@ async fn history(
             resource_type: resource_type.map(str::to_owned),
             id: id.clone(),
             since,
+            at,
             before_seq,
             count,
         },
@@ -103,6 +117,40 @@ async fn history(
         StatusCode::OK,
         Bundle::new("history", links, entries).to_json(),
     ))
+}
+
+/// `_at=<date>` (history.html): the versions current at some moment of that period,
+/// a date, month, year or dateTime; `ge`/`gt`/`le`/`lt` open it on one side.
+fn at(pairs: &[(String, String)]) -> Result<Option<(i64, i64)>, ApiError> {
+    let mut values = pairs.iter().filter(|(k, _)| k == "_at").map(|(_, v)| v);
+    let Some(raw) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |message: &str| {
+        ApiError::invalid(vec![
+            Issue::error(IssueCode::Value, message.to_owned()).at("_at")
+        ])
+    };
+    if values.next().is_some() {
+        return Err(invalid("Give _at once"));
+    }
+    let (prefix, value) = match raw.get(..2) {
+        Some(p @ ("eq" | "ge" | "gt" | "le" | "lt")) => (p, &raw[2..]),
+        _ => ("eq", raw.as_str()),
+    };
+    let (low, high) = date_range(value).ok_or_else(|| {
+        invalid(
+            "_at takes a date, month, year or dateTime with zone (e.g. 2026-11-20 or \
+             2026-11-20T10:00:00Z), optionally prefixed by ge, gt, le or lt",
+        )
+    })?;
+    Ok(Some(match prefix {
+        "ge" => (low, i64::MAX),
+        "gt" => (high.saturating_add(1), i64::MAX),
+        "le" => (i64::MIN, high),
+        "lt" => (i64::MIN, low.saturating_sub(1)),
+        _ => (low, high),
+    }))
 }
 
 fn entry(ctx: &RequestCtx, row: HistoryRow) -> Entry {

@@ -12,6 +12,7 @@ pub mod directory {
 mod health;
 mod history;
 mod metadata;
+pub(crate) mod negotiate;
 mod paging;
 mod patch;
 mod respond;
@@ -20,10 +21,8 @@ mod search;
 mod transaction;
 mod validate;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, StatusCode};
-use actix_web::middleware::{from_fn, Next};
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
@@ -109,7 +108,7 @@ pub const SERVED: Served = Served {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/fhir")
-            .wrap(from_fn(negotiate))
+            .wrap(from_fn(negotiate::negotiate))
             .service(
                 web::resource(["", "/"])
                     .route(web::post().to(transaction::bundle))
@@ -118,6 +117,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/metadata")
                     .route(web::get().to(metadata::capabilities))
+                    .route(web::head().to(metadata::capabilities))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
@@ -179,11 +179,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/{type}/{id}/_history/{vid}")
                     .route(web::get().to(crud::vread))
+                    .route(web::head().to(crud::vread))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
                 web::resource("/{type}/{id}")
                     .route(web::get().to(crud::read))
+                    .route(web::head().to(crud::read))
                     .route(web::put().to(crud::update))
                     .route(web::patch().to(patch::patch))
                     .route(web::delete().to(crud::delete))
@@ -193,6 +195,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/{type}")
                     .route(web::post().to(crud::create))
                     .route(web::get().to(search::search))
+                    .route(web::head().to(search::search))
                     .route(web::put().to(crud::conditional_update))
                     .route(web::delete().to(crud::conditional_delete))
                     .default_service(web::to(method_not_allowed)),
@@ -237,54 +240,4 @@ pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_we
 
 pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(IssueCode::Invalid, format!("Invalid query: {err}")).into()
-}
-
-const JSON_TYPES: &[&str] = &[
-    "application/fhir+json",
-    "application/json",
-    "application/json+fhir",
-    "json",
-];
-
-/// Refuses, with 406, requests that want a format other than JSON (`_format` or `Accept`).
-async fn negotiate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
-    let format = form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "_format")
-        .map(|(_, v)| v.to_ascii_lowercase());
-    let format_ok = format.as_deref().is_none_or(|f| {
-        let essence = f.split(';').next().unwrap_or_default().trim();
-        JSON_TYPES.contains(&essence)
-    });
-    let accept_ok = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|accept| {
-            accept.split(',').any(|range| {
-                let essence = range.split(';').next().unwrap_or_default().trim();
-                essence.is_empty()
-                    || essence == "*/*"
-                    || essence == "application/*"
-                    || JSON_TYPES.contains(&essence.to_ascii_lowercase().as_str())
-            })
-        });
-    if format_ok && accept_ok {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
-    let err = ApiError::one(
-        StatusCode::NOT_ACCEPTABLE,
-        Issue::error(
-            IssueCode::NotSupported,
-            "Only JSON is supported: ask for application/fhir+json",
-        )
-        .at(if format_ok { "Accept" } else { "_format" }),
-    );
-    let (req, _) = req.into_parts();
-    Ok(
-        ServiceResponse::new(req, actix_web::ResponseError::error_response(&err))
-            .map_into_right_body(),
-    )
 }

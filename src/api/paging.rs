@@ -27,17 +27,25 @@ pub fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// `_count`: 1..; larger values are clamped to [`MAX_COUNT`].
 pub fn count(pairs: &[(String, String)]) -> Result<i64, ApiError> {
+    match count_from_zero(pairs)? {
+        0 => Err(count_error("_count must be a positive integer")),
+        n => Ok(n),
+    }
+}
+
+/// `_count` where 0 means "no entries, the total only" (a first search page).
+pub fn count_from_zero(pairs: &[(String, String)]) -> Result<i64, ApiError> {
     match value(pairs, "_count") {
         None => Ok(DEFAULT_COUNT),
         Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(n.min(MAX_COUNT)),
-            _ => Err(ApiError::invalid(vec![Issue::error(
-                IssueCode::Value,
-                "_count must be a positive integer",
-            )
-            .at("_count")])),
+            Ok(n) if n >= 0 => Ok(n.min(MAX_COUNT)),
+            _ => Err(count_error("_count must be a whole number, 0 or more")),
         },
     }
+}
+
+fn count_error(message: &str) -> ApiError {
+    ApiError::invalid(vec![Issue::error(IssueCode::Value, message).at("_count")])
 }
 
 /// Self and (when there is more) next links for the current request.

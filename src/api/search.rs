@@ -12,7 +12,7 @@ use crate::api::extract::{lenient, RequestCtx};
 use crate::api::{paging, resource_def, respond};
 use crate::error::ApiError;
 use crate::fhir::bundle::{raw, Bundle, Entry, Link};
-use crate::fhir::elements::subset;
+use crate::fhir::elements;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
 use crate::fhir::search::{parse_search, ParseOptions, SearchRequest, TotalMode};
@@ -72,10 +72,12 @@ async fn run(
     ctx: &RequestCtx,
     pairs: Vec<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let count = usize::try_from(paging::count(&pairs)?).unwrap_or(1);
     if pairs.iter().any(|(k, _)| k == GETPAGES || k == OFFSET) {
+        let count = usize::try_from(paging::count(&pairs)?).unwrap_or(1);
         return later_page(state, def, ctx, &pairs, count).await;
     }
+    // `_count=0` asks for the total only (search.html#count).
+    let count = usize::try_from(paging::count_from_zero(&pairs)?).unwrap_or(1);
     let opts = ParseOptions {
         base_url: Some(&ctx.base_url),
         lenient: lenient(req),
@@ -88,7 +90,7 @@ async fn run(
         self_pairs.push(("_count".into(), count.to_string()));
     }
     let self_url = url(ctx, def.name, &self_pairs);
-    if parsed.summary_count {
+    if parsed.summary_count || count == 0 {
         let total = read::count(&state.app, &ctx.principal, def, parsed.criteria.clone()).await?;
         let entries = outcome_entry(&parsed.warnings).into_iter().collect();
         let links = vec![Link {
@@ -137,7 +139,7 @@ async fn later_page(
     };
     if let Some((k, _)) = pairs
         .iter()
-        .find(|(k, _)| ![GETPAGES, OFFSET, "_count", "_format"].contains(&k.as_str()))
+        .find(|(k, _)| ![GETPAGES, OFFSET, "_count", "_format", "_pretty"].contains(&k.as_str()))
     {
         return Err(misuse(&format!(
             "Unexpected parameter '{}'",
@@ -243,13 +245,13 @@ fn render(
             ),
         ));
     }
-    let keep = parsed.elements.as_deref();
+    let subset = parsed.subset();
     let entry = |v: StoredVersion, mode: &str| Entry {
         full_url: format!("{}/{}/{}", ctx.base_url, v.resource_type, v.id),
         resource: v
             .body
-            .map(|b| match keep {
-                Some(k) => subset(&b, k).unwrap_or(b),
+            .map(|b| match &subset {
+                Some(s) => elements::apply(&b, &v.resource_type, s).unwrap_or(b),
                 None => b,
             })
             .and_then(raw),

@@ -37,7 +37,7 @@ pub async fn count(
 }
 
 /// Parameters the search handler reads itself; the parser skips them.
-pub const HANDLED: &[&str] = &["_count", "_format"];
+pub const HANDLED: &[&str] = &["_count", "_format", "_pretty"];
 
 /// A later page of the snapshot `search_id`, with the search it came from (for its
 /// result parameters). `None` when the snapshot expired, never existed, or belongs to

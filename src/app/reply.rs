@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fhir::elements::{self, Subset};
 use crate::fhir::instant::format_http_date;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::fhir::FHIR_JSON;
@@ -69,6 +70,17 @@ impl Reply {
         let mut reply = self.header("content-type", FHIR_JSON);
         reply.body = Some(body);
         reply
+    }
+}
+
+impl Reply {
+    /// The body cut down as `_summary` or `_elements` ask (read and vread).
+    #[must_use]
+    pub fn subsetted(mut self, resource_type: &str, subset: &Subset) -> Self {
+        if let Some(body) = self.body.take() {
+            self.body = Some(elements::apply(&body, resource_type, subset).unwrap_or(body));
+        }
+        self
     }
 }
 

@@ -39,7 +39,10 @@ pub struct Bundle {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     total: Option<u64>,
+    // JSON FHIR has no empty arrays: an empty list is left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     link: Vec<Link>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     entry: Vec<Entry>,
 }
 

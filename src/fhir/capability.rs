@@ -71,6 +71,46 @@ fn read_only_resource(t: &ReadOnlyType) -> Value {
     })
 }
 
+/// `rest.documentation`: what every interaction takes beyond its own parameters.
+const REST_DOCUMENTATION: &str = "Bodies are stored as sent; the server sets only id and \
+meta.versionId/lastUpdated. JSON only: every request takes _format (json, \
+application/json, application/fhir+json, application/json+fhir; anything else 406) and \
+_pretty=true|false; Accept and Content-Type may carry fhirVersion=4.0 (another version: \
+406 / 415). HEAD is answered on read, vread, search and metadata with the headers of GET \
+(ETag, Last-Modified) and no body. read and vread take _summary=true|text|data|false and \
+_elements; search takes those and _summary=count, _count (0: the total only), _sort, \
+_include, _revinclude and _total; history takes _count, _since and _at. A subset carries \
+the meta.tag SUBSETTED and always the mandatory elements. Empty arrays, empty objects, \
+null (outside the _x primitive-extension arrays), empty strings and strings holding U+0000 \
+are refused with 400.";
+
+/// What each interaction takes beyond http.html's basics.
+fn interaction(code: &str) -> Value {
+    let documentation = match code {
+        "read" | "vread" => {
+            "Also HEAD. _summary=true|text|data|false or _elements (not both); _summary=count: 400."
+        }
+        "search-type" => {
+            "Also HEAD. _summary=true|text|data|count|false or _elements (not both), _count \
+             (0: the total only), _sort, _include, _revinclude, _total."
+        }
+        "history-instance" | "history-type" | "history-system" => {
+            "_count, _since, and _at=<date> (versions current at some moment of that \
+             period; ge/gt/le/lt open it on one side)."
+        }
+        "patch" => PATCH_DOCUMENTATION,
+        _ => return json!({ "code": code }),
+    };
+    json!({ "code": code, "documentation": documentation })
+}
+
+/// JSON FHIR has no empty arrays: lists a type has nothing for are left out.
+fn drop_empty_lists(resource: &mut Value) {
+    if let Some(object) = resource.as_object_mut() {
+        object.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
+    }
+}
+
 pub fn capability_statement(base_url: &str, served: &Served, published: &str) -> Value {
     let resources: Vec<Value> = RESOURCES
         .iter()
@@ -137,6 +177,7 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 r["searchInclude"] = json!(def.includes());
                 r["searchRevInclude"] = json!(def.revincludes());
             }
+            drop_empty_lists(&mut r);
             r
         })
         .chain(served.read_only.iter().map(read_only_resource))
@@ -156,12 +197,12 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Bodies are stored as sent; the server sets only id and meta.versionId/lastUpdated.",
+            "documentation": REST_DOCUMENTATION,
             "resource": resources,
             "interaction": served
                 .system_interactions
                 .iter()
-                .map(|code| json!({ "code": code }))
+                .map(|code| interaction(code))
                 .collect::<Vec<_>>(),
         }],
     });
@@ -180,10 +221,3 @@ const PATCH_DOCUMENTATION: &str = "JSON Patch (RFC 6902, application/json-patch+
      comparisons joined by `and`; other expressions: 400. Transaction and batch entries: PATCH with a \
      Binary (JSON Patch, base64 data) or a Parameters resource.";
 
-fn interaction(code: &str) -> Value {
-    if code == "patch" {
-        json!({ "code": code, "documentation": PATCH_DOCUMENTATION })
-    } else {
-        json!({ "code": code })
-    }
-}

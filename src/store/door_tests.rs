@@ -173,6 +173,7 @@ async fn history(
         resource_type: ty.map(str::to_owned),
         id: id.map(str::to_owned),
         since: None,
+        at: None,
         before_seq: None,
         count: 100,
     };
@@ -420,6 +421,7 @@ async fn history_pages_are_full_under_a_narrowed_scope() {
             resource_type: Some("Patient".into()),
             id: None,
             since: None,
+            at: None,
             before_seq: before,
             count: 1,
         };

@@ -137,6 +137,21 @@ fn history_rows(
     if let Some(before) = before {
         sql = sql.filter(resource_versions::seq.lt(before));
     }
+    if let Some((low, high)) = q.at {
+        // Current during [low, high]: written by `high`, and not replaced (by the next
+        // version of the same resource) by `low`.
+        sql = sql.filter(resource_versions::last_updated.le(high)).filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "NOT EXISTS (SELECT 1 FROM resource_versions nv \
+                     WHERE nv.resource_type = resource_versions.resource_type \
+                     AND nv.id = resource_versions.id \
+                     AND nv.version_id = resource_versions.version_id + 1 \
+                     AND nv.last_updated <= ",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(low)
+            .sql(")"),
+        );
+    }
     type Row = (i64, String, String, i64, i64, String, Option<String>);
     let rows: Vec<Row> = sql.load(conn)?;
     Ok(rows

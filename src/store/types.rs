@@ -50,6 +50,9 @@ pub struct HistoryQuery {
     pub id: Option<String>,
     /// Versions written at or after this time (microseconds).
     pub since: Option<i64>,
+    /// `_at`: versions that were current at some moment of this inclusive range
+    /// (microseconds; `i64::MIN`/`MAX` for an open end).
+    pub at: Option<(i64, i64)>,
     /// Keyset cursor: only versions with a smaller sequence number.
     pub before_seq: Option<i64>,
     pub count: i64,

@@ -116,5 +116,5 @@ async fn history_paging_and_since(app: TestApp) {
         .json()
         .await
         .unwrap();
-    assert!(none["entry"].as_array().unwrap().is_empty());
+    assert!(none.get("entry").is_none(), "no empty arrays: {none}");
 }

@@ -349,7 +349,10 @@ async fn the_owner_may_change_only_its_elements(app: TestApp) {
         ("authoredOn", json!("2020-01-01")),
         ("priority", json!("urgent")),
         ("description", json!("changed")),
-        ("extension", json!([])),
+        (
+            "extension",
+            json!([{"url": "https://example.org/x", "valueString": "y"}]),
+        ),
         (
             "input",
             json!([{"type": {"text": "x"}, "valueString": "y"}]),

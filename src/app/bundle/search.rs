@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::app::error::AppError;
 use crate::app::read::HANDLED;
 use crate::fhir::bundle::{raw, Bundle, Entry, Link};
-use crate::fhir::elements::subset;
+use crate::fhir::elements;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
 use crate::fhir::search::{parse_search, ParseOptions, SearchRequest, TotalMode};
@@ -147,13 +147,13 @@ pub(super) fn run(
             ),
         ));
     }
-    let keep = request.elements.as_deref();
+    let subset = request.subset();
     let entry = |v: StoredVersion, mode: &str| Entry {
         full_url: format!("{base}/{}/{}", v.resource_type, v.id),
         resource: v
             .body
-            .map(|b| match keep {
-                Some(k) => subset(&b, k).unwrap_or(b),
+            .map(|b| match &subset {
+                Some(s) => elements::apply(&b, &v.resource_type, s).unwrap_or(b),
                 None => b,
             })
             .and_then(raw),

@@ -5,6 +5,7 @@
 mod result;
 pub mod values;
 
+use crate::fhir::elements::{self, Subset, Summary};
 use crate::fhir::outcome::{Issue, IssueCode, Severity};
 use crate::fhir::registry::{self, ParamType, ResourceDef, SearchParamDef};
 use crate::store::query::{Criterion, Include, IndexTable, Match, RefTarget, Sort};
@@ -26,6 +27,8 @@ pub struct SearchRequest {
     pub total: TotalMode,
     /// `_summary=count`: the total only.
     pub summary_count: bool,
+    /// `_summary` as asked.
+    pub summary: Option<Summary>,
     /// `_elements`: the top-level elements to return (plus the mandatory ones).
     pub elements: Option<Vec<String>>,
     /// The accepted parameters as sent, in order: the self link and later pages repeat them.
@@ -87,7 +90,17 @@ pub fn parse_search(
             Err(issue) => return Err(issue),
         }
     }
+    elements::combine(req.summary, req.elements.clone())?;
     Ok(req)
+}
+
+impl SearchRequest {
+    /// How the returned resources are cut down (`_summary`, `_elements`).
+    pub fn subset(&self) -> Option<Subset> {
+        elements::combine(self.summary, self.elements.clone())
+            .ok()
+            .flatten()
+    }
 }
 
 /// Most parameters in one search (URL and `_search` body together).

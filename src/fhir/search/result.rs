@@ -1,6 +1,7 @@
 //! Result parameters: `_sort`, `_include`, `_revinclude`, `_total`, `_summary`, `_elements`.
 
 use super::{truncate, unsupported, SearchRequest, TotalMode};
+use crate::fhir::elements::{parse_elements, parse_summary, Summary};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::{self, ParamType, ResourceDef};
 use crate::store::query::{Include, Sort, SortKey};
@@ -124,37 +125,14 @@ pub(super) fn apply(
             };
             Ok(())
         }
-        "_summary" => match value {
-            "count" => {
-                req.summary_count = true;
-                Ok(())
-            }
-            "false" => Ok(()),
-            _ => Err(unsupported(
-                name,
-                format!(
-                    "_summary={} is not supported; use count or false",
-                    truncate(value)
-                ),
-            )),
-        },
+        "_summary" => {
+            let summary = parse_summary(value)?;
+            req.summary_count = summary == Summary::Count;
+            req.summary = Some(summary);
+            Ok(())
+        }
         "_elements" => {
-            let mut elements = Vec::new();
-            for e in value.split(',').map(str::trim) {
-                let ok = e.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && e.chars().all(|c| c.is_ascii_alphanumeric());
-                if !ok {
-                    return Err(invalid(
-                        name,
-                        format!(
-                            "_elements lists top-level element names, not '{}'",
-                            truncate(e)
-                        ),
-                    ));
-                }
-                elements.push(e.to_owned());
-            }
-            req.elements = Some(elements);
+            req.elements = Some(parse_elements(value)?);
             Ok(())
         }
         _ => Err(unsupported(

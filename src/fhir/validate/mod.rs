@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fhir::outcome::{Issue, IssueCode};
 
+mod json_form;
 mod rules;
 use rules::check_rules;
 
@@ -94,11 +95,22 @@ pub fn validate_resource(resource_type: &str, resource: &Value) -> Vec<Issue> {
             return vec![Issue::error(IssueCode::Invalid, msg).at("resourceType")];
         }
     }
+    let mut form = Vec::new();
+    json_form::check(resource_type, resource, &mut form);
     check(resource_type, resource_type, resource, &mut issues);
-    // The schema repeats a missing resourceType as `<Type>.resourceType`.
+    // The schema repeats a missing resourceType as `<Type>.resourceType`, and what the
+    // JSON form check refused (an empty string failing a pattern) less clearly.
     let repeated = format!("{resource_type}.resourceType");
-    issues.retain(|i| i.expression.as_deref() != Some(repeated.as_str()));
-    finish(issues)
+    let refused: HashSet<Option<String>> = form.iter().map(|i| i.expression.clone()).collect();
+    // Nulls are the JSON form check's: it allows the aligned `_x` placeholders.
+    let null = format!("found {}", json_type(&Value::Null));
+    issues.retain(|i| {
+        i.expression.as_deref() != Some(repeated.as_str())
+            && !refused.contains(&i.expression)
+            && !(i.diagnostics.starts_with(WRONG_TYPE) && i.diagnostics.ends_with(&null))
+    });
+    form.extend(issues);
+    finish(form)
 }
 
 /// Checks a logical id (`[A-Za-z0-9\-\.]{1,64}`).
@@ -495,7 +507,7 @@ mod tests {
         let consent = json!({"resourceType": "Consent", "scope": {"text": "s"}, "category": []});
         assert_eq!(
             issues("Consent", consent),
-            ["required@Consent.status", "required@Consent.category"]
+            ["structure@Consent.category", "required@Consent.status"]
         );
         let location = json!({"resourceType": "Location", "position": {"latitude": 1.5},
                               "hoursOfOperation": [{"daysOfWeek": ["mon", "funday"]}]});
