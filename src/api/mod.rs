@@ -3,6 +3,7 @@
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
 mod crud;
+pub mod edge;
 pub mod extract;
 /// The sample directory the server loads into an empty database (`deploy/`).
 pub mod directory {
