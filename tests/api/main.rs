@@ -8,6 +8,7 @@ mod crud;
 mod door;
 mod feed;
 mod hardening;
+mod hardening_edge;
 mod helpers;
 mod history;
 mod hostile;
