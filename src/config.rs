@@ -17,6 +17,10 @@ pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_REQUEST_RETENTION: &str = "24h";
 pub const DEFAULT_CONTACT_DEADLINE: &str = "14days";
 pub const DEFAULT_OVERDUE_CHECK_INTERVAL: &str = "10m";
+/// The whole request body must arrive within this time after its head (else 408).
+pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
+/// The request head (request line and headers) must arrive within this time (else 408).
+pub const DEFAULT_HEAD_TIMEOUT: &str = "5s";
 
 /// Flags shared by every subcommand that touches the service's configuration.
 /// Each flag can also be given as an environment variable or in the config file.
@@ -77,6 +81,14 @@ pub struct ConfigArgs {
     /// `false` requires the header on every Task update [default: true].
     #[arg(long, env = "WOR_HUB_OPEN_MODE", value_name = "BOOL")]
     pub open_mode: Option<bool>,
+    /// How long a client may take to send a request body, counted from the end of its
+    /// head; a slower body gets 408 [default: 30s].
+    #[arg(long, env = "WOR_HUB_BODY_TIMEOUT", value_name = "DURATION")]
+    pub body_timeout: Option<String>,
+    /// How long a client may take to send the request line and headers of its first
+    /// request on a connection; slower ones get 408 [default: 5s].
+    #[arg(long, env = "WOR_HUB_HEAD_TIMEOUT", value_name = "DURATION")]
+    pub head_timeout: Option<String>,
 }
 
 /// The config file: the same keys as the flags, all optional.
@@ -96,6 +108,8 @@ struct FileConfig {
     contact_deadline: Option<String>,
     overdue_check_interval: Option<String>,
     open_mode: Option<bool>,
+    body_timeout: Option<String>,
+    head_timeout: Option<String>,
 }
 
 /// What to load into an empty database on first start.
@@ -203,6 +217,10 @@ pub struct Settings {
     pub overdue_check_interval: std::time::Duration,
     /// See [`ConfigArgs::open_mode`].
     pub open_mode: bool,
+    /// See [`ConfigArgs::body_timeout`].
+    pub body_timeout: std::time::Duration,
+    /// See [`ConfigArgs::head_timeout`].
+    pub head_timeout: std::time::Duration,
     /// The clock deadlines are measured by (tests move it forward).
     pub clock: crate::clock::Clock,
 }
@@ -314,6 +332,17 @@ impl Settings {
             DEFAULT_OVERDUE_CHECK_INTERVAL,
         )?;
 
+        let body_timeout = duration(
+            "body_timeout",
+            pick(&args.body_timeout, file.body_timeout),
+            DEFAULT_BODY_TIMEOUT,
+        )?;
+        let head_timeout = duration(
+            "head_timeout",
+            pick(&args.head_timeout, file.head_timeout),
+            DEFAULT_HEAD_TIMEOUT,
+        )?;
+
         let initial_directory = match pick(&args.initial_directory, file.initial_directory) {
             None => InitialDirectory::Sample,
             Some(raw) => InitialDirectory::parse(&raw)?,
@@ -333,6 +362,8 @@ impl Settings {
             contact_deadline,
             overdue_check_interval,
             open_mode: args.open_mode.or(file.open_mode).unwrap_or(true),
+            body_timeout,
+            head_timeout,
             clock: crate::clock::Clock::default(),
         })
     }
@@ -354,6 +385,8 @@ impl Settings {
             contact_deadline: std::time::Duration::from_secs(14 * 86_400),
             overdue_check_interval: std::time::Duration::from_secs(600),
             open_mode: true,
+            body_timeout: std::time::Duration::from_secs(30),
+            head_timeout: std::time::Duration::from_secs(5),
             clock: crate::clock::Clock::default(),
         }
     }
@@ -471,5 +504,7 @@ mod tests {
         assert_eq!(s.initial_directory, InitialDirectory::None);
         assert_eq!(s.contact_deadline.as_secs(), 14 * 86_400);
         assert!(!s.open_mode);
+        assert_eq!(s.body_timeout.as_secs(), 30);
+        assert_eq!(s.head_timeout.as_secs(), 5);
     }
 }

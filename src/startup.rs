@@ -24,6 +24,8 @@ pub struct AppState {
     pub started: String,
     /// See [`Settings::open_mode`].
     pub open_mode: bool,
+    /// See [`Settings::body_timeout`].
+    pub body_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,7 @@ impl Application {
             base_url: settings.base_url.clone(),
             started: format_instant(now_micros()),
             open_mode: settings.open_mode,
+            body_timeout: settings.body_timeout,
         });
         let server = HttpServer::new(move || {
             actix_web::App::new()
@@ -92,10 +95,15 @@ impl Application {
                 // Path and query errors become OperationOutcomes too.
                 .app_data(web::PathConfig::default().error_handler(api::path_error))
                 .app_data(web::QueryConfig::default().error_handler(api::query_error))
+                .wrap(from_fn(api::edge::body_deadline))
                 .wrap(Compress::default())
+                // Outside Compress, whose 406 for an unsupported Accept-Encoding is text.
+                .wrap(from_fn(api::edge::outcome_for_every_error))
                 .wrap(from_fn(telemetry::request_context))
                 .configure(api::routes)
         })
+        // The head of a request must arrive within --head-timeout (actix answers 408).
+        .client_request_timeout(settings.head_timeout)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: settings.listen,

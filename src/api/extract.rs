@@ -5,10 +5,10 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::web::{BytesMut, Data};
+use actix_web::web::Data;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use futures_util::StreamExt;
 
+use crate::api::edge::{body_limit, read_body};
 use crate::app::principal::Principal;
 use crate::app::resources::WriteRequest;
 use crate::app::write::idempotency;
@@ -31,16 +31,6 @@ fn unsupported_media_type(diagnostics: String) -> ApiError {
     ApiError::one(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Issue::error(IssueCode::NotSupported, diagnostics).at("Content-Type"),
-    )
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::one(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        Issue::error(
-            IssueCode::TooLong,
-            format!("The body exceeds the limit of {limit} bytes"),
-        ),
     )
 }
 
@@ -100,37 +90,10 @@ impl FromRequest for FhirBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<Data<AppState>>()
-            .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
-        let checked = check_content_type(req).and_then(|()| {
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            match declared {
-                Some(len) if len > limit => Err(too_large(limit)),
-                _ => Ok(()),
-            }
-        });
-        let mut payload = payload.take();
+        let checked = check_content_type(req).and_then(|()| body_limit(req));
+        let payload = payload.take();
         Box::pin(async move {
-            checked?;
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request(
-                        IssueCode::Structure,
-                        format!("The body could not be read: {e}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let raw = body.freeze();
+            let raw = read_body(payload, checked?).await?;
             IncomingResource::parse(&raw)
                 .map(|resource| FhirBody { resource, raw })
                 .map_err(|issue| ApiError::invalid(vec![issue]))
@@ -185,30 +148,12 @@ impl FromRequest for PatchBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<Data<AppState>>()
-            .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
-        let format = patch_format(req);
-        let mut payload = payload.take();
+        let checked = patch_format(req).and_then(|f| Ok((f, body_limit(req)?)));
+        let payload = payload.take();
         Box::pin(async move {
-            let format = format?;
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request(
-                        IssueCode::Structure,
-                        format!("The body could not be read: {e}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(PatchBody {
-                format,
-                raw: body.freeze(),
-            })
+            let (format, limit) = checked?;
+            let raw = read_body(payload, limit).await?;
+            Ok(PatchBody { format, raw })
         })
     }
 }
@@ -257,15 +202,115 @@ impl FromRequest for RequestCtx {
         let open = state.is_some_and(|s| s.open_mode)
             && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
         let principal = Principal::from_request(request_id, client_request_id, party, open);
-        let base_url = configured.unwrap_or_else(|| {
-            let info = req.connection_info();
-            format!("{}://{}/fhir", info.scheme(), info.host())
-        });
+        let base_url = match configured {
+            Some(url) => url,
+            None => match base_from_request(req) {
+                Ok(url) => url,
+                Err(e) => return ready(Err(e)),
+            },
+        };
         ready(Ok(Self {
             principal,
             base_url,
         }))
     }
+}
+
+/// The FHIR base from the request itself, when `--base-url` is not set: scheme and
+/// host as actix reads them (`Forwarded`, `X-Forwarded-Proto`/`-Host`, `Host`). They
+/// go into `Location` and every URL the server writes, so anything but an http(s)
+/// scheme and a `host[:port]` is refused (400 naming the header) rather than echoed.
+fn base_from_request(req: &HttpRequest) -> Result<String, ApiError> {
+    let headers = req.headers();
+    let forwarded = |key: &str| {
+        headers
+            .get_all(header::FORWARDED)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([';', ',']))
+            .any(|pair| {
+                pair.trim()
+                    .split_once('=')
+                    .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+            })
+    };
+    let host_header = if forwarded("host") {
+        "Forwarded"
+    } else if headers.contains_key("x-forwarded-host") {
+        "X-Forwarded-Host"
+    } else {
+        "Host"
+    };
+    let scheme_header = if forwarded("proto") {
+        "Forwarded"
+    } else {
+        "X-Forwarded-Proto"
+    };
+    // actix skips a Host it cannot read as text; refuse it instead.
+    let unreadable = headers
+        .get(header::HOST)
+        .is_some_and(|h| h.to_str().is_err());
+    let info = req.connection_info();
+    let scheme = info.scheme().to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad_header(
+            scheme_header,
+            "the forwarded scheme must be http or https",
+        ));
+    }
+    if unreadable || !valid_authority(info.host()) {
+        return Err(bad_header(
+            host_header,
+            "must be host[:port] (a DNS name, IPv4 address or [IPv6] address, and a port); \
+             set --base-url in production so the server does not depend on it",
+        ));
+    }
+    Ok(format!("{scheme}://{}/fhir", info.host()))
+}
+
+fn bad_header(name: &str, why: &str) -> ApiError {
+    ApiError::one(
+        StatusCode::BAD_REQUEST,
+        Issue::error(IssueCode::Value, format!("{name}: {why}")).at(name),
+    )
+}
+
+/// `host[:port]` (RFC 3986 authority without user info): DNS labels of letters,
+/// digits, `-` and `_`, an IPv4 address, or an IPv6 address in brackets.
+pub(crate) fn valid_authority(authority: &str) -> bool {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let Some((ip, after)) = rest.split_once(']') else {
+                return false;
+            };
+            if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                return false;
+            }
+            match after {
+                "" => return true,
+                p => ("", Some(p.strip_prefix(':').unwrap_or("x"))),
+            }
+        }
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    // An IPv6 literal was checked above (it leaves `host` empty).
+    let ipv6 = host.is_empty() && authority.starts_with('[');
+    let name_ok = (1..=253).contains(&host.len())
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    let host_ok = ipv6 || name_ok;
+    port_ok && host_ok
 }
 
 /// The request header naming the acting party (until client authentication exists).
@@ -364,5 +409,40 @@ impl FromRequest for IfMatch {
                 .at("If-Match"),
             )),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_authority;
+
+    #[test]
+    fn authorities() {
+        for ok in [
+            "localhost",
+            "127.0.0.1:8080",
+            "hub.example.nl",
+            "wor_hub:80",
+            "[::1]",
+            "[2001:db8::1]:443",
+        ] {
+            assert!(valid_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a\"b<script>",
+            "hub.example.nl:",
+            "hub:99999",
+            "hub:80:80",
+            "user@hub",
+            "hub/x",
+            "[::1",
+            "[zz]",
+            "[::1]x",
+            "a..b",
+            "hub example",
+        ] {
+            assert!(!valid_authority(bad), "{bad}");
+        }
     }
 }

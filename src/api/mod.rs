@@ -4,6 +4,7 @@
 
 mod conformance;
 mod crud;
+pub mod edge;
 pub mod extract;
 /// The sample directory the server loads into an empty database (`deploy/`).
 pub mod directory {

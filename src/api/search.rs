@@ -8,6 +8,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use crate::api::edge::RawBody;
 use crate::api::extract::{lenient, RequestCtx};
 use crate::api::{paging, resource_def, respond};
 use crate::error::ApiError;
@@ -41,7 +42,7 @@ pub async fn search_post(
     path: web::Path<String>,
     req: HttpRequest,
     ctx: RequestCtx,
-    body: web::Bytes,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
     let content_type = req
@@ -61,7 +62,7 @@ pub async fn search_post(
         ));
     }
     let mut pairs = paging::query_pairs(&req);
-    pairs.extend(form_urlencoded::parse(&body).into_owned());
+    pairs.extend(form_urlencoded::parse(&body.0).into_owned());
     run(&state, def, &req, &ctx, pairs).await
 }
 

@@ -93,6 +93,9 @@ mod tests {
             "focus=ServiceRequest/1",
             "status:not=completed",
             "authored-on=ge2026-11&modified=lt2026-11-20T10:00:00Z",
+            "status=%7Crequested",
+            "identifier=urn:x%7C",
+            "identifier=a%5C%7Cb",
         ] {
             assert!(parse_criteria(task, q, &[]).is_ok(), "{q}");
         }
@@ -101,6 +104,12 @@ mod tests {
             "status.x=y",
             "owner:Consent=1",
             "status:exact=x",
+            "status=%7C",
+            "status=a%7Cb%7Cc",
+            "owner:identifier=%7C",
+            "patient.identifier=%7C",
+            "_id=a%00b",
+            "status=in%00",
         ] {
             assert!(parse_criteria(task, q, &[]).is_err(), "{q}");
         }

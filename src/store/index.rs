@@ -2,11 +2,13 @@
 //! same transaction as the version, and rebuilt from stored bodies by `reindex`.
 //! Lookups are in `store::search`.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use diesel::prelude::*;
+use sha2::{Digest, Sha256};
 
 use super::db::DbConnection;
 use super::schema::{search_date, search_reference, search_string, search_token};
@@ -14,6 +16,68 @@ use super::search::sql::{load, Sql};
 use super::tx::Failure;
 use super::types::IndexRows;
 use super::{Access, Store, StoreError};
+
+/// Longest value (in bytes) an exact-match index column (token `system`/`code`,
+/// reference `target_id`/`url`/`ident_system`/`ident_value`) stores as it is.
+pub(crate) const KEY_MAX_BYTES: usize = 256;
+/// Bytes of a longer value kept readable in front of its hash.
+const KEY_PREFIX_BYTES: usize = 192;
+
+/// The form a value takes in an exact-match index column, on write and on lookup alike.
+///
+/// PostgreSQL refuses a btree entry over about 2,700 bytes ("index row size exceeds
+/// maximum"), so a 3,000-character identifier could not be stored. A value up to
+/// [`KEY_MAX_BYTES`] is kept as it is; a longer one becomes its first bytes plus the
+/// SHA-256 of the whole value. Equality on these keys is equality on the values (up to
+/// a SHA-256 collision), and a key of a long value is always longer than
+/// [`KEY_MAX_BYTES`], so it never equals a short value as sent. Both backends store the
+/// same keys, so they answer alike.
+pub(crate) fn index_key(value: &str) -> Cow<'_, str> {
+    if value.len() <= KEY_MAX_BYTES && !value.contains('\0') {
+        return Cow::Borrowed(value);
+    }
+    if value.contains('\0') {
+        // PostgreSQL text cannot hold NUL (searches refuse it, so no search looks for
+        // such a value): the same key on both backends, without the NUL.
+        let digest = Sha256::digest(value.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let shown: String = value.chars().take(64).map(no_nul).collect();
+        return Cow::Owned(format!("{shown}#sha256:{hex}"));
+    }
+    let mut cut = KEY_PREFIX_BYTES;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let digest = Sha256::digest(value.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Cow::Owned(format!("{}#sha256:{hex}", &value[..cut]))
+}
+
+fn no_nul(c: char) -> char {
+    if c == '\0' {
+        '\u{FFFD}'
+    } else {
+        c
+    }
+}
+
+/// A string index value PostgreSQL can hold: NUL becomes U+FFFD (on both backends).
+fn storable(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') {
+        Cow::Owned(value.chars().map(no_nul).collect())
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+fn index_key_opt(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(|v| index_key(v).into_owned())
+}
+
+/// Characters of `search_string.value_norm` its lookup index holds (an index on
+/// `substr(value_norm, 1, 128)`, migration `long_index_values`); the full value stays in
+/// the column for "starts with", `:contains` and `:exact` to compare.
+pub(crate) const STRING_INDEX_CHARS: usize = 128;
 
 /// Replaces the index rows of `(ty, id)`; `rows = None` removes them (delete).
 pub(super) fn replace_rows(
@@ -52,12 +116,17 @@ pub(super) fn replace_rows(
     }
 }
 
+/// Rows per multi-row INSERT: at most 8 columns each, so a statement stays far below
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters (a Patient with 5,000 names
+/// has over 10,000 string rows).
+const INSERT_CHUNK: usize = 1000;
+
 /// Multi-row INSERTs are only available on each concrete connection, not through the
 /// MultiConnection backend.
 macro_rules! insert_all {
     ($conn:expr, $table:expr, $values:expr) => {
-        if !$values.is_empty() {
-            let insert = diesel::insert_into($table).values(&$values);
+        for chunk in $values.chunks(INSERT_CHUNK) {
+            let insert = diesel::insert_into($table).values(chunk);
             match &mut *$conn {
                 DbConnection::Sqlite(c) => insert.execute(c)?,
                 DbConnection::Postgres(c) => insert.execute(c)?,
@@ -85,8 +154,8 @@ pub(super) fn insert_rows(
                 search_token::resource_type.eq(ty),
                 search_token::id.eq(id),
                 search_token::param.eq(&t.param),
-                search_token::system.eq(&t.system),
-                search_token::code.eq(&t.code),
+                search_token::system.eq(index_key_opt(&t.system)),
+                search_token::code.eq(index_key(&t.code).into_owned()),
             )
         })
         .collect();
@@ -101,8 +170,8 @@ pub(super) fn insert_rows(
                 search_string::resource_type.eq(ty),
                 search_string::id.eq(id),
                 search_string::param.eq(&s.param),
-                search_string::value_norm.eq(&s.norm),
-                search_string::value_exact.eq(&s.exact),
+                search_string::value_norm.eq(storable(&s.norm).into_owned()),
+                search_string::value_exact.eq(storable(&s.exact).into_owned()),
             )
         })
         .collect();
@@ -118,10 +187,10 @@ pub(super) fn insert_rows(
                 search_reference::id.eq(id),
                 search_reference::param.eq(&r.param),
                 search_reference::target_type.eq(&r.target_type),
-                search_reference::target_id.eq(&r.target_id),
-                search_reference::url.eq(&r.url),
-                search_reference::ident_system.eq(&r.ident_system),
-                search_reference::ident_value.eq(&r.ident_value),
+                search_reference::target_id.eq(index_key_opt(&r.target_id)),
+                search_reference::url.eq(index_key_opt(&r.url)),
+                search_reference::ident_system.eq(index_key_opt(&r.ident_system)),
+                search_reference::ident_value.eq(index_key_opt(&r.ident_value)),
             )
         })
         .collect();
@@ -207,5 +276,32 @@ impl Store {
             done += n as u64;
             after = (ty, id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_keyed_and_short_ones_kept() {
+        assert_eq!(index_key("999999011"), "999999011");
+        let at_limit = "x".repeat(KEY_MAX_BYTES);
+        assert_eq!(index_key(&at_limit), at_limit);
+        let long = "é".repeat(1500);
+        let key = index_key(&long);
+        assert!(
+            key.len() > KEY_MAX_BYTES && key.len() < 300,
+            "{}",
+            key.len()
+        );
+        assert!(long.starts_with(key.split('#').next().unwrap()));
+        assert_eq!(key, index_key(&long.clone()));
+        let mut other = long.clone();
+        other.push('x');
+        assert_ne!(key, index_key(&other));
+        let nul = index_key("a\0b");
+        assert!(!nul.contains('\0') && nul.starts_with("a\u{FFFD}b#sha256:"));
+        assert_ne!(nul, index_key("a\0c"));
     }
 }

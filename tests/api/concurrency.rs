@@ -9,8 +9,61 @@ use crate::helpers::{spawn, Backend, TestApp, FHIR_JSON};
 
 backend_tests!(
     racing_if_match_updates_let_exactly_one_win,
-    concurrent_updates_without_if_match_all_land
+    concurrent_updates_without_if_match_all_land,
+    two_hundred_opposite_conditional_transactions_at_once,
 );
+
+/// A transaction of conditional creates of Patients with identifiers `urn:pair|<v>`,
+/// in the order given.
+fn conditional_transaction(values: [&str; 2]) -> serde_json::Value {
+    let entries: Vec<_> = values
+        .iter()
+        .map(|v| {
+            json!({"resource": {"resourceType": "Patient",
+                                "identifier": [{"system": "urn:pair", "value": v}]},
+                   "request": {"method": "POST", "url": "Patient",
+                               "ifNoneExist": format!("identifier=urn:pair|{v}")}})
+        })
+        .collect();
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+/// 100 pairs of transactions, each pair conditionally creating the same two Patients
+/// in opposite orders, all 200 sent at once (PostgreSQL used to deadlock and answer 500
+/// for most of them): every answer is 200, and each Patient exists once.
+async fn two_hundred_opposite_conditional_transactions_at_once(app: TestApp) {
+    const PAIRS: usize = 100;
+    let mut handles = Vec::new();
+    for pair in 0..PAIRS {
+        let (x, y) = (format!("x{pair}"), format!("y{pair}"));
+        for order in [[x.as_str(), y.as_str()], [y.as_str(), x.as_str()]] {
+            let req = app
+                .request(Method::POST, "")
+                .header("Content-Type", FHIR_JSON)
+                .body(conditional_transaction(order).to_string());
+            handles.push(tokio::spawn(async move {
+                let res = req.send().await.unwrap();
+                let status = res.status().as_u16();
+                (status, res.text().await.unwrap())
+            }));
+        }
+    }
+    let mut wrong = Vec::new();
+    for h in handles {
+        let (status, body) = h.await.unwrap();
+        if status != 200 {
+            wrong.push(format!("{status} {}", &body[..body.len().min(300)]));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} answers were not 200: {:#?}",
+        wrong.len(),
+        2 * PAIRS,
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(app.version_count("Patient").await, 2 * PAIRS);
+}
 
 async fn racing_if_match_updates_let_exactly_one_win(app: TestApp) {
     let patient = app.create(&json!({"resourceType": "Patient"})).await;

@@ -56,6 +56,19 @@ pub fn parse_search(
     opts: ParseOptions<'_>,
 ) -> Result<SearchRequest, Issue> {
     let mut req = SearchRequest::default();
+    // PostgreSQL text cannot hold NUL (SQLite can): refuse it everywhere, for every
+    // parameter, so both backends answer alike and nothing reaches the database.
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        let shown = truncate(&name.replace('\0', "\\0"));
+        return Err(Issue::error(
+            IssueCode::Value,
+            format!("Search parameter '{shown}' contains a NUL character (%00), which no value may hold"),
+        )
+        .at(shown));
+    }
     let mut values = 0usize;
     for (n, (name, value)) in pairs.iter().enumerate() {
         if ignore.contains(&name.as_str()) {
@@ -222,7 +235,7 @@ fn criterion(
                 alternatives.push(if param.name == "_id" {
                     Match::Id(v.clone())
                 } else {
-                    let (system, code) = values::token(v);
+                    let (system, code) = values::token(v).map_err(|why| bad_token(name, why))?;
                     Match::Token {
                         param: p.clone(),
                         system,
@@ -271,7 +284,7 @@ fn criterion(
         }
         (ParamType::Reference, Some("identifier")) => {
             for v in &values {
-                alternatives.extend(by_identifier(param, v));
+                alternatives.extend(by_identifier(name, param, v)?);
             }
         }
         (ParamType::Reference, m) => {
@@ -296,8 +309,8 @@ fn criterion(
 
 /// `param:identifier=system|value`: references carrying that identifier, and references
 /// to resources that have it (what users mean: "the Task for the patient with BSN x").
-fn by_identifier(param: &SearchParamDef, value: &str) -> Vec<Match> {
-    let (system, code) = values::token(value);
+fn by_identifier(name: &str, param: &SearchParamDef, value: &str) -> Result<Vec<Match>, Issue> {
+    let (system, code) = values::token(value).map_err(|why| bad_token(name, why))?;
     let mut out = vec![Match::Reference {
         param: param.name.to_owned(),
         target: RefTarget::Identifier {
@@ -318,7 +331,14 @@ fn by_identifier(param: &SearchParamDef, value: &str) -> Vec<Match> {
             });
         }
     }
-    out
+    Ok(out)
+}
+
+fn bad_token(name: &str, why: &str) -> Issue {
+    invalid(
+        name,
+        format!("Search parameter '{}': {why}", truncate(name)),
+    )
 }
 
 /// `ref[:Type].inner=value`: resources whose `ref` points to a resource matching `inner`.

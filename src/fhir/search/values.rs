@@ -30,20 +30,25 @@ pub fn split_unescaped(value: &str, sep: char) -> Vec<String> {
     parts
 }
 
-/// `system|code`, `|code`, `system|` or `code`; identifier systems normalised.
-pub fn token(value: &str) -> (SystemMatch, Option<String>) {
+/// `system|code`, `|code` (no system), `system|` (any code of the system) or `code`;
+/// identifier systems normalised. A bare `|` says nothing (no system and no code) and
+/// more than one unescaped `|` is not a token: both are refused with the reason.
+pub fn token(value: &str) -> Result<(SystemMatch, Option<String>), &'static str> {
     let parts = split_unescaped(value, '|');
     match parts.as_slice() {
-        [code] => (SystemMatch::Any, Some(code.clone())),
-        [system, code, ..] => {
+        [code] => Ok((SystemMatch::Any, Some(code.clone()))),
+        [system, code] if system.is_empty() && code.is_empty() => {
+            Err("'|' alone names neither a system nor a code")
+        }
+        [system, code] => {
             let system = if system.is_empty() {
                 SystemMatch::NoSystem
             } else {
                 SystemMatch::Exactly(normalize_system(system).to_owned())
             };
-            (system, (!code.is_empty()).then(|| code.clone()))
+            Ok((system, (!code.is_empty()).then(|| code.clone())))
         }
-        [] => (SystemMatch::Any, None),
+        _ => Err("a token is code, system|code, |code or system| (escape a literal '|' as '\\|')"),
     }
 }
 

@@ -1,8 +1,17 @@
 //! Criteria to SQL: each criterion becomes a condition on `<alias>.id` of the
 //! `resources` table, built from `IN (subquery)` lookups on the index tables so every
 //! lookup uses an index on (resource_type, param, value...).
+//!
+//! A search may carry up to 1,000 values. Alternatives of one parameter share one
+//! lookup, equalities become `IN (...)` lists, and what is left is joined in balanced
+//! `OR`/`AND` trees: the expression stays a few levels deep whatever the number of
+//! values (SQLite refuses expressions more than 1,000 levels deep, and a chain of
+//! 1,000 `OR`s is that deep).
+
+use std::collections::BTreeMap;
 
 use super::sql::Sql;
+use crate::store::index::{index_key, STRING_INDEX_CHARS};
 use crate::store::query::{
     Criterion, DateMatch, DatePrefix, IndexTable, Match, RefTarget, Sort, SortKey, StringMode,
     SystemMatch,
@@ -23,10 +32,44 @@ pub(crate) fn where_clause(alias: &str, ty: &str, criteria: &[Criterion], depth:
     sql.push(&format!("{alias}.resource_type = "))
         .text_bind(ty)
         .push(&format!(" AND NOT {alias}.deleted"));
-    for c in criteria {
-        sql.push(" AND ").append(criterion(alias, ty, c, depth));
+    if !criteria.is_empty() {
+        let terms = criteria
+            .iter()
+            .map(|c| criterion(alias, ty, c, depth))
+            .collect();
+        sql.push(" AND ").append(balanced(Join::And, terms));
     }
     sql
+}
+
+#[derive(Clone, Copy)]
+enum Join {
+    And,
+    Or,
+}
+
+/// `terms` joined by AND or OR as a balanced tree: its depth grows with the logarithm
+/// of the number of terms.
+fn balanced(join: Join, mut terms: Vec<Sql>) -> Sql {
+    match terms.len() {
+        0 => Sql::new(match join {
+            Join::And => "1 = 1",
+            Join::Or => "1 = 0",
+        }),
+        1 => terms.pop().unwrap_or_default(),
+        n => {
+            let right = terms.split_off(n / 2);
+            let mut sql = Sql::new("(");
+            sql.append(balanced(join, terms))
+                .push(match join {
+                    Join::And => " AND ",
+                    Join::Or => " OR ",
+                })
+                .append(balanced(join, right))
+                .push(")");
+            sql
+        }
+    }
 }
 
 fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
@@ -40,11 +83,11 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
                 .append(any_of(alias, ty, alternatives, depth));
         }
         Criterion::All(criteria) => {
-            sql.push("(1 = 1");
-            for c in criteria {
-                sql.push(" AND ").append(criterion(alias, ty, c, depth));
-            }
-            sql.push(")");
+            let terms = criteria
+                .iter()
+                .map(|c| criterion(alias, ty, c, depth))
+                .collect();
+            sql.push("(").append(balanced(Join::And, terms)).push(")");
         }
         Criterion::Missing {
             table,
@@ -65,23 +108,202 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
     sql
 }
 
-fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
-    let mut sql = Sql::new("(");
-    if alternatives.is_empty() {
-        sql.push("1 = 0");
-    }
-    for (i, m) in alternatives.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
+/// The alternatives of one criterion, grouped so that each (index table, parameter)
+/// is one lookup and each chained (parameter, type) one subquery.
+#[derive(Default)]
+struct Groups<'a> {
+    ids: Vec<String>,
+    last_updated: Vec<&'a DateMatch>,
+    /// Per (table, param): codes per system, systems with any code.
+    tokens: BTreeMap<&'a str, TokenGroup<'a>>,
+    strings: BTreeMap<&'a str, Vec<Sql>>,
+    dates: BTreeMap<&'a str, Vec<&'a DateMatch>>,
+    references: BTreeMap<&'a str, ReferenceGroup<'a>>,
+    /// Per (param, target type): the merged alternatives of plain `Any` criteria, and
+    /// other criteria as they are.
+    chains: BTreeMap<(&'a str, &'a str), ChainGroup<'a>>,
+}
+
+/// The merged alternatives of plain `Any` criteria, and the other criteria.
+type ChainGroup<'a> = (Vec<Match>, Vec<&'a Criterion>);
+
+#[derive(Default)]
+struct TokenGroup<'a> {
+    codes: BTreeMap<SystemKey<'a>, Vec<String>>,
+    any_code: Vec<SystemKey<'a>>,
+}
+
+#[derive(Default)]
+struct ReferenceGroup<'a> {
+    /// Target ids per target type (`None`: any type).
+    local: BTreeMap<Option<&'a str>, Vec<String>>,
+    urls: Vec<String>,
+    ident_values: BTreeMap<SystemKey<'a>, Vec<String>>,
+    ident_any: Vec<SystemKey<'a>>,
+}
+
+/// A [`SystemMatch`] as an ordered map key.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SystemKey<'a> {
+    Any,
+    NoSystem,
+    Exactly(&'a str),
+}
+
+impl<'a> From<&'a SystemMatch> for SystemKey<'a> {
+    fn from(s: &'a SystemMatch) -> Self {
+        match s {
+            SystemMatch::Any => Self::Any,
+            SystemMatch::NoSystem => Self::NoSystem,
+            SystemMatch::Exactly(v) => Self::Exactly(v),
         }
-        sql.append(alternative(alias, ty, m, depth));
     }
-    sql.push(")");
+}
+
+fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
+    let mut g = Groups::default();
+    for m in alternatives {
+        match m {
+            Match::Id(id) => g.ids.push(id.clone()),
+            Match::LastUpdated(value) => g.last_updated.push(value),
+            Match::Token {
+                param,
+                system,
+                code,
+            } => {
+                let group = g.tokens.entry(param).or_default();
+                match code {
+                    Some(code) => group
+                        .codes
+                        .entry(system.into())
+                        .or_default()
+                        .push(index_key(code).into_owned()),
+                    None => group.any_code.push(system.into()),
+                }
+            }
+            Match::String { param, norm, mode } => g
+                .strings
+                .entry(param)
+                .or_default()
+                .push(string_condition(norm, mode)),
+            Match::Date { param, value } => g.dates.entry(param).or_default().push(value),
+            Match::Reference { param, target } => {
+                let group = g.references.entry(param).or_default();
+                match target {
+                    RefTarget::Local { target_type, id } => group
+                        .local
+                        .entry(target_type.as_deref())
+                        .or_default()
+                        .push(index_key(id).into_owned()),
+                    RefTarget::Url(url) => group.urls.push(index_key(url).into_owned()),
+                    RefTarget::Identifier { system, value } => match value {
+                        Some(v) => group
+                            .ident_values
+                            .entry(system.into())
+                            .or_default()
+                            .push(index_key(v).into_owned()),
+                        None => group.ident_any.push(system.into()),
+                    },
+                }
+            }
+            Match::Chain {
+                param,
+                target_type,
+                criterion,
+            } => {
+                let (merged, others) = g.chains.entry((param, target_type)).or_default();
+                match criterion.as_ref() {
+                    Criterion::Any(ms) => merged.extend(ms.iter().cloned()),
+                    other => others.push(other),
+                }
+            }
+        }
+    }
+    let mut terms = Vec::new();
+    if !g.ids.is_empty() {
+        let mut sql = Sql::default();
+        sql.push(&format!("{alias}.id IN ")).text_list(&g.ids);
+        terms.push(sql);
+    }
+    for value in g.last_updated {
+        let col = format!("{alias}.last_updated");
+        terms.push(date_condition(&col, &col, value));
+    }
+    for (param, group) in g.tokens {
+        let mut conditions = Vec::new();
+        for (system, codes) in &group.codes {
+            let mut sql = Sql::new("(");
+            sql.append(system_condition("system", *system))
+                .push(" AND code IN ")
+                .text_list(codes)
+                .push(")");
+            conditions.push(sql);
+        }
+        for system in &group.any_code {
+            conditions.push(system_condition("system", *system));
+        }
+        terms.push(lookup(alias, IndexTable::Token, ty, param, conditions));
+    }
+    for (param, conditions) in g.strings {
+        terms.push(lookup(alias, IndexTable::String, ty, param, conditions));
+    }
+    for (param, values) in g.dates {
+        let conditions = values
+            .into_iter()
+            .map(|v| date_condition("low", "high", v))
+            .collect();
+        terms.push(lookup(alias, IndexTable::Date, ty, param, conditions));
+    }
+    for (param, group) in g.references {
+        let mut conditions = Vec::new();
+        for (target_type, ids) in &group.local {
+            let mut sql = Sql::new("(target_id IN ");
+            sql.text_list(ids);
+            if let Some(t) = target_type {
+                sql.push(" AND target_type = ").text_bind(t);
+            }
+            sql.push(")");
+            conditions.push(sql);
+        }
+        if !group.urls.is_empty() {
+            let mut sql = Sql::new("url IN ");
+            sql.text_list(&group.urls);
+            conditions.push(sql);
+        }
+        for (system, values) in &group.ident_values {
+            let mut sql = Sql::new("(");
+            sql.append(system_condition("ident_system", *system))
+                .push(" AND ident_value IN ")
+                .text_list(values)
+                .push(")");
+            conditions.push(sql);
+        }
+        for system in &group.ident_any {
+            let mut sql = Sql::new("(");
+            sql.append(system_condition("ident_system", *system))
+                .push(" AND ident_value IS NOT NULL)");
+            conditions.push(sql);
+        }
+        terms.push(lookup(alias, IndexTable::Reference, ty, param, conditions));
+    }
+    for ((param, target_type), (merged, others)) in g.chains {
+        let mut criteria: Vec<Criterion> = Vec::new();
+        if !merged.is_empty() {
+            criteria.push(Criterion::Any(merged));
+        }
+        criteria.extend(others.into_iter().cloned());
+        for c in criteria {
+            terms.push(chain(alias, ty, param, target_type, &c, depth));
+        }
+    }
+    let mut sql = Sql::new("(");
+    sql.append(balanced(Join::Or, terms)).push(")");
     sql
 }
 
-/// `<alias>.id IN (SELECT id FROM <table> WHERE resource_type = ? AND param = ? AND `
-fn lookup(alias: &str, table: IndexTable, ty: &str, param: &str) -> Sql {
+/// `<alias>.id IN (SELECT id FROM <table> WHERE resource_type = ? AND param = ? AND
+/// (<conditions joined by OR>))`
+fn lookup(alias: &str, table: IndexTable, ty: &str, param: &str, conditions: Vec<Sql>) -> Sql {
     let mut sql = Sql::default();
     sql.push(&format!(
         "{alias}.id IN (SELECT id FROM {} WHERE resource_type = ",
@@ -90,118 +312,86 @@ fn lookup(alias: &str, table: IndexTable, ty: &str, param: &str) -> Sql {
     .text_bind(ty)
     .push(" AND param = ")
     .text_bind(param)
-    .push(" AND ");
+    .push(" AND ")
+    .append(balanced(Join::Or, conditions))
+    .push(")");
     sql
 }
 
-fn alternative(alias: &str, ty: &str, m: &Match, depth: usize) -> Sql {
-    match m {
-        Match::Id(id) => {
-            let mut sql = Sql::default();
-            sql.push(&format!("{alias}.id = ")).text_bind(id);
-            sql
-        }
-        Match::LastUpdated(value) => {
-            let col = format!("{alias}.last_updated");
-            date_condition(&col, &col, value)
-        }
-        Match::Token {
-            param,
-            system,
-            code,
-        } => {
-            let mut sql = lookup(alias, IndexTable::Token, ty, param);
-            sql.append(system_condition("system", system));
-            if let Some(code) = code {
-                sql.push(" AND code = ").text_bind(code);
-            }
-            sql.push(")");
-            sql
-        }
-        Match::String { param, norm, mode } => {
-            let mut sql = lookup(alias, IndexTable::String, ty, param);
-            match mode {
-                // A range on the normalised value, so the (type, param, value) index serves
-                // "starts with" on both backends (PostgreSQL's column is COLLATE "C").
-                StringMode::StartsWith => {
-                    sql.push("value_norm >= ")
-                        .text_bind(norm)
-                        .push(" AND value_norm < ")
-                        .text_bind(&format!("{norm}\u{10FFFF}"));
-                }
-                StringMode::Contains => {
-                    sql.push("value_norm LIKE ")
-                        .text_bind(&format!("%{}%", like_escape(norm)))
-                        .push(" ESCAPE '\\'");
-                }
-                StringMode::Exact(exact) => {
-                    sql.push("value_norm = ")
-                        .text_bind(norm)
-                        .push(" AND value_exact = ")
-                        .text_bind(exact);
-                }
-            }
-            sql.push(")");
-            sql
-        }
-        Match::Reference { param, target } => {
-            let mut sql = lookup(alias, IndexTable::Reference, ty, param);
-            match target {
-                RefTarget::Local { target_type, id } => {
-                    sql.push("target_id = ").text_bind(id);
-                    if let Some(t) = target_type {
-                        sql.push(" AND target_type = ").text_bind(t);
-                    }
-                }
-                RefTarget::Url(url) => {
-                    sql.push("url = ").text_bind(url);
-                }
-                RefTarget::Identifier { system, value } => {
-                    sql.append(system_condition("ident_system", system));
-                    match value {
-                        Some(v) => sql.push(" AND ident_value = ").text_bind(v),
-                        None => sql.push(" AND ident_value IS NOT NULL"),
-                    };
-                }
-            }
-            sql.push(")");
-            sql
-        }
-        Match::Date { param, value } => {
-            let mut sql = lookup(alias, IndexTable::Date, ty, param);
-            sql.append(date_condition("low", "high", value)).push(")");
-            sql
-        }
-        Match::Chain {
-            param,
-            target_type,
-            criterion,
-        } => {
-            let inner = format!("c{depth}");
-            let mut sql = lookup(alias, IndexTable::Reference, ty, param);
-            sql.push("target_type = ")
-                .text_bind(target_type)
-                .push(&format!(
-                    " AND target_id IN (SELECT {inner}.id FROM resources {inner} WHERE "
-                ))
-                .append(where_clause(
-                    &inner,
-                    target_type,
-                    std::slice::from_ref(criterion.as_ref()),
-                    depth + 1,
-                ))
-                .push("))");
-            sql
-        }
-    }
+/// The first [`STRING_INDEX_CHARS`] characters, as the lookup index holds them.
+fn string_prefix(norm: &str) -> String {
+    norm.chars().take(STRING_INDEX_CHARS).collect()
 }
 
-fn system_condition(column: &str, system: &SystemMatch) -> Sql {
+fn string_condition(norm: &str, mode: &StringMode) -> Sql {
+    // The lookup index holds `substr(value_norm, 1, N)`: a condition on that prefix
+    // lets it narrow the rows; the condition on the whole value decides.
+    let indexed = format!("substr(value_norm, 1, {STRING_INDEX_CHARS})");
+    let prefix = string_prefix(norm);
+    let mut sql = Sql::new("(");
+    match mode {
+        // A range on the normalised value, so the index serves "starts with" on both
+        // backends (PostgreSQL's column is COLLATE "C").
+        StringMode::StartsWith => {
+            sql.push(&format!("{indexed} >= "))
+                .text_bind(&prefix)
+                .push(&format!(" AND {indexed} < "))
+                .text_bind(&format!("{prefix}\u{10FFFF}"))
+                .push(" AND value_norm >= ")
+                .text_bind(norm)
+                .push(" AND value_norm < ")
+                .text_bind(&format!("{norm}\u{10FFFF}"));
+        }
+        StringMode::Contains => {
+            sql.push("value_norm LIKE ")
+                .text_bind(&format!("%{}%", like_escape(norm)))
+                .push(" ESCAPE '\\'");
+        }
+        StringMode::Exact(exact) => {
+            sql.push(&format!("{indexed} = "))
+                .text_bind(&prefix)
+                .push(" AND value_norm = ")
+                .text_bind(norm)
+                .push(" AND value_exact = ")
+                .text_bind(exact);
+        }
+    }
+    sql.push(")");
+    sql
+}
+
+/// `param` points to a `target_type` resource that satisfies `criterion`.
+fn chain(
+    alias: &str,
+    ty: &str,
+    param: &str,
+    target_type: &str,
+    criterion: &Criterion,
+    depth: usize,
+) -> Sql {
+    let inner = format!("c{depth}");
+    let mut condition = Sql::new("target_type = ");
+    condition
+        .text_bind(target_type)
+        .push(&format!(
+            " AND target_id IN (SELECT {inner}.id FROM resources {inner} WHERE "
+        ))
+        .append(where_clause(
+            &inner,
+            target_type,
+            std::slice::from_ref(criterion),
+            depth + 1,
+        ))
+        .push(")");
+    lookup(alias, IndexTable::Reference, ty, param, vec![condition])
+}
+
+fn system_condition(column: &str, system: SystemKey<'_>) -> Sql {
     let mut sql = Sql::default();
     match system {
-        SystemMatch::Any => sql.push("1 = 1"),
-        SystemMatch::NoSystem => sql.push(&format!("{column} IS NULL")),
-        SystemMatch::Exactly(s) => sql.push(&format!("{column} = ")).text_bind(s),
+        SystemKey::Any => sql.push("1 = 1"),
+        SystemKey::NoSystem => sql.push(&format!("{column} IS NULL")),
+        SystemKey::Exactly(s) => sql.push(&format!("{column} = ")).text_bind(&index_key(s)),
     };
     sql
 }
