@@ -97,7 +97,7 @@ async fn history(
             since,
             at,
             before_seq,
-            count,
+            count: i64::try_from(count).unwrap_or(i64::MAX),
         },
     )
     .await?;
@@ -106,8 +106,8 @@ async fn history(
             return Err(ApiError::not_found(format!("{ty}/{id} does not exist")));
         }
     }
-    let more = rows.len() > usize::try_from(count).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+    let more = rows.len() > count;
+    rows.truncate(count);
     let next = more
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();

@@ -433,7 +433,7 @@ fn write(
                 pref,
                 workflow.clone(),
             )
-                .map_err(Failure::Abort)?;
+            .map_err(Failure::Abort)?;
             unit(tx)?;
         }
         Action::Update(id, bytes) => {

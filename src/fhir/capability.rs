@@ -220,4 +220,3 @@ const PATCH_DOCUMENTATION: &str = "JSON Patch (RFC 6902, application/json-patch+
      resource type, [n], first(), last(), extension('url') and where() with `element = literal` \
      comparisons joined by `and`; other expressions: 400. Transaction and batch entries: PATCH with a \
      Binary (JSON Patch, base64 data) or a Parameters resource.";
-
