@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::api::extract::RequestCtx;
-use crate::api::{logical_id, paging, resource_def, respond};
+use crate::api::{paging, resource_def, respond, type_and_id};
 use crate::app::read;
 use crate::error::ApiError;
 use crate::fhir::bundle::{raw, Bundle, Entry};
@@ -43,9 +43,7 @@ pub async fn instance(
     req: HttpRequest,
     ctx: RequestCtx,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id(path.into_inner())?;
     history(&state, &req, &ctx, Some(def.name), Some(id)).await
 }
 

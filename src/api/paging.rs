@@ -1,5 +1,6 @@
-//! Result parameters shared by history and search: `_count` and the history cursor.
+//! Parameters shared by history and search: the query and form pairs, `_count`, the history cursor.
 
+use actix_web::http::{header, StatusCode};
 use actix_web::HttpRequest;
 
 use crate::api::extract::RequestCtx;
@@ -15,6 +16,32 @@ pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect()
+}
+
+/// POST `_search`: the parameters of a form body, after the URL's; other bodies: 415.
+pub fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(ApiError::one(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Issue::error(
+                IssueCode::NotSupported,
+                "POST _search takes application/x-www-form-urlencoded parameters",
+            )
+            .at("Content-Type"),
+        ));
+    }
+    let mut pairs = query_pairs(req);
+    pairs.extend(form_urlencoded::parse(body).into_owned());
+    Ok(pairs)
 }
 
 pub use crate::app::searchset::value;

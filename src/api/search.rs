@@ -4,7 +4,7 @@
 //! name the snapshot (`_getpages`) and a position (`_offset`), so paging neither skips
 //! nor repeats entries while resources are written.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{lenient, RequestCtx};
@@ -37,24 +37,7 @@ pub async fn search_post(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(ApiError::one(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Issue::error(
-                IssueCode::NotSupported,
-                "POST _search takes application/x-www-form-urlencoded parameters",
-            )
-            .at("Content-Type"),
-        ));
-    }
-    let mut pairs = paging::query_pairs(&req);
-    pairs.extend(form_urlencoded::parse(&body).into_owned());
+    let pairs = paging::form_pairs(&req, &body)?;
     run(&state, def, &req, &ctx, pairs).await
 }
 
