@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_expression, TestApp, FHIR_JSON};
-use crate::patch::{ok, op, parameters, read, routed_task, version, JSON_PATCH, OWNER};
+use crate::helpers::{expect_outcome, has_expression, TestApp, FHIR_JSON, OWNER};
+use crate::patch::{ok, op, parameters, read, routed_task, version, JSON_PATCH};
 
 backend_tests!(patch_entries_in_transactions_and_batches);
 
