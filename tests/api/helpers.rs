@@ -154,6 +154,17 @@ impl TestApp {
         self.post_text(path, &body.to_string()).await
     }
 
+    /// POSTs `body` as FHIR JSON, acting as `party` (`X-Acting-Party`).
+    pub async fn post_as(&self, path: &str, party: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .header("Content-Type", FHIR_JSON)
+            .header("X-Acting-Party", party)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST")
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Response {
         self.request(Method::PUT, path)
             .header("Content-Type", FHIR_JSON)

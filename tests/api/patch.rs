@@ -6,7 +6,7 @@ use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{load_sample, TestApp, BUSINESS, FHIR_JSON, OWNER};
+use crate::helpers::{current, load_sample, refer, the_task, TestApp, BUSINESS, FHIR_JSON, OWNER};
 
 backend_tests!(
     json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing,
@@ -22,38 +22,11 @@ pub(crate) const ROUTING: &str = "https://wor-hub.nl/fhir/StructureDefinition/ro
 /// to the owner; returns (ServiceRequest id, its Task).
 pub(crate) async fn routed_task(app: &TestApp) -> (String, Value) {
     load_sample(app).await;
-    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000003",
-         "resource": {"resourceType": "Practitioner", "name": [{"family": "de Vries"}]},
-         "request": {"method": "POST", "url": "Practitioner"}},
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001",
-         "resource": {"resourceType": "Patient", "birthDate": "1959-04-02",
-                      "address": [{"use": "home", "district": "Alphen aan den Rijn", "postalCode": "2771 AB"}]},
-         "request": {"method": "POST", "url": "Patient"}},
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000002",
-         "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                      "code": {"text": "Welzijn op Recept"},
-                      "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"},
-                      "requester": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000003"},
-                      "authoredOn": "2026-11-20"},
-         "request": {"method": "POST", "url": "ServiceRequest"}},
-    ]});
-    let res = app.post("", &bundle).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    let location = body["entry"][2]["response"]["location"].as_str().unwrap();
-    let sr = location.split('/').nth_back(2).unwrap().to_owned();
-    let found = read(app, &format!("Task?focus=ServiceRequest/{sr}")).await;
-    let task = found["entry"][0]["resource"].clone();
+    let (sr, _) = refer(app, "2026-11-20").await;
+    let task = the_task(app, &sr).await;
     assert_eq!(task["owner"]["reference"], OWNER);
     assert_eq!(task["extension"][0]["url"], ROUTING, "{task}");
     (sr, task)
-}
-
-pub(crate) async fn read(app: &TestApp, path: &str) -> Value {
-    let res = app.get(path).await;
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().await.unwrap()
 }
 
 pub(crate) fn version(resource: &Value) -> &str {
@@ -195,7 +168,7 @@ async fn json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing(app: Te
         "intake-planned"
     );
     // The referral stays active while the work goes on ...
-    let referral = read(&app, &format!("ServiceRequest/{sr}")).await;
+    let referral = current(&app, &format!("ServiceRequest/{sr}")).await;
     assert_eq!(
         (referral["status"].as_str(), version(&referral)),
         (Some("active"), "1")
@@ -221,7 +194,7 @@ async fn json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing(app: Te
     let done = ok(res).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(done["extension"], routing);
-    let referral = read(&app, &format!("ServiceRequest/{sr}")).await;
+    let referral = current(&app, &format!("ServiceRequest/{sr}")).await;
     assert_eq!(referral["status"], "completed");
     assert_eq!(version(&referral), "2");
     // Prefer: return=minimal answers with the ETag and no body.
@@ -311,7 +284,7 @@ async fn concurrent_patches_lose_no_update(app: TestApp) {
         }
     }
     assert!(applied > 0);
-    let stored = read(&app, &path).await;
+    let stored = current(&app, &path).await;
     // Every patch that answered 200 is in the resource: none overwrote another.
     assert_eq!(
         stored["name"].as_array().unwrap().len(),
@@ -344,6 +317,6 @@ async fn a_retried_patch_gets_the_first_answer(app: TestApp) {
     let again = attempt().await.unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(again.text().await.unwrap(), first_body);
-    let history = read(&app, &format!("{path}/_history")).await;
+    let history = current(&app, &format!("{path}/_history")).await;
     assert_eq!(history["entry"].as_array().unwrap().len(), 2);
 }

@@ -5,9 +5,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_expression, has_issue, TestApp, FHIR_JSON, OWNER};
+use crate::helpers::{
+    current, expect_outcome, has_expression, has_issue, TestApp, FHIR_JSON, OWNER,
+};
 use crate::patch::{
-    fhirpath_patch, json_patch, ok, op, parameters, read, routed_task, send, JSON_PATCH, ROUTING,
+    fhirpath_patch, json_patch, ok, op, parameters, routed_task, send, JSON_PATCH, ROUTING,
 };
 
 backend_tests!(
@@ -34,7 +36,7 @@ async fn a_stale_or_missing_if_match_is_refused(app: TestApp) {
         has_issue(&issues, "conflict", Some("If-Match")),
         "{issues:?}"
     );
-    assert_eq!(read(&app, &path).await, received);
+    assert_eq!(current(&app, &path).await, received);
 }
 
 async fn workflow_and_element_rules_refuse_a_patch_as_they_refuse_a_put(app: TestApp) {
@@ -117,8 +119,8 @@ async fn workflow_and_element_rules_refuse_a_patch_as_they_refuse_a_put(app: Tes
     .await;
     expect_outcome(res, 403).await;
     // Nothing of the refused patches was stored.
-    assert_eq!(read(&app, &path).await, received);
-    let history = read(&app, &format!("{path}/_history")).await;
+    assert_eq!(current(&app, &path).await, received);
+    let history = current(&app, &format!("{path}/_history")).await;
     assert_eq!(history["entry"].as_array().unwrap().len(), 2);
 }
 
@@ -270,8 +272,8 @@ async fn failing_tests_and_malformed_patches_change_nothing(app: TestApp) {
         let issues = refuse(content_type, json!([]), 415).await;
         assert!(has_expression(&issues, "Content-Type"), "{issues:?}");
     }
-    assert_eq!(read(&app, &path).await, task);
-    let history = read(&app, &format!("{path}/_history")).await;
+    assert_eq!(current(&app, &path).await, task);
+    let history = current(&app, &format!("{path}/_history")).await;
     assert_eq!(history["entry"].as_array().unwrap().len(), 1);
 }
 
@@ -298,6 +300,6 @@ async fn missing_and_deleted_resources_cannot_be_patched(app: TestApp) {
     assert!(has_issue(&issues, "deleted", None));
     let res = send(&app, &path, JSON_PATCH, &ops, None, Some("2")).await;
     expect_outcome(res, 410).await;
-    let history = read(&app, &format!("{path}/_history")).await;
+    let history = current(&app, &format!("{path}/_history")).await;
     assert_eq!(history["entry"].as_array().unwrap().len(), 2);
 }

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::helpers::{
     add_fallback, current, expect_outcome, has_issue, is_overdue, load_sample, moved, put_task,
-    refer, spawn, spawn_on_clock, step, tasks_for, the_task, Backend, TestApp, FALLBACK, FHIR_JSON,
-    FLAG, OWNER,
+    refer, spawn, spawn_on_clock, step, tasks_for, the_task, Backend, TestApp, FALLBACK, FLAG,
+    OWNER,
 };
 
 backend_tests!(
@@ -181,14 +181,7 @@ async fn bundle_entries_follow_the_same_rules(app: TestApp) {
     // A transaction with an illegal move fails as a whole.
     let bundle = json!({"resourceType": "Bundle", "type": "transaction",
                         "entry": [entry("completed", Some("W/\"1\""))]});
-    let res = app
-        .request(Method::POST, "")
-        .header("Content-Type", FHIR_JSON)
-        .header("X-Acting-Party", OWNER)
-        .body(bundle.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_as("", OWNER, &bundle).await;
     let issues = expect_outcome(res, 422).await;
     assert!(
         has_issue(
@@ -201,14 +194,7 @@ async fn bundle_entries_follow_the_same_rules(app: TestApp) {
     // A batch entry without ifMatch fails on its own; a legal one lands.
     let bundle = json!({"resourceType": "Bundle", "type": "batch",
                         "entry": [entry("received", None), entry("received", Some("W/\"1\""))]});
-    let res = app
-        .request(Method::POST, "")
-        .header("Content-Type", FHIR_JSON)
-        .header("X-Acting-Party", OWNER)
-        .body(bundle.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_as("", OWNER, &bundle).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert!(
