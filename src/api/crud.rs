@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
 use crate::api::{paging, resource_def, type_and_id};
-use crate::app::{conditional, resources};
+use crate::app::conditional::{self, Target};
+use crate::app::resources;
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::elements::{parse_subset, Subset};
@@ -137,7 +138,7 @@ pub async fn update(
         &state.app,
         &ctx.principal,
         def,
-        id,
+        Target::Id(id),
         body.resource,
         if_match.0,
         write,
@@ -161,7 +162,7 @@ pub async fn delete(
         &state.app,
         &ctx.principal,
         def,
-        id,
+        Target::Id(id),
         if_match.0,
         write.pref,
         write.idempotency,
@@ -182,13 +183,13 @@ pub async fn conditional_update(
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let criteria = conditional::criteria(def, req.query_string())?;
+    let target = Target::Criteria(conditional::criteria(def, req.query_string())?);
     let write = ctx.write(pref, "PUT", &req, &body.raw);
-    let reply = conditional::update(
+    let reply = resources::update(
         &state.app,
         &ctx.principal,
         def,
-        criteria,
+        target,
         body.resource,
         if_match.0,
         write,
@@ -207,13 +208,13 @@ pub async fn conditional_delete(
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let criteria = conditional::criteria(def, req.query_string())?;
+    let target = Target::Criteria(conditional::criteria(def, req.query_string())?);
     let write = ctx.write(pref, "DELETE", &req, b"");
-    let reply = conditional::delete(
+    let reply = resources::delete(
         &state.app,
         &ctx.principal,
         def,
-        criteria,
+        target,
         if_match.0,
         write.pref,
         write.idempotency,
