@@ -29,8 +29,9 @@ pub fn count(raw: Option<&str>, zero: bool) -> Result<usize, AppError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_COUNT);
     };
-    match raw.parse::<usize>() {
-        Ok(n) if n > 0 || zero => Ok(n.min(MAX_COUNT)),
+    // Parsed as i64, the database's integer: larger numbers are refused, not clamped.
+    match raw.parse::<i64>().map(usize::try_from) {
+        Ok(Ok(n)) if n > 0 || zero => Ok(n.min(MAX_COUNT)),
         _ if zero => Err(count_error("_count must be a whole number, 0 or more")),
         _ => Err(count_error("_count must be a positive integer")),
     }
