@@ -3,9 +3,10 @@
 //! for StructureDefinition, CodeSystem, ValueSet, SearchParameter,
 //! OperationDefinition and Questionnaire; any write answers 405.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::api::edge::RawBody;
 use crate::api::extract::{lenient, RequestCtx};
 use crate::api::{logical_id, paging};
 use crate::app::conformance;
@@ -46,29 +47,9 @@ pub async fn search_post(
     path: web::Path<String>,
     req: HttpRequest,
     ctx: RequestCtx,
-    body: web::Bytes,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form {
-        return Err(ApiError::one(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Issue::error(
-                IssueCode::NotSupported,
-                "POST _search takes application/x-www-form-urlencoded parameters",
-            )
-            .at("Content-Type"),
-        ));
-    }
-    let mut pairs = paging::query_pairs(&req);
-    pairs.extend(form_urlencoded::parse(&body).into_owned());
+    let pairs = paging::form_pairs(&req, &body.0)?;
     let reply = conformance::search(&path, &pairs, lenient(&req), &ctx.base_url)?;
     Ok(reply.into())
 }

@@ -3,12 +3,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx, ReturnPref};
-use crate::api::{logical_id, paging, resource_def};
-use crate::app::{conditional, resources};
+use crate::api::{paging, resource_def, type_and_id};
+use crate::app::conditional::{self, Target};
+use crate::app::resources;
 use crate::error::ApiError;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::elements::{parse_subset, Subset};
 use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::registry::ResourceDef;
 use crate::startup::AppState;
 
 /// POST /fhir/{type}: create, or conditional create with `If-None-Exist`.
@@ -61,11 +63,22 @@ pub async fn read(
     req: HttpRequest,
     ctx: RequestCtx,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id(path.into_inner())?;
     let subset = read_subset(&req)?;
-    let reply = resources::read(&state.app, &ctx.principal, def, id, None, &ctx.base_url).await?;
+    read_version(&state, &ctx, def, id, None, subset).await
+}
+
+/// A read or vread, with `_summary` or `_elements`.
+async fn read_version(
+    state: &AppState,
+    ctx: &RequestCtx,
+    def: &'static ResourceDef,
+    id: String,
+    version: Option<i64>,
+    subset: Option<Subset>,
+) -> Result<HttpResponse, ApiError> {
+    let reply =
+        resources::read(&state.app, &ctx.principal, def, id, version, &ctx.base_url).await?;
     Ok(match subset {
         Some(s) => reply.subsetted(def.name, &s),
         None => reply,
@@ -96,8 +109,7 @@ pub async fn vread(
     ctx: RequestCtx,
 ) -> Result<HttpResponse, ApiError> {
     let (ty, id, vid) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id((ty, id))?;
     let subset = read_subset(&req)?;
     let Some(version_id) = vid.parse::<i64>().ok().filter(|v| *v > 0) else {
         return Err(ApiError::not_found(format!(
@@ -106,20 +118,7 @@ pub async fn vread(
             def.name
         )));
     };
-    let reply = resources::read(
-        &state.app,
-        &ctx.principal,
-        def,
-        id,
-        Some(version_id),
-        &ctx.base_url,
-    )
-    .await?;
-    Ok(match subset {
-        Some(s) => reply.subsetted(def.name, &s),
-        None => reply,
-    }
-    .into())
+    read_version(&state, &ctx, def, id, Some(version_id), subset).await
 }
 
 /// PUT /fhir/{type}/{id}: update, or create with a client-chosen id.
@@ -133,15 +132,13 @@ pub async fn update(
     if_match: IfMatch,
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id(path.into_inner())?;
     let write = ctx.write(pref, "PUT", &req, &body.raw);
     let reply = resources::update(
         &state.app,
         &ctx.principal,
         def,
-        id,
+        Target::Id(id),
         body.resource,
         if_match.0,
         write,
@@ -159,15 +156,13 @@ pub async fn delete(
     pref: ReturnPref,
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id(path.into_inner())?;
     let write = ctx.write(pref, "DELETE", &req, b"");
     let reply = resources::delete(
         &state.app,
         &ctx.principal,
         def,
-        id,
+        Target::Id(id),
         if_match.0,
         write.pref,
         write.idempotency,
@@ -188,13 +183,13 @@ pub async fn conditional_update(
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let criteria = conditional::criteria(def, req.query_string())?;
+    let target = Target::Criteria(conditional::criteria(def, req.query_string())?);
     let write = ctx.write(pref, "PUT", &req, &body.raw);
-    let reply = conditional::update(
+    let reply = resources::update(
         &state.app,
         &ctx.principal,
         def,
-        criteria,
+        target,
         body.resource,
         if_match.0,
         write,
@@ -213,13 +208,13 @@ pub async fn conditional_delete(
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let criteria = conditional::criteria(def, req.query_string())?;
+    let target = Target::Criteria(conditional::criteria(def, req.query_string())?);
     let write = ctx.write(pref, "DELETE", &req, b"");
-    let reply = conditional::delete(
+    let reply = resources::delete(
         &state.app,
         &ctx.principal,
         def,
-        criteria,
+        target,
         if_match.0,
         write.pref,
         write.idempotency,

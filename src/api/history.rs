@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::api::extract::RequestCtx;
-use crate::api::{logical_id, paging, resource_def, respond};
+use crate::api::{paging, resource_def, respond, type_and_id};
 use crate::app::read;
 use crate::error::ApiError;
 use crate::fhir::bundle::{raw, Bundle, Entry};
@@ -43,9 +43,7 @@ pub async fn instance(
     req: HttpRequest,
     ctx: RequestCtx,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id(path.into_inner())?;
     history(&state, &req, &ctx, Some(def.name), Some(id)).await
 }
 
@@ -97,7 +95,7 @@ async fn history(
             since,
             at,
             before_seq,
-            count,
+            count: i64::try_from(count).unwrap_or(i64::MAX),
         },
     )
     .await?;
@@ -106,8 +104,8 @@ async fn history(
             return Err(ApiError::not_found(format!("{ty}/{id} does not exist")));
         }
     }
-    let more = rows.len() > usize::try_from(count).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+    let more = rows.len() > count;
+    rows.truncate(count);
     let next = more
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();

@@ -217,6 +217,13 @@ pub fn logical_id(id: &str) -> Result<(), ApiError> {
     Ok(crate::app::resources::logical_id(id)?)
 }
 
+/// `{type}/{id}` of an instance-level URL: the registered type (or 404) and the id (or 400).
+pub fn type_and_id((ty, id): (String, String)) -> Result<(&'static ResourceDef, String), ApiError> {
+    let def = resource_def(&ty)?;
+    logical_id(&id)?;
+    Ok((def, id))
+}
+
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(format!(
         "No endpoint {} {}; the FHIR base is /fhir",

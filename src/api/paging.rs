@@ -1,14 +1,14 @@
-//! Result parameters shared by history and search: `_count` and the page cursor.
+//! Parameters shared by history and search: the query and form pairs, `_count`, the history cursor.
 
+use actix_web::http::{header, StatusCode};
 use actix_web::HttpRequest;
 
 use crate::api::extract::RequestCtx;
+use crate::app::searchset;
 use crate::error::ApiError;
 use crate::fhir::bundle::Link;
 use crate::fhir::outcome::{Issue, IssueCode};
 
-pub const DEFAULT_COUNT: i64 = 50;
-pub const MAX_COUNT: i64 = 1000;
 /// The keyset cursor parameter in `next` links (opaque to clients).
 pub const CURSOR: &str = "_cursor";
 
@@ -18,34 +18,37 @@ pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// `_count`: 1..; larger values are clamped to [`MAX_COUNT`].
-pub fn count(pairs: &[(String, String)]) -> Result<i64, ApiError> {
-    match count_from_zero(pairs)? {
-        0 => Err(count_error("_count must be a positive integer")),
-        n => Ok(n),
+/// POST `_search`: the parameters of a form body, after the URL's; other bodies: 415.
+pub fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(ApiError::one(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Issue::error(
+                IssueCode::NotSupported,
+                "POST _search takes application/x-www-form-urlencoded parameters",
+            )
+            .at("Content-Type"),
+        ));
     }
+    let mut pairs = query_pairs(req);
+    pairs.extend(form_urlencoded::parse(body).into_owned());
+    Ok(pairs)
 }
 
-/// `_count` where 0 means "no entries, the total only" (a first search page).
-pub fn count_from_zero(pairs: &[(String, String)]) -> Result<i64, ApiError> {
-    match value(pairs, "_count") {
-        None => Ok(DEFAULT_COUNT),
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(n.min(MAX_COUNT)),
-            _ => Err(count_error("_count must be a whole number, 0 or more")),
-        },
-    }
-}
+pub use crate::app::searchset::value;
 
-fn count_error(message: &str) -> ApiError {
-    ApiError::invalid(vec![Issue::error(IssueCode::Value, message).at("_count")])
+/// `_count` of a history or a later search page: 1..; larger values are clamped.
+pub fn count(pairs: &[(String, String)]) -> Result<usize, ApiError> {
+    Ok(searchset::count(value(pairs, "_count"), false)?)
 }
 
 /// Self and (when there is more) next links for the current request.

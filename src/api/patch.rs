@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::{IfMatch, PatchBody, RequestCtx, ReturnPref};
-use crate::api::{logical_id, resource_def};
+use crate::api::type_and_id;
 use crate::app::patch;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -20,9 +20,7 @@ pub async fn patch(
     if_match: IfMatch,
     body: PatchBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
+    let (def, id) = type_and_id(path.into_inner())?;
     let write = ctx.write(pref, "PATCH", &req, &body.raw);
     let reply = patch::patch(
         &state.app,

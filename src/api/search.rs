@@ -4,27 +4,20 @@
 //! name the snapshot (`_getpages`) and a position (`_offset`), so paging neither skips
 //! nor repeats entries while resources are written.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use crate::api::edge::RawBody;
 use crate::api::extract::{lenient, RequestCtx};
 use crate::api::{paging, resource_def, respond};
+use crate::app::read;
+use crate::app::searchset::{self, Search, GETPAGES, OFFSET};
 use crate::error::ApiError;
-use crate::fhir::bundle::{raw, Bundle, Entry, Link};
-use crate::fhir::elements;
-use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
+use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
-use crate::fhir::search::{parse_search, ParseOptions, SearchRequest, TotalMode};
+use crate::fhir::search::ParseOptions;
 use crate::startup::AppState;
-use crate::store::query::{SearchPage, SearchSpec, SNAPSHOT_CAP};
-use crate::store::StoredVersion;
-
-/// The snapshot a page link reads, and the position of its first entry.
-const GETPAGES: &str = "_getpages";
-const OFFSET: &str = "_offset";
-use crate::app::read::{self, HANDLED};
+use crate::store::query::SNAPSHOT_CAP;
 
 pub async fn search(
     state: web::Data<AppState>,
@@ -45,24 +38,7 @@ pub async fn search_post(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(ApiError::one(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Issue::error(
-                IssueCode::NotSupported,
-                "POST _search takes application/x-www-form-urlencoded parameters",
-            )
-            .at("Content-Type"),
-        ));
-    }
-    let mut pairs = paging::query_pairs(&req);
-    pairs.extend(form_urlencoded::parse(&body.0).into_owned());
+    let pairs = paging::form_pairs(&req, &body.0)?;
     run(&state, def, &req, &ctx, pairs).await
 }
 
@@ -74,50 +50,24 @@ async fn run(
     pairs: Vec<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     if pairs.iter().any(|(k, _)| k == GETPAGES || k == OFFSET) {
-        let count = usize::try_from(paging::count(&pairs)?).unwrap_or(1);
+        let count = paging::count(&pairs)?;
         return later_page(state, def, ctx, &pairs, count).await;
     }
-    // `_count=0` asks for the total only (search.html#count).
-    let count = usize::try_from(paging::count_from_zero(&pairs)?).unwrap_or(1);
     let opts = ParseOptions {
         base_url: Some(&ctx.base_url),
         lenient: lenient(req),
         criteria_only: false,
     };
-    let parsed =
-        parse_search(def, &pairs, HANDLED, opts).map_err(|issue| ApiError::invalid(vec![issue]))?;
-    let mut self_pairs = parsed.kept.clone();
-    if paging::value(&pairs, "_count").is_some() {
-        self_pairs.push(("_count".into(), count.to_string()));
-    }
-    let self_url = url(ctx, def.name, &self_pairs);
-    if parsed.summary_count || count == 0 {
-        let total = read::count(&state.app, &ctx.principal, def, parsed.criteria.clone()).await?;
-        let entries = outcome_entry(&parsed.warnings).into_iter().collect();
-        let links = vec![Link {
-            relation: "self",
-            url: self_url,
-        }];
-        return Ok(respond::json(
-            StatusCode::OK,
-            Bundle::new("searchset", links, entries)
-                .with_total(total)
-                .to_json(),
-        ));
-    }
-    let spec = SearchSpec {
-        resource_type: def.name.to_owned(),
-        criteria: parsed.criteria.clone(),
-        sort: parsed.sort.clone(),
-        includes: parsed.includes.clone(),
-        count,
-        accurate_total: parsed.total == TotalMode::Accurate,
-        query: form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&parsed.kept)
-            .finish(),
+    let search = Search::parse(def, &pairs, opts)?;
+    let bundle = if search.total_only() {
+        let criteria = search.request.criteria.clone();
+        let total = read::count(&state.app, &ctx.principal, def, criteria).await?;
+        search.total_bundle(&ctx.base_url, def, total)
+    } else {
+        let page = read::search(&state.app, &ctx.principal, search.spec(def)).await?;
+        search.bundle(&ctx.base_url, def, page)
     };
-    let page = read::search(&state.app, &ctx.principal, spec).await?;
-    Ok(render(ctx, def, &parsed, page, count, self_url))
+    Ok(respond::json(StatusCode::OK, bundle))
 }
 
 /// A page of a stored snapshot: `_getpages=<id>&_offset=<n>` (with `_count`), nothing else.
@@ -180,112 +130,8 @@ async fn later_page(
     )
     .await?
     .ok_or_else(expired)?;
-    let self_url = page_url(ctx, def.name, &info_id(&page), offset, count);
-    Ok(render(ctx, def, &parsed, page, count, self_url))
-}
-
-fn info_id(page: &SearchPage) -> String {
-    page.search_id.clone().unwrap_or_default()
-}
-
-fn url(ctx: &RequestCtx, ty: &str, pairs: &[(String, String)]) -> String {
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    if query.is_empty() {
-        format!("{}/{ty}", ctx.base_url)
-    } else {
-        format!("{}/{ty}?{query}", ctx.base_url)
-    }
-}
-
-fn page_url(ctx: &RequestCtx, ty: &str, search_id: &str, offset: usize, count: usize) -> String {
-    format!(
-        "{}/{ty}?{GETPAGES}={search_id}&{OFFSET}={offset}&_count={count}",
-        ctx.base_url
-    )
-}
-
-fn render(
-    ctx: &RequestCtx,
-    def: &ResourceDef,
-    parsed: &SearchRequest,
-    page: SearchPage,
-    count: usize,
-    self_url: String,
-) -> HttpResponse {
-    let mut links = vec![Link {
-        relation: "self",
-        url: self_url,
-    }];
-    if let Some(sid) = &page.search_id {
-        links.push(Link {
-            relation: "first",
-            url: page_url(ctx, def.name, sid, 0, count),
-        });
-        if page.offset > 0 {
-            links.push(Link {
-                relation: "previous",
-                url: page_url(ctx, def.name, sid, page.offset.saturating_sub(count), count),
-            });
-        }
-        if page.offset + count < page.size {
-            links.push(Link {
-                relation: "next",
-                url: page_url(ctx, def.name, sid, page.offset + count, count),
-            });
-        }
-    }
-    let mut issues = parsed.warnings.clone();
-    if page.truncated {
-        issues.push(Issue::warning(
-            IssueCode::TooCostly,
-            format!(
-                "More than {SNAPSHOT_CAP} resources match; paging stops after the first \
-                 {SNAPSHOT_CAP}: refine the search"
-            ),
-        ));
-    }
-    let subset = parsed.subset();
-    let entry = |v: StoredVersion, mode: &str| Entry {
-        full_url: format!("{}/{}/{}", ctx.base_url, v.resource_type, v.id),
-        resource: v
-            .body
-            .map(|b| match &subset {
-                Some(s) => elements::apply(&b, &v.resource_type, s).unwrap_or(b),
-                None => b,
-            })
-            .and_then(raw),
-        search: Some(json!({ "mode": mode })),
-        request: None,
-        response: None,
-    };
-    let mut entries: Vec<Entry> = page
-        .matches
-        .into_iter()
-        .map(|v| entry(v, "match"))
-        .collect();
-    entries.extend(page.included.into_iter().map(|v| entry(v, "include")));
-    entries.extend(outcome_entry(&issues));
-    let mut bundle = Bundle::new("searchset", links, entries);
-    if parsed.total != TotalMode::None {
-        if let Some(total) = page.total {
-            bundle = bundle.with_total(total);
-        }
-    }
-    respond::json(StatusCode::OK, bundle.to_json())
-}
-
-/// Warnings (ignored parameters, truncated results) as an OperationOutcome entry.
-fn outcome_entry(issues: &[Issue]) -> Option<Entry> {
-    if issues.is_empty() {
-        return None;
-    }
-    Some(Entry {
-        full_url: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-        resource: raw(operation_outcome(issues).to_string()),
-        search: Some(json!({ "mode": "outcome" })),
-        request: None,
-        response: None,
-    })
+    let sid = page.search_id.clone().unwrap_or_default();
+    let self_url = searchset::page_url(&ctx.base_url, def.name, &sid, offset, count);
+    let bundle = searchset::bundle(&ctx.base_url, def, &parsed, page, count, self_url);
+    Ok(respond::json(StatusCode::OK, bundle))
 }

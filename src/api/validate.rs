@@ -7,9 +7,10 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use crate::api::extract::{FhirBody, IfMatch, RequestCtx};
-use crate::api::{logical_id, paging, resource_def};
+use crate::api::{paging, resource_def, type_and_id};
 use crate::app::validate::{validate as run, Params};
 use crate::error::ApiError;
+use crate::fhir::registry::ResourceDef;
 use crate::startup::AppState;
 
 /// A body was sent (a POST may come without one: `mode=delete`, or the stored resource).
@@ -28,14 +29,6 @@ async fn body(req: &HttpRequest, payload: web::Payload) -> Result<Option<FhirBod
     Ok(Some(FhirBody::from_request(req, &mut payload).await?))
 }
 
-fn params(req: &HttpRequest, body: Option<&FhirBody>) -> Result<Params, ApiError> {
-    let query = paging::query_pairs(req);
-    Ok(Params::parse(
-        &query,
-        body.map(|b| (&b.resource.value, b.raw.as_ref())),
-    )?)
-}
-
 /// POST /fhir/{type}/$validate: the resource (or a Parameters) in the body.
 pub async fn type_level(
     state: web::Data<AppState>,
@@ -46,19 +39,7 @@ pub async fn type_level(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
-    let body = body(&req, payload).await?;
-    let params = params(&req, body.as_ref())?;
-    let reply = run(
-        &state.app,
-        &ctx.principal,
-        def,
-        None,
-        params,
-        if_match.0,
-        ctx.base_url,
-    )
-    .await?;
-    Ok(reply.into())
+    validate(&state, &req, ctx, if_match, payload, def, None).await
 }
 
 /// GET or POST /fhir/{type}/{id}/$validate: an update of it (with a resource), its
@@ -71,16 +52,30 @@ pub async fn instance(
     if_match: IfMatch,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (ty, id) = path.into_inner();
-    let def = resource_def(&ty)?;
-    logical_id(&id)?;
-    let body = body(&req, payload).await?;
-    let params = params(&req, body.as_ref())?;
+    let (def, id) = type_and_id(path.into_inner())?;
+    validate(&state, &req, ctx, if_match, payload, def, Some(id)).await
+}
+
+async fn validate(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: RequestCtx,
+    if_match: IfMatch,
+    payload: web::Payload,
+    def: &'static ResourceDef,
+    id: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body(req, payload).await?;
+    let query = paging::query_pairs(req);
+    let params = Params::parse(
+        &query,
+        body.as_ref().map(|b| (&b.resource.value, b.raw.as_ref())),
+    )?;
     let reply = run(
         &state.app,
         &ctx.principal,
         def,
-        Some(id),
+        id,
         params,
         if_match.0,
         ctx.base_url,

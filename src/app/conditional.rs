@@ -4,16 +4,10 @@
 //! conditional entries of transaction and batch Bundles.
 
 use crate::app::error::{AppError, ErrorKind};
-use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
-use crate::app::resources::{delete_unit, update_unit, WriteRequest};
-use crate::app::workflow::Workflow;
-use crate::app::write::{run_write, Idempotency};
-use crate::app::App;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
-use crate::fhir::resource::IncomingResource;
 use crate::store::{conditional_lock_key, Criterion, Failure, Tx};
 
 /// Parameters a conditional URL may carry that are not criteria.
@@ -137,43 +131,4 @@ pub(crate) fn nothing_deleted(ty: &str, pref: ReturnPref) -> Reply {
         ),
         _ => Reply::new(status::NO_CONTENT),
     }
-}
-
-/// `PUT /fhir/{type}?criteria`: the rules of an update (validation, references, the
-/// Task workflow with `If-Match`, routing of a created referral) on the resource the
-/// criteria name.
-pub async fn update(
-    app: &App,
-    principal: &Principal,
-    def: &'static ResourceDef,
-    criteria: Vec<Criterion>,
-    incoming: IncomingResource,
-    if_match: Option<i64>,
-    req: WriteRequest,
-) -> Result<Reply, AppError> {
-    let unit = update_unit(
-        def,
-        Target::Criteria(criteria),
-        incoming,
-        if_match,
-        req.base,
-        req.pref,
-        Workflow::new(app, principal),
-    )?;
-    run_write(app, principal, req.idempotency, unit).await
-}
-
-/// `DELETE /fhir/{type}?criteria`: the rules of a delete on the one resource the
-/// criteria name; none: 204.
-pub async fn delete(
-    app: &App,
-    principal: &Principal,
-    def: &'static ResourceDef,
-    criteria: Vec<Criterion>,
-    if_match: Option<i64>,
-    pref: ReturnPref,
-    idempotency: Option<Idempotency>,
-) -> Result<Reply, AppError> {
-    let unit = delete_unit(principal, def, Target::Criteria(criteria), if_match, pref)?;
-    run_write(app, principal, idempotency, unit).await
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::app::error::AppError;
 use crate::app::reply::{status, Reply};
+use crate::app::searchset;
 use crate::fhir::bundle::{raw, Bundle, Entry, Link};
 use crate::fhir::capability::{ReadOnlyParam, ReadOnlyType};
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode, Severity};
@@ -247,9 +248,6 @@ impl Criterion {
     }
 }
 
-const DEFAULT_COUNT: usize = 50;
-const MAX_COUNT: usize = 1000;
-
 fn invalid(code: IssueCode, at: &str, diagnostics: String) -> Issue {
     Issue::error(code, diagnostics).at(at.chars().take(64).collect::<String>())
 }
@@ -269,7 +267,7 @@ pub fn search(
     let mut criteria = Vec::new();
     let mut kept: Vec<(String, String)> = Vec::new();
     let mut warnings = Vec::new();
-    let mut count = DEFAULT_COUNT;
+    let mut count = searchset::DEFAULT_COUNT;
     let mut offset = 0usize;
     let mut summary_count = false;
     let mut with_total = true;
@@ -281,16 +279,7 @@ pub fn search(
         let param = match (base_name, modifier) {
             ("_format" | "_pretty", None) => continue,
             ("_count", None) => {
-                count = match value.parse::<usize>() {
-                    Ok(n) if n >= 1 => n.min(MAX_COUNT),
-                    _ => {
-                        return Err(AppError::invalid(vec![invalid(
-                            IssueCode::Value,
-                            name,
-                            "_count must be a positive integer".into(),
-                        )]))
-                    }
-                };
+                count = searchset::count(Some(value), false)?;
                 continue;
             }
             ("_offset", None) => {

@@ -5,7 +5,7 @@
 //!
 //! - `resources`: create, read, update, delete with their rules; `patch`: PATCH as an update
 //! - `bundle`: transaction and batch Bundles
-//! - `read`: search and history
+//! - `read`: search and history; `searchset`: the searchset Bundle they answer with
 //! - `routing`: routing on intake; `route`: `$route` and `wor-hub route explain`
 //! - `workflow`: the Task workflow, re-routing, the contact-deadline job
 //! - `directory`, `postcodes`: imports
@@ -26,6 +26,7 @@ pub mod reply;
 pub mod resources;
 pub mod route;
 pub mod routing;
+pub mod searchset;
 pub mod validate;
 pub mod workflow;
 pub mod write;

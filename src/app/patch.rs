@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use crate::app::conditional::Target;
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, Reply};
@@ -100,7 +101,8 @@ async fn attempt(
     let patched = apply(ty, id, &current, doc)?;
     // Tasks without If-Match are refused by the update as for PUT.
     let expected = if_match.or((ty != "Task").then_some(current.version_id));
-    resources::update(app, principal, def, id.to_owned(), patched, expected, req).await
+    let target = Target::Id(id.to_owned());
+    resources::update(app, principal, def, target, patched, expected, req).await
 }
 
 /// The live version a patch applies to: 404 for an unknown resource, 410 for a deleted one.

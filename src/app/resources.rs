@@ -152,18 +152,19 @@ pub async fn read(
     }
 }
 
-/// Update, or create with a client-chosen id; Tasks follow the workflow.
+/// Update, or create with a client-chosen id; Tasks follow the workflow. A conditional
+/// update (`PUT /fhir/{type}?criteria`, `Target::Criteria`) updates the one resource the
+/// criteria name, or creates it.
 pub async fn update(
     app: &App,
     principal: &Principal,
     def: &'static ResourceDef,
-    id: String,
+    target: Target,
     incoming: IncomingResource,
     if_match: Option<i64>,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
     let workflow = Workflow::new(app, principal);
-    let target = Target::Id(id);
     let unit = update_unit(
         def, target, incoming, if_match, req.base, req.pref, workflow,
     )?;
@@ -246,17 +247,19 @@ fn stale(ty: &str, id: &str, current: i64) -> AppError {
     ))
 }
 
-/// Soft delete: later reads answer 410 Gone. Only a coordinator deletes a Task.
+/// Soft delete: later reads answer 410 Gone. Only a coordinator deletes a Task. A
+/// conditional delete (`Target::Criteria`) deletes the one resource the criteria name;
+/// none: 204.
 pub async fn delete(
     app: &App,
     principal: &Principal,
     def: &'static ResourceDef,
-    id: String,
+    target: Target,
     if_match: Option<i64>,
     pref: ReturnPref,
     idempotency: Option<Idempotency>,
 ) -> Result<Reply, AppError> {
-    let unit = delete_unit(principal, def, Target::Id(id), if_match, pref)?;
+    let unit = delete_unit(principal, def, target, if_match, pref)?;
     run_write(app, principal, idempotency, unit).await
 }
 

@@ -12,6 +12,7 @@ backend_tests!(
     transaction_gets_run_after_the_writes,
     a_failing_search_fails_the_transaction,
     search_entries_page_like_the_search_endpoint,
+    search_entries_count_zero_gives_the_total_only,
 );
 
 const BSN: &str = "http://fhir.nl/fhir/NamingSystem/bsn";
@@ -196,4 +197,38 @@ async fn search_entries_page_like_the_search_endpoint(app: TestApp) {
         second["entry"][0]["resource"]["name"][0]["family"],
         "Jansma"
     );
+}
+
+/// `_count=0` (search.html#count) and `_summary=count` answer as on the search endpoint:
+/// the total, no entries.
+async fn search_entries_count_zero_gives_the_total_only(app: TestApp) {
+    for family in ["Jansen", "Janssen"] {
+        app.create(&json!({"resourceType": "Patient", "name": [{"family": family}]}))
+            .await;
+    }
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        get("Patient?family=Jans&_count=0"),
+        get("Patient?family=Jans&_summary=count"),
+    ]});
+    let res = app.post("", &bundle).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(statuses(&body), ["200 OK", "200 OK"]);
+    for entry in body["entry"].as_array().unwrap() {
+        let page = &entry["resource"];
+        assert_eq!(page["type"], "searchset");
+        assert_eq!(page["total"], 2, "{page}");
+        assert!(page.get("entry").is_none(), "{page}");
+        let endpoint: Value = app
+            .client
+            .get(link(page, "self").expect("a self link"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(endpoint["total"], 2, "{endpoint}");
+        assert!(endpoint.get("entry").is_none(), "{endpoint}");
+    }
 }

@@ -48,6 +48,11 @@ async fn delete(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Response
     req.send().await.unwrap()
 }
 
+/// Conditional update of the Patient with this BSN to `patient(bsn, family)`.
+async fn put_patient(app: &TestApp, bsn: &str, family: &str) -> Response {
+    put(app, &by_bsn(bsn), &patient(bsn, family), &[]).await
+}
+
 /// Ids of the current resources a search finds.
 async fn found(app: &TestApp, query: &str) -> Vec<String> {
     let res = app.get(query).await;
@@ -65,13 +70,7 @@ async fn found(app: &TestApp, query: &str) -> Vec<String> {
 
 async fn conditional_update_creates_updates_or_refuses(app: TestApp) {
     // No match, no id: created, 201 with Location.
-    let res = put(
-        &app,
-        &by_bsn("999999011"),
-        &patient("999999011", "Jansen"),
-        &[],
-    )
-    .await;
+    let res = put_patient(&app, "999999011", "Jansen").await;
     assert_eq!(res.status(), 201);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let created: Value = res.json().await.unwrap();
@@ -82,13 +81,7 @@ async fn conditional_update_creates_updates_or_refuses(app: TestApp) {
     );
 
     // One match, no id in the body: that resource is updated.
-    let res = put(
-        &app,
-        &by_bsn("999999011"),
-        &patient("999999011", "Janssen"),
-        &[],
-    )
-    .await;
+    let res = put_patient(&app, "999999011", "Janssen").await;
     assert_eq!(res.status(), 200);
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["id"], id.as_str());
@@ -162,13 +155,7 @@ async fn conditional_update_creates_updates_or_refuses(app: TestApp) {
 }
 
 async fn conditional_update_follows_the_rules_of_put(app: TestApp) {
-    let res = put(
-        &app,
-        &by_bsn("999999011"),
-        &patient("999999011", "Jansen"),
-        &[],
-    )
-    .await;
+    let res = put_patient(&app, "999999011", "Jansen").await;
     assert_eq!(res.status(), 201);
     // Validation (400) and references (422), nothing stored.
     let mut bad = patient("999999011", "Jansen");
@@ -187,11 +174,7 @@ async fn conditional_update_follows_the_rules_of_put(app: TestApp) {
         "{issues:?}"
     );
     // A BSN failing the 11-test: the business rules of every write.
-    let issues = expect_outcome(
-        put(&app, &by_bsn("123456789"), &patient("123456789", "X"), &[]).await,
-        422,
-    )
-    .await;
+    let issues = expect_outcome(put_patient(&app, "123456789", "X").await, 422).await;
     assert!(
         has_expression(&issues, "Patient.identifier[0].value"),
         "{issues:?}"

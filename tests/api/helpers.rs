@@ -2,10 +2,13 @@
 //! random loopback port, with a fresh database per test: a temp SQLite file, or a new
 //! PostgreSQL database on the server named by `WOR_HUB_TEST_POSTGRES_URL`.
 
+use std::time::Duration;
+
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use reqwest::{Method, Response};
-use serde_json::Value;
+use serde_json::{json, Value};
+use wor_hub::clock::Clock;
 use wor_hub::config::{DatabaseUrl, Settings};
 use wor_hub::startup::Application;
 
@@ -149,6 +152,17 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.post_text(path, &body.to_string()).await
+    }
+
+    /// POSTs `body` as FHIR JSON, acting as `party` (`X-Acting-Party`).
+    pub async fn post_as(&self, path: &str, party: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .header("Content-Type", FHIR_JSON)
+            .header("X-Acting-Party", party)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Response {
@@ -300,4 +314,186 @@ impl TestApp {
         assert_eq!(status, 200, "create Task: {body}");
         body["entry"][1]["resource"].clone()
     }
+}
+
+/// A test app on a clock the test moves forward, checking deadlines every 100 ms.
+pub async fn spawn_on_clock(backend: Backend) -> Option<(TestApp, Clock)> {
+    let clock = Clock::default();
+    let shared = clock.clone();
+    let app = spawn(backend, move |s| {
+        s.clock = shared;
+        s.overdue_check_interval = Duration::from_millis(100);
+    })
+    .await?;
+    Some((app, clock))
+}
+
+// The referral workflow: the sample directory, a GP's referral, moving its Task.
+
+pub const OWNER: &str = "Organization/tom-in-de-buurt";
+pub const FALLBACK: &str = "Organization/fallback-welzijn";
+pub const BUSINESS: &str = "https://wor-hub.nl/fhir/CodeSystem/task-business-status";
+pub const FLAG: &str = "https://wor-hub.nl/fhir/CodeSystem/task-flag";
+
+/// A referral as a GP system sends it: Practitioner, Patient (67, Boskoop) and the
+/// ServiceRequest in one transaction. Returns (ServiceRequest id, `Practitioner/<id>`).
+pub async fn refer(app: &TestApp, authored_on: &str) -> (String, String) {
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000003",
+             "resource": {"resourceType": "Practitioner", "name": [{"family": "de Vries"}]},
+             "request": {"method": "POST", "url": "Practitioner"}},
+            {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001",
+             "resource": {"resourceType": "Patient", "birthDate": "1959-04-02",
+                          "address": [{"use": "home", "district": "Alphen aan den Rijn", "postalCode": "2771 AB"}]},
+             "request": {"method": "POST", "url": "Patient"}},
+            {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000002",
+             "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                          "code": {"text": "Welzijn op Recept"},
+                          "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"},
+                          "requester": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000003"},
+                          "authoredOn": authored_on},
+             "request": {"method": "POST", "url": "ServiceRequest"}},
+        ],
+    });
+    let res = app.post("", &bundle).await;
+    assert_eq!(res.status(), 200, "referral accepted");
+    let body: Value = res.json().await.unwrap();
+    let id_of = |i: usize| {
+        let location = body["entry"][i]["response"]["location"].as_str().unwrap();
+        location.split('/').nth_back(2).unwrap().to_owned()
+    };
+    (id_of(2), format!("Practitioner/{}", id_of(0)))
+}
+
+pub async fn load_sample(app: &TestApp) {
+    let res = app
+        .post_text("", wor_hub::api::directory::SAMPLE_DIRECTORY)
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+/// The Tasks for a referral, oldest first.
+pub async fn tasks_for(app: &TestApp, sr: &str) -> Vec<Value> {
+    let res = app
+        .get(&format!(
+            "Task?focus=ServiceRequest/{sr}&_sort=_lastUpdated"
+        ))
+        .await;
+    assert_eq!(res.status(), 200);
+    let bundle: Value = res.json().await.unwrap();
+    let mut tasks: Vec<Value> = bundle["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    tasks.sort_by_key(|t| t["authoredOn"].as_str().unwrap_or_default().to_owned());
+    tasks
+}
+
+pub async fn the_task(app: &TestApp, sr: &str) -> Value {
+    let tasks = tasks_for(app, sr).await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    tasks[0].clone()
+}
+
+/// PUTs `task` with If-Match from its meta.versionId, acting as `party`.
+pub async fn put_task(app: &TestApp, party: Option<&str>, task: &Value) -> Response {
+    let id = task["id"].as_str().unwrap();
+    let version = task["meta"]["versionId"].as_str().unwrap();
+    let mut req = app
+        .request(Method::PUT, &format!("Task/{id}"))
+        .header("Content-Type", FHIR_JSON)
+        .header("If-Match", format!("W/\"{version}\""));
+    if let Some(p) = party {
+        req = req.header("X-Acting-Party", p);
+    }
+    req.body(task.to_string()).send().await.unwrap()
+}
+
+/// The Task moved to `status` (with `business` and `reason` when given).
+pub fn moved(task: &Value, status: &str, business: Option<&str>, reason: Option<&str>) -> Value {
+    let mut t = task.clone();
+    t["status"] = json!(status);
+    if let Some(code) = business {
+        t["businessStatus"] = json!({"coding": [{"system": BUSINESS, "code": code}]});
+    }
+    if let Some(text) = reason {
+        t["statusReason"] = json!({"text": text});
+    }
+    t
+}
+
+/// Moves the Task as `party` and returns the stored result.
+pub async fn step(
+    app: &TestApp,
+    party: &str,
+    task: &Value,
+    status: &str,
+    business: Option<&str>,
+    reason: Option<&str>,
+) -> Value {
+    let res = put_task(app, Some(party), &moved(task, status, business, reason)).await;
+    assert_eq!(res.status(), 200, "{status}: {}", res.text().await.unwrap());
+    res.json().await.unwrap()
+}
+
+pub async fn current(app: &TestApp, path: &str) -> Value {
+    let res = app.get(path).await;
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
+/// Asserts that `party` moving `from` to `to` gets 422 `business-rule` naming both
+/// statuses (a business rule, not a version conflict: R4 keeps 409/412 for those).
+pub async fn refuse(app: &TestApp, from: Value, to: &str, party: &str) {
+    let res = put_task(app, Some(party), &moved(&from, to, None, Some("why"))).await;
+    let issues = expect_outcome(res, 422).await;
+    let text = issues[0]["diagnostics"].as_str().unwrap().to_owned();
+    let from_status = from["status"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("is {from_status}")) && text.contains(to),
+        "{from_status} -> {to}: {text}"
+    );
+    assert!(has_issue(&issues, "business-rule", Some("Task.status")));
+}
+
+/// A second adult service in Alphen aan den Rijn, priority 2.
+pub async fn add_fallback(app: &TestApp) {
+    let org = json!({"resourceType": "Organization", "id": "fallback-welzijn", "active": true, "name": "Fallback Welzijn"});
+    assert_eq!(
+        app.put("Organization/fallback-welzijn", &org)
+            .await
+            .status(),
+        201
+    );
+    let service = json!({
+        "resourceType": "HealthcareService",
+        "id": "wor-alphen-fallback",
+        "extension": [
+            {"url": "https://wor-hub.nl/fhir/StructureDefinition/municipality",
+             "valueCoding": {"system": "https://wor-hub.nl/fhir/CodeSystem/cbs-municipality", "code": "GM0484"}},
+            {"url": "https://wor-hub.nl/fhir/StructureDefinition/age-group", "valueCode": "18-plus"},
+            {"url": "https://wor-hub.nl/fhir/StructureDefinition/routing-priority", "valuePositiveInt": 2}
+        ],
+        "active": true,
+        "providedBy": {"reference": FALLBACK},
+        "category": [{"coding": [{"system": "https://wor-hub.nl/fhir/CodeSystem/service-category", "code": "wor"}]}],
+        "name": "Fallback WOR Alphen"
+    });
+    let res = app
+        .put("HealthcareService/wor-alphen-fallback", &service)
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+}
+
+pub fn is_overdue(task: &Value) -> bool {
+    task["meta"]["tag"].as_array().is_some_and(|tags| {
+        tags.iter()
+            .any(|t| t["system"] == FLAG && t["code"] == "overdue")
+    })
 }

@@ -281,7 +281,7 @@ async fn tasks_are_found_by_tag(app: TestApp) {
     let created = app.create_task(&p, &owner, &with_tags).await;
     let mut noted = created.clone();
     noted["note"] = json!([{"text": "Nog geen contact"}]);
-    let res = crate::workflow::put_task(&app, None, &noted).await;
+    let res = crate::helpers::put_task(&app, None, &noted).await;
     assert_eq!(res.status(), 200);
     let stored: Value = res.json().await.unwrap();
     assert_eq!(stored["meta"]["tag"][1]["code"], "overdue");

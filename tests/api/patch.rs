@@ -1,72 +1,32 @@
 //! PATCH (http.html#patch): JSON Patch and FHIRPath Patch of a routed Task by its
 //! owner, through the same rules as PUT; refusals change nothing; PATCH entries in
-//! transactions and batches (`patch_bundle`).
+//! transactions and batches (`patch_bundle`); refusals (`patch_refusals`).
 
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_expression, has_issue, TestApp, FHIR_JSON};
+use crate::helpers::{current, load_sample, refer, the_task, TestApp, BUSINESS, FHIR_JSON, OWNER};
 
 backend_tests!(
     json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing,
-    a_stale_or_missing_if_match_is_refused,
-    workflow_and_element_rules_refuse_a_patch_as_they_refuse_a_put,
-    failing_tests_and_malformed_patches_change_nothing,
-    missing_and_deleted_resources_cannot_be_patched,
     other_types_patch_without_if_match_and_keep_their_bytes,
     concurrent_patches_lose_no_update,
     a_retried_patch_gets_the_first_answer,
 );
 
-pub(crate) const OWNER: &str = "Organization/tom-in-de-buurt";
 pub(crate) const JSON_PATCH: &str = "application/json-patch+json";
-const ROUTING: &str = "https://wor-hub.nl/fhir/StructureDefinition/routing-decision";
-const BUSINESS: &str = "https://wor-hub.nl/fhir/CodeSystem/task-business-status";
-
-async fn load_sample(app: &TestApp) {
-    let res = app
-        .post_text("", wor_hub::api::directory::SAMPLE_DIRECTORY)
-        .await;
-    assert_eq!(res.status(), 200);
-}
+pub(crate) const ROUTING: &str = "https://wor-hub.nl/fhir/StructureDefinition/routing-decision";
 
 /// A GP's referral (Practitioner, Patient, ServiceRequest in one transaction), routed
 /// to the owner; returns (ServiceRequest id, its Task).
 pub(crate) async fn routed_task(app: &TestApp) -> (String, Value) {
     load_sample(app).await;
-    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000003",
-         "resource": {"resourceType": "Practitioner", "name": [{"family": "de Vries"}]},
-         "request": {"method": "POST", "url": "Practitioner"}},
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001",
-         "resource": {"resourceType": "Patient", "birthDate": "1959-04-02",
-                      "address": [{"use": "home", "district": "Alphen aan den Rijn", "postalCode": "2771 AB"}]},
-         "request": {"method": "POST", "url": "Patient"}},
-        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000002",
-         "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                      "code": {"text": "Welzijn op Recept"},
-                      "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"},
-                      "requester": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000003"},
-                      "authoredOn": "2026-11-20"},
-         "request": {"method": "POST", "url": "ServiceRequest"}},
-    ]});
-    let res = app.post("", &bundle).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    let location = body["entry"][2]["response"]["location"].as_str().unwrap();
-    let sr = location.split('/').nth_back(2).unwrap().to_owned();
-    let found = read(app, &format!("Task?focus=ServiceRequest/{sr}")).await;
-    let task = found["entry"][0]["resource"].clone();
+    let (sr, _) = refer(app, "2026-11-20").await;
+    let task = the_task(app, &sr).await;
     assert_eq!(task["owner"]["reference"], OWNER);
     assert_eq!(task["extension"][0]["url"], ROUTING, "{task}");
     (sr, task)
-}
-
-pub(crate) async fn read(app: &TestApp, path: &str) -> Value {
-    let res = app.get(path).await;
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().await.unwrap()
 }
 
 pub(crate) fn version(resource: &Value) -> &str {
@@ -75,7 +35,7 @@ pub(crate) fn version(resource: &Value) -> &str {
 
 /// PATCHes `path` with `body` as `content_type`, acting as `party`, with `If-Match` of
 /// `version` when given.
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     path: &str,
     content_type: &str,
@@ -97,7 +57,7 @@ async fn send(
 }
 
 /// JSON Patch of the Task as its owner, If-Match from `task`.
-async fn json_patch(app: &TestApp, task: &Value, ops: Value) -> Response {
+pub(crate) async fn json_patch(app: &TestApp, task: &Value, ops: Value) -> Response {
     let path = format!("Task/{}", task["id"].as_str().unwrap());
     send(
         app,
@@ -111,7 +71,7 @@ async fn json_patch(app: &TestApp, task: &Value, ops: Value) -> Response {
 }
 
 /// FHIRPath Patch of the Task as its owner, If-Match from `task`.
-async fn fhirpath_patch(app: &TestApp, task: &Value, ops: Vec<Value>) -> Response {
+pub(crate) async fn fhirpath_patch(app: &TestApp, task: &Value, ops: Vec<Value>) -> Response {
     let path = format!("Task/{}", task["id"].as_str().unwrap());
     send(
         app,
@@ -137,7 +97,7 @@ pub(crate) fn op(kind: &str, path: &str, more: &[Value]) -> Value {
     json!({"name": "operation", "part": parts})
 }
 
-fn business(code: &str) -> Value {
+pub(crate) fn business(code: &str) -> Value {
     json!({"coding": [{"system": BUSINESS, "code": code}]})
 }
 
@@ -208,7 +168,7 @@ async fn json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing(app: Te
         "intake-planned"
     );
     // The referral stays active while the work goes on ...
-    let referral = read(&app, &format!("ServiceRequest/{sr}")).await;
+    let referral = current(&app, &format!("ServiceRequest/{sr}")).await;
     assert_eq!(
         (referral["status"].as_str(), version(&referral)),
         (Some("active"), "1")
@@ -234,7 +194,7 @@ async fn json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing(app: Te
     let done = ok(res).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(done["extension"], routing);
-    let referral = read(&app, &format!("ServiceRequest/{sr}")).await;
+    let referral = current(&app, &format!("ServiceRequest/{sr}")).await;
     assert_eq!(referral["status"], "completed");
     assert_eq!(version(&referral), "2");
     // Prefer: return=minimal answers with the ETag and no body.
@@ -254,291 +214,6 @@ async fn json_and_fhirpath_patch_move_a_routed_task_and_keep_its_routing(app: Te
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], "W/\"6\"");
     assert!(res.text().await.unwrap().is_empty());
-}
-
-async fn a_stale_or_missing_if_match_is_refused(app: TestApp) {
-    let (_, task) = routed_task(&app).await;
-    let path = format!("Task/{}", task["id"].as_str().unwrap());
-    let ops = json!([{"op": "replace", "path": "/status", "value": "received"}]);
-    // Tasks need If-Match, for PATCH as for PUT.
-    let res = send(&app, &path, JSON_PATCH, &ops, Some(OWNER), None).await;
-    let issues = expect_outcome(res, 412).await;
-    assert!(has_expression(&issues, "If-Match"), "{issues:?}");
-    let received = ok(json_patch(&app, &task, ops.clone()).await).await;
-    // The version the owner read is no longer current.
-    let back = json!([{"op": "replace", "path": "/status", "value": "accepted"}]);
-    let res = send(&app, &path, JSON_PATCH, &back, Some(OWNER), Some("1")).await;
-    let issues = expect_outcome(res, 412).await;
-    assert!(
-        has_issue(&issues, "conflict", Some("If-Match")),
-        "{issues:?}"
-    );
-    assert_eq!(read(&app, &path).await, received);
-}
-
-async fn workflow_and_element_rules_refuse_a_patch_as_they_refuse_a_put(app: TestApp) {
-    let (_, task) = routed_task(&app).await;
-    let path = format!("Task/{}", task["id"].as_str().unwrap());
-    let received = ok(json_patch(
-        &app,
-        &task,
-        json!([{"op": "replace", "path": "/status", "value": "received"}]),
-    )
-    .await)
-    .await;
-    // received -> completed is no legal move: PATCH answers what PUT answers.
-    let mut completed = received.clone();
-    completed["status"] = json!("completed");
-    let put = app
-        .request(Method::PUT, &path)
-        .header("Content-Type", FHIR_JSON)
-        .header("X-Acting-Party", OWNER)
-        .header("If-Match", "W/\"2\"")
-        .body(completed.to_string())
-        .send()
-        .await
-        .unwrap();
-    let put_status = put.status().as_u16();
-    let put_issues = expect_outcome(put, put_status).await;
-    assert!((400..500).contains(&put_status), "{put_status}");
-    let res = json_patch(
-        &app,
-        &received,
-        json!([{"op": "replace", "path": "/status", "value": "completed"}]),
-    )
-    .await;
-    let issues = expect_outcome(res, put_status).await;
-    assert!(has_expression(&issues, "Task.status"), "{issues:?}");
-    assert_eq!(issues[0]["code"], put_issues[0]["code"]);
-    let res = fhirpath_patch(
-        &app,
-        &received,
-        vec![op(
-            "replace",
-            "Task.status",
-            &[json!({"name": "value", "valueCode": "completed"})],
-        )],
-    )
-    .await;
-    expect_outcome(res, put_status).await;
-    // The owner may not touch the referral it works for, nor drop the routing.
-    let res = json_patch(
-        &app,
-        &received,
-        json!([{"op": "replace", "path": "/focus/reference", "value": "ServiceRequest/other"}]),
-    )
-    .await;
-    let issues = expect_outcome(res, 403).await;
-    assert!(
-        has_issue(&issues, "forbidden", Some("Task.focus")),
-        "{issues:?}"
-    );
-    let res = fhirpath_patch(
-        &app,
-        &received,
-        vec![op("delete", &format!("Task.extension('{ROUTING}')"), &[])],
-    )
-    .await;
-    let issues = expect_outcome(res, 403).await;
-    assert!(
-        has_issue(&issues, "forbidden", Some("Task.extension")),
-        "{issues:?}"
-    );
-    // A party that is neither owner nor requester.
-    let res = send(
-        &app,
-        &path,
-        JSON_PATCH,
-        &json!([{"op": "add", "path": "/note/-", "value": {"text": "x"}}]),
-        Some("Organization/someone-else"),
-        Some("2"),
-    )
-    .await;
-    expect_outcome(res, 403).await;
-    // Nothing of the refused patches was stored.
-    assert_eq!(read(&app, &path).await, received);
-    let history = read(&app, &format!("{path}/_history")).await;
-    assert_eq!(history["entry"].as_array().unwrap().len(), 2);
-}
-
-async fn failing_tests_and_malformed_patches_change_nothing(app: TestApp) {
-    let (_, task) = routed_task(&app).await;
-    let path = format!("Task/{}", task["id"].as_str().unwrap());
-    let v = Some("1");
-    let refuse = |content_type: &'static str, body: Value, status: u16| {
-        let (app, path) = (&app, path.clone());
-        async move {
-            let res = send(app, &path, content_type, &body, Some(OWNER), v).await;
-            expect_outcome(res, status).await
-        }
-    };
-    // RFC 6902 test: the operation fails, so the whole patch does (RFC 5789: 422).
-    let issues = refuse(
-        JSON_PATCH,
-        json!([
-            {"op": "replace", "path": "/status", "value": "received"},
-            {"op": "test", "path": "/intent", "value": "plan"}
-        ]),
-        422,
-    )
-    .await;
-    assert!(
-        has_issue(&issues, "conflict", Some("Task.intent")),
-        "{issues:?}"
-    );
-    let issues = refuse(
-        JSON_PATCH,
-        json!([{"op": "remove", "path": "/statusReason"}]),
-        422,
-    )
-    .await;
-    assert!(has_expression(&issues, "Task.statusReason"), "{issues:?}");
-    // Malformed JSON Patches: 400, naming what they can.
-    let issues = refuse(JSON_PATCH, json!({"op": "replace"}), 400).await;
-    assert!(issues[0]["diagnostics"].as_str().unwrap().contains("array"));
-    let issues = refuse(
-        JSON_PATCH,
-        json!([{"op": "frobnicate", "path": "/status", "value": "x"}]),
-        400,
-    )
-    .await;
-    assert!(
-        has_issue(&issues, "invalid", Some("Task.status")),
-        "{issues:?}"
-    );
-    refuse(
-        JSON_PATCH,
-        json!([{"op": "replace", "path": "status", "value": "x"}]),
-        400,
-    )
-    .await;
-    refuse(
-        JSON_PATCH,
-        json!([{"op": "replace", "path": "/status"}]),
-        400,
-    )
-    .await;
-    // A patched resource that is not valid R4: 400 as for PUT.
-    let issues = refuse(
-        JSON_PATCH,
-        json!([{"op": "replace", "path": "/status", "value": "banana"}]),
-        400,
-    )
-    .await;
-    assert!(has_expression(&issues, "Task.status"), "{issues:?}");
-    // The identity of a resource is not patched.
-    let issues = refuse(
-        JSON_PATCH,
-        json!([{"op": "replace", "path": "/id", "value": "x"}]),
-        422,
-    )
-    .await;
-    assert!(has_expression(&issues, "Task.id"), "{issues:?}");
-    refuse(
-        JSON_PATCH,
-        json!([{"op": "remove", "path": "/resourceType"}]),
-        422,
-    )
-    .await;
-    // Malformed FHIRPath Patches name the part.
-    let bad = [
-        (
-            op("delete", "Task.focus.resolve().status", &[]),
-            "Parameters.parameter[0].part[1]",
-        ),
-        (
-            op("delete", "Task.note.exists()", &[]),
-            "Parameters.parameter[0].part[1]",
-        ),
-        (
-            op("upsert", "Task.status", &[]),
-            "Parameters.parameter[0].part[0]",
-        ),
-        (
-            op("replace", "Task.status", &[]),
-            "Parameters.parameter[0].part",
-        ),
-        (
-            op(
-                "add",
-                "Task",
-                &[
-                    json!({"name": "name", "valueString": "colour"}),
-                    json!({"name": "value", "valueCode": "x"}),
-                ],
-            ),
-            "Parameters.parameter[0].part[2]",
-        ),
-    ];
-    for (operation, at) in bad {
-        let issues = refuse(FHIR_JSON, parameters(vec![operation]), 400).await;
-        assert!(has_expression(&issues, at), "{at}: {issues:?}");
-    }
-    let issues = refuse(
-        FHIR_JSON,
-        parameters(vec![op(
-            "replace",
-            "Task.statusReason.text",
-            &[json!({"name": "value", "valueString": "x"})],
-        )]),
-        422,
-    )
-    .await;
-    assert!(
-        has_expression(&issues, "Parameters.parameter[0].part[1]"),
-        "{issues:?}"
-    );
-    refuse(
-        FHIR_JSON,
-        json!([{"op": "replace", "path": "/status", "value": "x"}]),
-        400,
-    )
-    .await;
-    refuse(
-        FHIR_JSON,
-        json!({"resourceType": "Task", "status": "received"}),
-        400,
-    )
-    .await;
-    // Media types PATCH does not take.
-    for content_type in [
-        "text/plain",
-        "application/xml",
-        "application/merge-patch+json",
-    ] {
-        let issues = refuse(content_type, json!([]), 415).await;
-        assert!(has_expression(&issues, "Content-Type"), "{issues:?}");
-    }
-    assert_eq!(read(&app, &path).await, task);
-    let history = read(&app, &format!("{path}/_history")).await;
-    assert_eq!(history["entry"].as_array().unwrap().len(), 1);
-}
-
-async fn missing_and_deleted_resources_cannot_be_patched(app: TestApp) {
-    let ops = json!([{"op": "replace", "path": "/active", "value": false}]);
-    let res = send(&app, "Patient/nobody", JSON_PATCH, &ops, None, None).await;
-    expect_outcome(res, 404).await;
-    let res = send(&app, "Banana/1", JSON_PATCH, &ops, None, None).await;
-    expect_outcome(res, 404).await;
-    let patient = app
-        .create(&json!({"resourceType": "Patient", "active": true}))
-        .await;
-    let path = format!("Patient/{}", patient["id"].as_str().unwrap());
-    assert_eq!(
-        app.request(Method::DELETE, &path)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
-    let res = send(&app, &path, JSON_PATCH, &ops, None, None).await;
-    let issues = expect_outcome(res, 410).await;
-    assert!(has_issue(&issues, "deleted", None));
-    let res = send(&app, &path, JSON_PATCH, &ops, None, Some("2")).await;
-    expect_outcome(res, 410).await;
-    let history = read(&app, &format!("{path}/_history")).await;
-    assert_eq!(history["entry"].as_array().unwrap().len(), 2);
 }
 
 async fn other_types_patch_without_if_match_and_keep_their_bytes(app: TestApp) {
@@ -609,7 +284,7 @@ async fn concurrent_patches_lose_no_update(app: TestApp) {
         }
     }
     assert!(applied > 0);
-    let stored = read(&app, &path).await;
+    let stored = current(&app, &path).await;
     // Every patch that answered 200 is in the resource: none overwrote another.
     assert_eq!(
         stored["name"].as_array().unwrap().len(),
@@ -642,6 +317,6 @@ async fn a_retried_patch_gets_the_first_answer(app: TestApp) {
     let again = attempt().await.unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(again.text().await.unwrap(), first_body);
-    let history = read(&app, &format!("{path}/_history")).await;
+    let history = current(&app, &format!("{path}/_history")).await;
     assert_eq!(history["entry"].as_array().unwrap().len(), 2);
 }

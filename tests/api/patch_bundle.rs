@@ -2,12 +2,11 @@
 //! with a JSON Patch or a Parameters with a FHIRPath Patch, run with the PUTs.
 
 use base64::Engine;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_expression, TestApp, FHIR_JSON};
-use crate::patch::{ok, op, parameters, read, routed_task, version, JSON_PATCH, OWNER};
+use crate::helpers::{current, expect_outcome, has_expression, TestApp, OWNER};
+use crate::patch::{ok, op, parameters, routed_task, version, JSON_PATCH};
 
 backend_tests!(patch_entries_in_transactions_and_batches);
 
@@ -37,18 +36,11 @@ async fn patch_entries_in_transactions_and_batches(app: TestApp) {
          ])),
          "request": {"method": "PATCH", "url": format!("Task/{id}"), "ifMatch": "W/\"1\""}},
     ]});
-    let res = app
-        .request(Method::POST, "")
-        .header("Content-Type", FHIR_JSON)
-        .header("X-Acting-Party", OWNER)
-        .body(bundle.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_as("", OWNER, &bundle).await;
     let body = ok(res).await;
     assert_eq!(body["entry"][1]["response"]["status"], "200 OK", "{body}");
     assert_eq!(body["entry"][1]["response"]["etag"], "W/\"2\"");
-    let stored = read(&app, &format!("Task/{id}")).await;
+    let stored = current(&app, &format!("Task/{id}")).await;
     assert_eq!(stored["status"], "received");
     assert_eq!(stored["extension"], task["extension"]);
     let qr = stored["output"][0]["valueReference"]["reference"]
@@ -67,14 +59,7 @@ async fn patch_entries_in_transactions_and_batches(app: TestApp) {
          "request": {"method": "PATCH", "url": format!("Task/{id}"), "ifMatch": "W/\"2\""}},
     ]});
     let patients = app.version_count("Patient").await;
-    let res = app
-        .request(Method::POST, "")
-        .header("Content-Type", FHIR_JSON)
-        .header("X-Acting-Party", OWNER)
-        .body(failing.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_as("", OWNER, &failing).await;
     let status = res.status().as_u16();
     assert!((400..500).contains(&status), "{status}");
     let issues = expect_outcome(res, status).await;
@@ -83,7 +68,7 @@ async fn patch_entries_in_transactions_and_batches(app: TestApp) {
         "{issues:?}"
     );
     assert_eq!(app.version_count("Patient").await, patients);
-    assert_eq!(read(&app, &format!("Task/{id}")).await, stored);
+    assert_eq!(current(&app, &format!("Task/{id}")).await, stored);
 
     // A batch: each PATCH entry succeeds or fails on its own.
     let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
@@ -98,14 +83,7 @@ async fn patch_entries_in_transactions_and_batches(app: TestApp) {
         {"resource": {"resourceType": "Patient", "active": true},
          "request": {"method": "PATCH", "url": format!("Task/{id}"), "ifMatch": "W/\"3\""}},
     ]});
-    let res = app
-        .request(Method::POST, "")
-        .header("Content-Type", FHIR_JSON)
-        .header("X-Acting-Party", OWNER)
-        .body(batch.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_as("", OWNER, &batch).await;
     let body = ok(res).await;
     let statuses: Vec<&str> = body["entry"]
         .as_array()
@@ -140,7 +118,7 @@ async fn patch_entries_in_transactions_and_batches(app: TestApp) {
         ),
         "{outcome}"
     );
-    let stored = read(&app, &format!("Task/{id}")).await;
+    let stored = current(&app, &format!("Task/{id}")).await;
     assert_eq!(
         (stored["status"].as_str(), version(&stored)),
         (Some("accepted"), "3")

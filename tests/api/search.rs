@@ -533,7 +533,7 @@ async fn missing_and_not(app: TestApp) {
 
 /// PUTs a Task with If-Match from its `meta.versionId`; returns the stored version.
 async fn moved_to(app: &TestApp, task: &Value) -> Value {
-    let res = crate::workflow::put_task(app, None, task).await;
+    let res = crate::helpers::put_task(app, None, task).await;
     assert_eq!(res.status(), 200, "{}", task["status"]);
     res.json().await.unwrap()
 }

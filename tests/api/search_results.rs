@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{expect_outcome, has_issue, link, TestApp};
+use crate::helpers::{moved, put_task, the_task};
 use crate::search::{found, id_of, ids, search, sorted, BSN};
-use crate::workflow::{moved, put_task, the_task};
 
 backend_tests!(
     include_and_revinclude,

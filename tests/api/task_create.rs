@@ -6,8 +6,8 @@ use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
+use crate::helpers::{current, load_sample, put_task, refer, step, tasks_for, the_task, OWNER};
 use crate::helpers::{expect_outcome, has_issue, spawn, Backend, TestApp, FHIR_JSON};
-use crate::workflow::{current, load_sample, put_task, refer, step, tasks_for, the_task, OWNER};
 
 backend_tests!(
     a_second_task_for_a_routed_referral_is_refused_on_every_path,

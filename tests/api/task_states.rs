@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use wor_hub::clock::Clock;
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_issue, spawn, Backend, TestApp, FHIR_JSON};
-use crate::workflow::{
+use crate::helpers::{
     add_fallback, current, is_overdue, load_sample, moved, put_task, refer, refuse, step,
     tasks_for, the_task, FALLBACK, OWNER,
 };
+use crate::helpers::{expect_outcome, has_issue, spawn_on_clock, Backend, TestApp, FHIR_JSON};
 
 backend_tests!(
     the_owner_accepts_straight_from_requested_and_the_referral_follows,
@@ -248,14 +247,7 @@ async fn direct_moves_and_the_contact_deadline_on_postgres() {
 /// tag goes), a direct acceptance alone does not meet it (the tag stays), an
 /// acceptance reporting contact does. A Task a coordinator created is watched too.
 async fn direct_moves_and_the_contact_deadline(backend: Backend) {
-    let clock = Clock::default();
-    let shared = clock.clone();
-    let Some(app) = spawn(backend, move |s| {
-        s.clock = shared;
-        s.overdue_check_interval = Duration::from_millis(100);
-    })
-    .await
-    else {
+    let Some((app, clock)) = spawn_on_clock(backend).await else {
         return;
     };
     load_sample(&app).await;

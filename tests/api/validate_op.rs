@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use wor_hub::config::DatabaseUrl;
 
 use crate::backend_tests;
-use crate::helpers::{expect_outcome, has_expression, has_issue, TestApp, FHIR_JSON};
+use crate::helpers::{expect_outcome, has_expression, has_issue, TestApp, FHIR_JSON, OWNER};
 
 backend_tests!(
     a_referral_whose_subject_does_not_exist_is_invalid_as_on_create,
@@ -16,8 +16,6 @@ backend_tests!(
     deletion_and_the_stored_resource_can_be_checked,
     malformed_validation_requests_are_refused,
 );
-
-const OWNER: &str = "Organization/tom-in-de-buurt";
 
 async fn validate(
     app: &TestApp,
@@ -37,8 +35,14 @@ async fn validate(
 }
 
 /// The OperationOutcome of a $validate that ran: 200, whatever the verdict.
-async fn verdict(res: Response) -> Vec<Value> {
-    expect_outcome(res, 200).await
+async fn verdict(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Vec<Value> {
+    expect_outcome(validate(app, method, path, body, headers).await, 200).await
 }
 
 fn valid(issues: &[Value]) -> bool {
@@ -83,14 +87,11 @@ async fn a_referral_whose_subject_does_not_exist_is_invalid_as_on_create(app: Te
     let referral = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
         "code": {"text": "Welzijn op Recept"}, "subject": {"reference": "Patient/nobody"}});
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            "ServiceRequest/$validate",
-            Some(&referral),
-            &[],
-        )
-        .await,
+        &app,
+        Method::POST,
+        "ServiceRequest/$validate",
+        Some(&referral),
+        &[],
     )
     .await;
     assert!(
@@ -112,14 +113,11 @@ async fn a_referral_whose_subject_does_not_exist_is_invalid_as_on_create(app: Te
     let params = json!({"resourceType": "Parameters", "parameter": [
         {"name": "mode", "valueCode": "create"}, {"name": "resource", "resource": referral}]});
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            "ServiceRequest/$validate",
-            Some(&params),
-            &[],
-        )
-        .await,
+        &app,
+        Method::POST,
+        "ServiceRequest/$validate",
+        Some(&params),
+        &[],
     )
     .await;
     assert!(has_expression(&issues, "ServiceRequest.subject.reference"));
@@ -133,14 +131,11 @@ async fn a_referral_whose_subject_does_not_exist_is_invalid_as_on_create(app: Te
     referral["subject"]["reference"] =
         json!(format!("Patient/{}", patient["id"].as_str().unwrap()));
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            "ServiceRequest/$validate?mode=create",
-            Some(&referral),
-            &[],
-        )
-        .await,
+        &app,
+        Method::POST,
+        "ServiceRequest/$validate?mode=create",
+        Some(&referral),
+        &[],
     )
     .await;
     assert!(valid(&issues), "{issues:?}");
@@ -196,14 +191,11 @@ async fn a_task_update_is_checked_against_the_workflow(app: TestApp) {
     let mut completed = task.clone();
     completed["status"] = json!("completed");
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            &format!("{path}?mode=update"),
-            Some(&completed),
-            &[("X-Acting-Party", OWNER)],
-        )
-        .await,
+        &app,
+        Method::POST,
+        &format!("{path}?mode=update"),
+        Some(&completed),
+        &[("X-Acting-Party", OWNER)],
     )
     .await;
     assert!(
@@ -228,14 +220,11 @@ async fn a_task_update_is_checked_against_the_workflow(app: TestApp) {
     let mut received = task.clone();
     received["status"] = json!("received");
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            &path,
-            Some(&received),
-            &[("X-Acting-Party", "Organization/someone")],
-        )
-        .await,
+        &app,
+        Method::POST,
+        &path,
+        Some(&received),
+        &[("X-Acting-Party", "Organization/someone")],
     )
     .await;
     assert!(
@@ -247,26 +236,20 @@ async fn a_task_update_is_checked_against_the_workflow(app: TestApp) {
     let params = json!({"resourceType": "Parameters", "parameter": [
         {"name": "resource", "resource": received}, {"name": "mode", "valueCode": "update"}]});
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            &path,
-            Some(&params),
-            &[("X-Acting-Party", OWNER)],
-        )
-        .await,
+        &app,
+        Method::POST,
+        &path,
+        Some(&params),
+        &[("X-Acting-Party", OWNER)],
     )
     .await;
     assert!(valid(&issues), "{issues:?}");
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            &path,
-            Some(&received),
-            &[("X-Acting-Party", OWNER), ("If-Match", "W/\"9\"")],
-        )
-        .await,
+        &app,
+        Method::POST,
+        &path,
+        Some(&received),
+        &[("X-Acting-Party", OWNER), ("If-Match", "W/\"9\"")],
     )
     .await;
     assert!(has_issue(&issues, "conflict", None), "{issues:?}");
@@ -274,14 +257,11 @@ async fn a_task_update_is_checked_against_the_workflow(app: TestApp) {
     let mut other = received.clone();
     other["id"] = json!("another-task");
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            &path,
-            Some(&other),
-            &[("X-Acting-Party", OWNER)],
-        )
-        .await,
+        &app,
+        Method::POST,
+        &path,
+        Some(&other),
+        &[("X-Acting-Party", OWNER)],
     )
     .await;
     assert!(has_issue(&issues, "invalid", Some("Task.id")), "{issues:?}");
@@ -299,29 +279,18 @@ async fn deletion_and_the_stored_resource_can_be_checked(app: TestApp) {
     let id = patient["id"].as_str().unwrap();
     // GET: the stored resource as it is.
     let issues = verdict(
-        validate(
-            &app,
-            Method::GET,
-            &format!("Patient/{id}/$validate"),
-            None,
-            &[],
-        )
-        .await,
+        &app,
+        Method::GET,
+        &format!("Patient/{id}/$validate"),
+        None,
+        &[],
     )
     .await;
     assert!(valid(&issues), "{issues:?}");
     // mode=profile against the base profile: valid; a profile the server does not know: 400.
-    let issues = verdict(
-        validate(
-            &app,
-            Method::GET,
-            &format!("Patient/{id}/$validate?mode=profile&profile=http://hl7.org/fhir/StructureDefinition/Patient"),
-            None,
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let base_profile = "http://hl7.org/fhir/StructureDefinition/Patient";
+    let path = format!("Patient/{id}/$validate?mode=profile&profile={base_profile}");
+    let issues = verdict(&app, Method::GET, &path, None, &[]).await;
     assert!(valid(&issues), "{issues:?}");
     let issues = expect_outcome(
         validate(
@@ -342,26 +311,20 @@ async fn deletion_and_the_stored_resource_can_be_checked(app: TestApp) {
 
     // mode=delete, POST without a body or GET: would the delete be accepted?
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            &format!("Patient/{id}/$validate?mode=delete"),
-            None,
-            &[],
-        )
-        .await,
+        &app,
+        Method::POST,
+        &format!("Patient/{id}/$validate?mode=delete"),
+        None,
+        &[],
     )
     .await;
     assert!(valid(&issues), "{issues:?}");
     let issues = verdict(
-        validate(
-            &app,
-            Method::GET,
-            "Patient/nobody/$validate?mode=delete",
-            None,
-            &[],
-        )
-        .await,
+        &app,
+        Method::GET,
+        "Patient/nobody/$validate?mode=delete",
+        None,
+        &[],
     )
     .await;
     assert!(has_issue(&issues, "not-found", None), "{issues:?}");
@@ -375,14 +338,11 @@ async fn deletion_and_the_stored_resource_can_be_checked(app: TestApp) {
         task["id"].as_str().unwrap()
     );
     let issues = verdict(
-        validate(
-            &app,
-            Method::GET,
-            &task_path,
-            None,
-            &[("X-Acting-Party", OWNER)],
-        )
-        .await,
+        &app,
+        Method::GET,
+        &task_path,
+        None,
+        &[("X-Acting-Party", OWNER)],
     )
     .await;
     assert!(
@@ -390,14 +350,11 @@ async fn deletion_and_the_stored_resource_can_be_checked(app: TestApp) {
         "{issues:?}"
     );
     let issues = verdict(
-        validate(
-            &app,
-            Method::GET,
-            &task_path,
-            None,
-            &[("X-Acting-Party", "coordinator")],
-        )
-        .await,
+        &app,
+        Method::GET,
+        &task_path,
+        None,
+        &[("X-Acting-Party", "coordinator")],
     )
     .await;
     assert!(valid(&issues), "{issues:?}");
@@ -510,14 +467,11 @@ async fn malformed_validation_requests_are_refused(app: TestApp) {
     .await;
     // An update without an id at type level: the verdict says the id is required.
     let issues = verdict(
-        validate(
-            &app,
-            Method::POST,
-            "Patient/$validate?mode=update",
-            Some(&patient),
-            &[],
-        )
-        .await,
+        &app,
+        Method::POST,
+        "Patient/$validate?mode=update",
+        Some(&patient),
+        &[],
     )
     .await;
     assert!(

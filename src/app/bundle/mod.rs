@@ -356,6 +356,12 @@ fn execute(
                 .map(|(id, _)| (e.def.name.to_owned(), id.clone()))
         })
         .collect();
+    let writing = Writing {
+        aliases: &aliases,
+        pending: &pending,
+        base,
+        wf,
+    };
     // Referrals are routed once every entry is written (their Patient may come later
     // in the Bundle); in a batch, each with its own entry.
     let mut to_route = Vec::new();
@@ -365,8 +371,8 @@ fn execute(
         };
         let outcome = in_entry(tx, kind, |tx| {
             let done = match e.req.method {
-                Method::Patch => patch::write(tx, e, id, &aliases, &pending, base, wf)?,
-                _ => write(tx, e, id, *created, &aliases, &pending, base, wf)?,
+                Method::Patch => patch::write(tx, e, id, &writing)?,
+                _ => write(tx, e, id, *created, &writing)?,
             };
             if let Some(sr) = created_referral(&done) {
                 match kind {
@@ -488,18 +494,30 @@ fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<AppEr
     }
 }
 
+/// What the writes of a Bundle share: the ids its entries resolve to.
+struct Writing<'a> {
+    /// `urn:uuid:` fullUrls and the `Type/id` each entry was given.
+    aliases: &'a HashMap<String, String>,
+    /// The resources the Bundle writes (references to them need not exist yet).
+    pending: &'a HashSet<(String, String)>,
+    base: &'a str,
+    wf: Option<&'a Workflow>,
+}
+
 /// Resolves `urn:uuid` references, checks references, and writes the entry.
-#[allow(clippy::too_many_arguments)]
 fn write(
     tx: &mut Tx<'_>,
     e: &Prepared,
     id: &str,
     created: bool,
-    aliases: &HashMap<String, String>,
-    pending: &HashSet<(String, String)>,
-    base: &str,
-    wf: Option<&Workflow>,
+    w: &Writing<'_>,
 ) -> Result<Done, Failure<AppError>> {
+    let Writing {
+        aliases,
+        pending,
+        base,
+        wf,
+    } = *w;
     let ty = e.def.name;
     let text = transaction::replace_string_literals(
         e.req.resource.as_deref().unwrap_or_default(),

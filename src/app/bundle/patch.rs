@@ -3,14 +3,11 @@
 //! In the unit of work the current version is read, patched, validated and written as
 //! the PUT entry it stands for (references, `urn:uuid:` aliases, the Task workflow).
 
-use std::collections::{HashMap, HashSet};
-
 use super::response::Done;
-use super::Prepared;
+use super::{Prepared, Writing};
 use crate::app::error::AppError;
 use crate::app::patch::{apply_text, check_version, current};
 use crate::app::resources::check_valid;
-use crate::app::workflow::Workflow;
 use crate::fhir::patch::PatchDoc;
 use crate::fhir::registry::ResourceDef;
 use crate::fhir::resource::IncomingResource;
@@ -26,15 +23,11 @@ pub(super) fn prepare(def: &ResourceDef, req: &EntryRequest) -> Result<PatchDoc,
 }
 
 /// Patches `ty/id` and writes it like a PUT entry of the patched resource.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn write(
     tx: &mut Tx<'_>,
     e: &Prepared,
     id: &str,
-    aliases: &HashMap<String, String>,
-    pending: &HashSet<(String, String)>,
-    base: &str,
-    wf: Option<&Workflow>,
+    w: &Writing<'_>,
 ) -> Result<Done, Failure<AppError>> {
     let ty = e.def.name;
     let Some(doc) = &e.patch else {
@@ -62,7 +55,7 @@ pub(super) fn write(
         patch: None,
         ..e.clone()
     };
-    super::write(tx, &as_put, id, false, aliases, pending, base, wf)
+    super::write(tx, &as_put, id, false, w)
 }
 
 /// In a Bundle the version is `request.ifMatch`.

@@ -93,6 +93,14 @@ impl FhirPathPatch {
     }
 }
 
+/// Sets a part given at most once.
+fn once<T>(slot: &mut Option<T>, value: T, twice: &dyn Fn() -> Issue) -> Result<(), Issue> {
+    match slot.replace(value) {
+        Some(_) => Err(twice()),
+        None => Ok(()),
+    }
+}
+
 fn operation(parameter: &Value, at: &str, resource_type: &str) -> Result<Operation, Issue> {
     if parameter.get("name").and_then(Value::as_str) != Some("operation") {
         return Err(invalid(
@@ -155,9 +163,7 @@ fn operation(parameter: &Value, at: &str, resource_type: &str) -> Result<Operati
                         ))
                     }
                 };
-                if kind.replace(k).is_some() {
-                    return Err(twice());
-                }
+                once(&mut kind, k, &twice)?;
             }
             "path" => {
                 let text = string("valueString")?;
@@ -169,27 +175,21 @@ fn operation(parameter: &Value, at: &str, resource_type: &str) -> Result<Operati
                     value: parsed,
                     at: part_at.clone(),
                 };
-                if path.replace((p, text)).is_some() {
-                    return Err(twice());
-                }
+                once(&mut path, (p, text), &twice)?;
             }
             "name" => {
                 let p = Part {
                     value: string("valueString")?,
                     at: part_at.clone(),
                 };
-                if name.replace(p).is_some() {
-                    return Err(twice());
-                }
+                once(&mut name, p, &twice)?;
             }
             "value" => {
                 let p = Part {
                     value: part.clone(),
                     at: part_at.clone(),
                 };
-                if value.replace(p).is_some() {
-                    return Err(twice());
-                }
+                once(&mut value, p, &twice)?;
             }
             "index" | "source" | "destination" => {
                 let slot = match part_name {
@@ -197,9 +197,7 @@ fn operation(parameter: &Value, at: &str, resource_type: &str) -> Result<Operati
                     "source" => &mut source,
                     _ => &mut destination,
                 };
-                if slot.replace(integer()?).is_some() {
-                    return Err(twice());
-                }
+                once(slot, integer()?, &twice)?;
             }
             other => {
                 return Err(invalid(
