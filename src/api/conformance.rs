@@ -6,6 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::api::crud::read_subset;
 use crate::api::edge::RawBody;
 use crate::api::extract::{lenient, RequestCtx};
 use crate::api::{logical_id, paging};
@@ -17,7 +18,7 @@ use crate::fhir::outcome::{Issue, IssueCode};
 pub const TYPE_PATTERN: &str =
     "{type:CodeSystem|OperationDefinition|Questionnaire|SearchParameter|StructureDefinition|ValueSet}";
 
-/// GET /fhir/{type}/{id}
+/// GET (or HEAD) /fhir/{type}/{id}, with `_summary` or `_elements`.
 pub async fn read(
     path: web::Path<(String, String)>,
     req: HttpRequest,
@@ -28,10 +29,16 @@ pub async fn read(
         return not_served(req).await;
     }
     logical_id(&id)?;
-    Ok(conformance::read(&ty, &id)?.into())
+    let subset = read_subset(&req)?;
+    let reply = conformance::read(&ty, &id)?;
+    Ok(match subset {
+        Some(s) => reply.subsetted(&ty, &s),
+        None => reply,
+    }
+    .into())
 }
 
-/// GET /fhir/{type}?params
+/// GET (or HEAD) /fhir/{type}?params
 pub async fn search(
     path: web::Path<String>,
     req: HttpRequest,

@@ -87,7 +87,7 @@ async fn read_version(
 }
 
 /// `_summary` (not `count`: a read has no total) or `_elements` on read and vread.
-fn read_subset(req: &HttpRequest) -> Result<Option<Subset>, ApiError> {
+pub(crate) fn read_subset(req: &HttpRequest) -> Result<Option<Subset>, ApiError> {
     let pairs = paging::query_pairs(req);
     let summary = paging::value(&pairs, "_summary");
     if summary == Some("count") {

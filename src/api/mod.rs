@@ -130,6 +130,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource(format!("/{}", conformance::TYPE_PATTERN))
                     .route(web::get().to(conformance::search))
+                    .route(web::head().to(conformance::search))
                     .default_service(web::to(conformance::read_only)),
             )
             .service(
@@ -140,6 +141,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource(format!("/{}/{{id}}", conformance::TYPE_PATTERN))
                     .route(web::get().to(conformance::read))
+                    .route(web::head().to(conformance::read))
                     .default_service(web::to(conformance::read_only)),
             )
             .service(

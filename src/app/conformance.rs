@@ -14,6 +14,7 @@ use crate::app::reply::{status, Reply};
 use crate::app::searchset;
 use crate::fhir::bundle::{raw, Bundle, Entry, Link};
 use crate::fhir::capability::{ReadOnlyParam, ReadOnlyType};
+use crate::fhir::elements::{self, combine, parse_elements, parse_summary, Summary};
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode, Severity};
 
 /// Every conformance resource in `profiles/` (the R4 JSON schema is not one). A test
@@ -269,7 +270,8 @@ pub fn search(
     let mut warnings = Vec::new();
     let mut count = searchset::DEFAULT_COUNT;
     let mut offset = 0usize;
-    let mut summary_count = false;
+    let mut summary = None;
+    let mut elements = None;
     let mut with_total = true;
     for (name, value) in pairs {
         let (base_name, modifier) = match name.split_once(':') {
@@ -292,8 +294,13 @@ pub fn search(
                 })?;
                 continue;
             }
-            ("_summary", None) if value == "count" || value == "false" => {
-                summary_count = value == "count";
+            ("_summary", None) => {
+                summary = Some(parse_summary(value).map_err(|i| AppError::invalid(vec![i]))?);
+                kept.push((name.clone(), value.clone()));
+                continue;
+            }
+            ("_elements", None) => {
+                elements = Some(parse_elements(value).map_err(|i| AppError::invalid(vec![i]))?);
                 kept.push((name.clone(), value.clone()));
                 continue;
             }
@@ -315,7 +322,7 @@ pub fn search(
                     name,
                     format!(
                         "Unsupported search parameter '{}' for {ty}: _id, url, name (:exact, \
-                         :contains), status, version, _count, _summary=count, _total",
+                         :contains), status, version, _count, _summary, _elements, _total",
                         name.chars().take(64).collect::<String>()
                     ),
                 );
@@ -341,6 +348,12 @@ pub fn search(
         criteria.push(Criterion { param, values });
         kept.push((name.clone(), value.clone()));
     }
+    let summary_count = summary == Some(Summary::Count);
+    let subset = if summary_count {
+        None
+    } else {
+        combine(summary, elements).map_err(|i| AppError::invalid(vec![i]))?
+    };
     let matches: Vec<&Canonical> = ALL
         .iter()
         .filter(|c| c.resource_type == ty && criteria.iter().all(|k| k.matches(c)))
@@ -386,7 +399,11 @@ pub fn search(
             .take(count)
             .map(|c| Entry {
                 full_url: format!("{base}/{}/{}", c.resource_type, c.id),
-                resource: raw(c.body.to_owned()),
+                resource: raw(match &subset {
+                    Some(s) => elements::apply(c.body, &c.resource_type, s)
+                        .unwrap_or_else(|| c.body.to_owned()),
+                    None => c.body.to_owned(),
+                }),
                 search: Some(json!({ "mode": "match" })),
                 request: None,
                 response: None,

@@ -12,6 +12,7 @@ backend_tests!(
     canonicals_are_found_by_url_and_other_parameters,
     conformance_resources_are_read_only,
     capability_statement_lists_the_read_only_types,
+    conformance_resources_take_head_summary_and_elements,
 );
 
 async fn json_of(app: &TestApp, path: &str) -> Value {
@@ -255,4 +256,61 @@ async fn capability_statement_lists_the_read_only_types(app: TestApp) {
         assert_eq!(url, "uri");
         assert!(r.get("operation").is_none());
     }
+}
+
+fn subsetted(resource: &Value) -> bool {
+    resource["meta"]["tag"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|t| t["code"] == "SUBSETTED"))
+}
+
+async fn conformance_resources_take_head_summary_and_elements(app: TestApp) {
+    // HEAD answers GET's status and headers without a body, on read and search.
+    for path in ["CodeSystem/task-business-status", "CodeSystem?url=x"] {
+        let res = app
+            .client
+            .request(Method::HEAD, format!("{}/{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "HEAD {path}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(FHIR_JSON), "{ct}");
+        assert!(
+            res.bytes().await.unwrap().is_empty(),
+            "HEAD {path} has a body"
+        );
+    }
+    // _summary=true on read: the summary elements (R4: CodeSystem.concept is not one),
+    // the mandatory ones, and the SUBSETTED tag.
+    let full = json_of(&app, "CodeSystem/task-business-status").await;
+    assert!(full.get("concept").is_some());
+    let summary = json_of(&app, "CodeSystem/task-business-status?_summary=true").await;
+    assert!(subsetted(&summary), "{summary}");
+    assert!(summary.get("concept").is_none(), "{summary}");
+    assert_eq!(summary["url"], full["url"]);
+    assert_eq!(summary["status"], full["status"]);
+    // _elements on read and on search keep the named and the mandatory elements.
+    let only = json_of(&app, "CodeSystem/task-business-status?_elements=url").await;
+    assert!(subsetted(&only));
+    assert_eq!(only["url"], full["url"]);
+    assert_eq!(
+        only["content"], full["content"],
+        "CodeSystem.content is mandatory"
+    );
+    assert!(only.get("concept").is_none() && only.get("name").is_none());
+    let bundle = json_of(
+        &app,
+        "CodeSystem?url=https://wor-hub.nl/fhir/CodeSystem/task-business-status&_elements=url",
+    )
+    .await;
+    let found = &bundle["entry"][0]["resource"];
+    assert!(subsetted(found), "{bundle}");
+    assert!(found.get("concept").is_none());
+    // _summary=count: the total only; both at once, or count on a read: 400.
+    let count = json_of(&app, "CodeSystem?_summary=count").await;
+    assert!(count["total"].as_u64().unwrap() >= 1);
+    assert!(count.get("entry").is_none());
+    expect_outcome(app.get("CodeSystem?_summary=true&_elements=url").await, 400).await;
+    expect_outcome(app.get("CodeSystem/age-group?_summary=count").await, 400).await;
 }
