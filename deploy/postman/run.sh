@@ -59,6 +59,7 @@ deploy/postman/node_modules/.bin/newman run deploy/postman/wor-hub.postman_colle
     --environment deploy/postman/wor-hub.postman_environment.json \
     --env-var "baseUrl=http://127.0.0.1:$port/fhir" \
     --color off \
+    --reporter-cli-no-success-assertions \
     "$@" || status=$?
 if [ "$status" -ne 0 ]; then
     echo "postman: newman failed (exit $status); last server log lines:" >&2
