@@ -251,12 +251,16 @@ async fn failing_tests_and_malformed_patches_change_nothing(app: TestApp) {
         has_expression(&issues, "Parameters.parameter[0].part[1]"),
         "{issues:?}"
     );
-    refuse(
-        FHIR_JSON,
-        json!([{"op": "replace", "path": "/status", "value": "x"}]),
-        400,
-    )
-    .await;
+    // A JSON Patch sent as FHIR JSON or plain JSON: 400 pointing at the Content-Type.
+    for content_type in [FHIR_JSON, "application/json"] {
+        let issues = refuse(
+            content_type,
+            json!([{"op": "replace", "path": "/status", "value": "x"}]),
+            400,
+        )
+        .await;
+        assert!(has_expression(&issues, "Content-Type"), "{issues:?}");
+    }
     refuse(
         FHIR_JSON,
         json!({"resourceType": "Task", "status": "received"}),

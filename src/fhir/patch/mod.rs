@@ -52,6 +52,15 @@ impl PatchDoc {
         match format {
             Format::JsonPatch => parse_json_patch(body, resource_type).map(Self::Json),
             Format::FhirPath => {
+                if body.trim_ascii_start().starts_with(b"[") {
+                    return Err(vec![Issue::error(
+                        IssueCode::Invalid,
+                        "A JSON Patch (an array of operations) is sent as \
+                         application/json-patch+json; application/fhir+json and \
+                         application/json take a FHIRPath Patch (a Parameters resource)",
+                    )
+                    .at("Content-Type")]);
+                }
                 let params = IncomingResource::parse(body).map_err(|i| vec![i])?.value;
                 Self::from_parameters(&params, resource_type)
             }
