@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wor_hub::config::{ConfigArgs, Settings};
+use wor_hub::config::{ConfigArgs, InitialDirectory, Settings};
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/wor-hub.example.toml")
@@ -120,4 +120,35 @@ fn comment_above(text: &str, key: &str) -> Option<String> {
         .flat_map(|l| l.split_whitespace())
         .collect();
     Some(words.join(" "))
+}
+
+/// The wor-hub.toml of the ConfigMap in deploy/kubernetes.yaml loads with the real loader,
+/// and sets what a shared production deployment needs.
+#[test]
+fn kubernetes_configmap_config_loads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("deploy/kubernetes.yaml")).unwrap();
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "wor-hub.toml: |");
+    assert!(lines.next().is_some(), "no wor-hub.toml in the ConfigMap");
+    let toml: String = lines
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    assert!(toml.contains("base_url"), "{toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wor-hub.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let s = Settings::load(&ConfigArgs {
+        config: Some(path),
+        ..ConfigArgs::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.listen.ip().to_string(),
+        "0.0.0.0",
+        "probes reach the pod's IP"
+    );
+    assert!(s.base_url.is_some());
+    assert!(!s.open_mode);
+    assert_eq!(s.initial_directory, InitialDirectory::None);
 }
