@@ -491,15 +491,22 @@ mod tests {
         assert!(err.contains("lisen"), "{err}");
     }
 
+    fn example_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/wor-hub.example.toml")
+    }
+
     #[test]
     fn shipped_example_config_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/wor-hub.example.toml");
         let args = ConfigArgs {
-            config: Some(path),
+            config: Some(example_path()),
             ..ConfigArgs::default()
         };
         let s = Settings::load(&args).unwrap();
         assert!(matches!(s.database, DatabaseUrl::Postgres(_)));
+        assert!(
+            s.base_url.is_some(),
+            "the example sets base_url, as production should"
+        );
         assert_eq!(s.request_retention.as_secs(), 24 * 3600);
         assert_eq!(s.initial_directory, InitialDirectory::None);
         assert_eq!(s.contact_deadline.as_secs(), 14 * 86_400);
