@@ -22,8 +22,8 @@ pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
 /// The request head (request line and headers) must arrive within this time (else 408).
 pub const DEFAULT_HEAD_TIMEOUT: &str = "5s";
 
-/// Flags shared by every subcommand that touches the service's configuration.
-/// Each flag can also be given as an environment variable or in the config file.
+/// The flags of `serve`: every setting. Each flag can also be given as an environment
+/// variable or in the config file.
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct ConfigArgs {
     /// TOML config file; its keys are the long flag names with `_` for `-`.
@@ -89,6 +89,59 @@ pub struct ConfigArgs {
     /// request on a connection; slower ones get 408 [default: 5s].
     #[arg(long, env = "WOR_HUB_HEAD_TIMEOUT", value_name = "DURATION")]
     pub head_timeout: Option<String>,
+}
+
+/// The flags of the commands that work on the database without serving it (`migrate`,
+/// `reindex`, `postcodes import`): the server's other flags would do nothing there, so
+/// their `--help` does not list them. The config file is read whole, as for `serve`.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// TOML config file; its keys are the long flag names with `_` for `-`.
+    #[arg(long, env = "WOR_HUB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// `postgres://...` for PostgreSQL, otherwise a SQLite file path or `sqlite://PATH`
+    /// [default: wor-hub.db in the working directory].
+    #[arg(long, env = "WOR_HUB_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log filter, e.g. `info` or `wor_hub=debug,info` [default: info].
+    #[arg(long, env = "WOR_HUB_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Log line format: `json` or `text` [default: json].
+    #[arg(long, env = "WOR_HUB_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// [`DatabaseArgs`] plus `--base-url`, for the commands that read FHIR files whose
+/// references are resolved against the hub's base (`directory import`, `route explain`).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct FileArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Public URL of the FHIR base, e.g. `https://hub.example.nl/fhir`, that absolute
+    /// references in the file are read against [default: http://LISTEN/fhir].
+    #[arg(long, env = "WOR_HUB_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+impl From<&DatabaseArgs> for ConfigArgs {
+    fn from(a: &DatabaseArgs) -> Self {
+        Self {
+            config: a.config.clone(),
+            database_url: a.database_url.clone(),
+            log: a.log.clone(),
+            log_format: a.log_format.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&FileArgs> for ConfigArgs {
+    fn from(a: &FileArgs) -> Self {
+        Self {
+            base_url: a.base_url.clone(),
+            ..Self::from(&a.database)
+        }
+    }
 }
 
 /// The config file: the same keys as the flags, all optional.

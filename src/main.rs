@@ -1,11 +1,12 @@
 //! The `wor-hub` command line: parse arguments, load settings, call the library.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use wor_hub::config::{ConfigArgs, Settings};
+use wor_hub::config::{ConfigArgs, DatabaseArgs, FileArgs, Settings};
 use wor_hub::startup::{open_store, Application};
 use wor_hub::{telemetry, tools};
 
@@ -13,7 +14,9 @@ use wor_hub::{telemetry, tools};
 #[command(
     name = "wor-hub",
     version,
-    about = "FHIR R4 hub for Welzijn op Recept referrals"
+    about = "FHIR R4 hub for Welzijn op Recept referrals",
+    after_help = "Examples:\n  wor-hub serve --database-url postgres://wor@db.internal/wor\n  \
+                  wor-hub route explain referral.json\n  wor-hub serve --help"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,20 +26,38 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the FHIR server (applies pending database migrations first).
+    #[command(after_help = "Example:\n  wor-hub serve --listen 0.0.0.0:8080 \
+        --database-url postgres://wor@db.internal/wor --base-url https://hub.example.nl/fhir")]
     Serve(ConfigArgs),
     /// Apply pending database migrations and exit.
-    Migrate(ConfigArgs),
-    /// Rebuild the search index from the stored resources and exit (run it once,
-    /// with the server stopped, on data stored before this version).
-    Reindex(ConfigArgs),
+    #[command(
+        after_help = "Example:\n  wor-hub migrate --database-url postgres://wor@db.internal/wor"
+    )]
+    Migrate(DatabaseArgs),
+    /// Rebuild the search index from the stored resources and exit (run it once on
+    /// data stored before this version). Refuses while a server uses the database.
+    #[command(
+        after_help = "Example (every server on the database stopped first):\n  \
+                            wor-hub reindex --database-url wor-hub.db"
+    )]
+    Reindex(DatabaseArgs),
     /// Manage the welfare directory.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wor-hub directory import deploy/directory.sample.json"
+    )]
     Directory(DirectoryCommand),
     /// Explain routing decisions.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wor-hub route explain tests/fixtures/referral-transaction.json"
+    )]
     Route(RouteCommand),
     /// Manage the CBS postcode table that maps a patient's postcode to a municipality.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wor-hub postcodes import postcodes-2023.csv"
+    )]
     Postcodes(PostcodesCommand),
 }
 
@@ -44,10 +65,14 @@ enum Command {
 enum DirectoryCommand {
     /// Import a FHIR transaction Bundle of Organizations and HealthcareServices (all
     /// or nothing; PUT entries with fixed ids make a re-import update in place).
+    #[command(
+        after_help = "Example:\n  wor-hub directory import deploy/directory.sample.json \
+                            --database-url postgres://wor@db.internal/wor"
+    )]
     Import {
         file: PathBuf,
         #[command(flatten)]
-        config: ConfigArgs,
+        config: FileArgs,
     },
 }
 
@@ -56,13 +81,16 @@ enum RouteCommand {
     /// Print the routing decision for a referral against the stored directory,
     /// storing nothing: FILE is a transaction Bundle (as a GP system sends it), a
     /// ServiceRequest with its Patient contained, or `$route` Parameters.
+    #[command(after_help = "Examples:\n  \
+                            wor-hub route explain tests/fixtures/referral-transaction.json\n  \
+                            wor-hub route explain --json referral.json | head -20")]
     Explain {
         file: PathBuf,
         /// Print the `$route` Parameters resource instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        config: ConfigArgs,
+        config: FileArgs,
     },
 }
 
@@ -71,31 +99,33 @@ enum PostcodesCommand {
     /// Replace the postcode table with a CSV file (PC4 or PC6 to municipality code;
     /// `;` or `,` separated, with a header row). Nothing changes if the file has an
     /// error (README: "Postcode table").
+    #[command(
+        after_help = "Example:\n  wor-hub postcodes import postcodes-2023.csv \
+                            --database-url postgres://wor@db.internal/wor"
+    )]
     Import {
         file: PathBuf,
         #[command(flatten)]
-        config: ConfigArgs,
+        config: DatabaseArgs,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match &cli.command {
-        Command::Serve(a) | Command::Migrate(a) | Command::Reindex(a) => a,
+    let args: ConfigArgs = match &cli.command {
+        Command::Serve(a) => a.clone(),
+        Command::Migrate(a)
+        | Command::Reindex(a)
+        | Command::Postcodes(PostcodesCommand::Import { config: a, .. }) => a.into(),
         Command::Directory(DirectoryCommand::Import { config, .. })
-        | Command::Route(RouteCommand::Explain { config, .. })
-        | Command::Postcodes(PostcodesCommand::Import { config, .. }) => config,
+        | Command::Route(RouteCommand::Explain { config, .. }) => config.into(),
     };
-    let settings = match Settings::load(args) {
+    let settings = match Settings::load(&args) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("wor-hub: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(&format!("configuration error: {e}"), 2),
     };
     if let Err(e) = telemetry::init(&settings.log, settings.log_format) {
-        eprintln!("wor-hub: configuration error: {e}");
-        return ExitCode::from(2);
+        return fail(&format!("configuration error: {e}"), 2);
     }
     let result = actix_web::rt::System::new().block_on(async move {
         match cli.command {
@@ -116,45 +146,63 @@ fn main() -> ExitCode {
             Command::Directory(DirectoryCommand::Import { file, .. }) => {
                 let bytes = read(&file)?;
                 let counts = tools::directory_import(&settings, &bytes).await?;
-                println!(
-                    "imported {}: {} created, {} updated, {} deleted",
+                out(&format!(
+                    "imported {}: {} created, {} updated, {} deleted\n",
                     file.display(),
                     counts.created,
                     counts.updated,
                     counts.deleted
-                );
-                Ok(())
+                ))
             }
             Command::Route(RouteCommand::Explain { file, json, .. }) => {
                 let bytes = read(&file)?;
                 let (text, parameters) = tools::route_explain(&settings, &bytes).await?;
                 if json {
-                    println!("{parameters:#}");
+                    out(&format!("{parameters:#}\n"))
                 } else {
-                    print!("{text}");
+                    out(&text)
                 }
-                Ok(())
             }
             Command::Postcodes(PostcodesCommand::Import { file, .. }) => {
                 let counts = tools::postcodes_import(&settings, &file).await?;
-                println!(
-                    "imported {} postcodes (PC6: {}, PC4: {}) from {}",
+                out(&format!(
+                    "imported {} postcodes (PC6: {}, PC4: {}) from {}\n",
                     counts.pc6 + counts.pc4,
                     counts.pc6,
                     counts.pc4,
                     file.display()
-                );
-                Ok(())
+                ))
             }
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "wor-hub stopped");
-            eprintln!("wor-hub: {e}");
-            ExitCode::FAILURE
+        Err(e) => fail(&e, 1),
+    }
+}
+
+/// A start-up or command error: one line on stderr (messages from the database
+/// client can span lines), no log event repeating it, and the exit code.
+fn fail(message: &str, code: u8) -> ExitCode {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Not eprintln!: it panics when stderr is closed.
+    let _ = writeln!(std::io::stderr(), "wor-hub: {line}");
+    ExitCode::from(code)
+}
+
+/// Writes a command's output. A reader that stopped early (`| head`) is not an error:
+/// the rest is simply not wanted, so a closed pipe ends the command quietly instead of
+/// panicking as `print!` does.
+fn out(text: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the output: {e}"))
         }
+        _ => Ok(()),
     }
 }
 

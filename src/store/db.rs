@@ -93,11 +93,33 @@ pub type Pool = r2d2::Pool<Manager>;
 /// PostgreSQL advisory lock key held while migrating ("wor-hub" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0077_6f72_2d68_7562;
 
-pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, r2d2::PoolError> {
+/// Logs the pool's failed connection attempts once the store is open. While it opens,
+/// they are left out: the failure comes back as the error of [`Store::open`](super::Store::open)
+/// with the same text, and a command that cannot open its database prints one line,
+/// not one log line per retry before it.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionErrors {
+    pub opened: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl r2d2::HandleError<r2d2::Error> for ConnectionErrors {
+    fn handle_error(&self, error: r2d2::Error) {
+        if self.opened.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(error = %error, "database connection failed");
+        }
+    }
+}
+
+pub fn build_pool(
+    url: &DatabaseUrl,
+    size: u32,
+    errors: ConnectionErrors,
+) -> Result<Pool, r2d2::PoolError> {
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
+        .error_handler(Box::new(errors))
         .build(Manager::new(url.clone()))
 }
 

@@ -110,8 +110,10 @@ impl Store {
         };
         let url = url.clone();
         let recover = journal.clone();
+        let errors = db::ConnectionErrors::default();
+        let opened = errors.opened.clone();
         let (pool, applied) = tokio::task::spawn_blocking(move || {
-            let pool = db::build_pool(&url, pool_size)?;
+            let pool = db::build_pool(&url, pool_size, errors)?;
             let mut conn = pool.get()?;
             let applied = db::run_migrations(&mut conn).map_err(StoreError::Internal)?;
             // Audit records a previous run journalled and did not move yet.
@@ -122,6 +124,7 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))??;
+        opened.store(true, Ordering::Relaxed);
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }

@@ -215,6 +215,10 @@ async fn every_access_leaves_an_audit_record() {
 
 /// Instances sharing one PostgreSQL start together: all come up, the schema is migrated once.
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn instances_starting_together_on_one_postgres_database() {
     let Some(first) = spawn(Backend::Postgres, |_| {}).await else {
         return;

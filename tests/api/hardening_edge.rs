@@ -153,6 +153,10 @@ async fn configured_base_url_ignores_the_host_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn configured_base_url_ignores_the_host_on_postgres() {
     configured_base_url_ignores_the_host(Backend::Postgres).await;
 }
@@ -255,6 +259,10 @@ async fn search_bodies_obey_the_body_limit_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn search_bodies_obey_the_body_limit_on_postgres() {
     search_bodies_obey_the_body_limit(Backend::Postgres).await;
 }
@@ -308,6 +316,10 @@ async fn slow_clients_get_408_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn slow_clients_get_408_on_postgres() {
     slow_clients_get_408(Backend::Postgres).await;
 }

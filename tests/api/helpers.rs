@@ -40,9 +40,29 @@ pub fn database_of(app: &TestApp) -> String {
     app.pg_database.clone().expect("a PostgreSQL test app")
 }
 
-/// Starts the app on `backend`, or returns `None` when PostgreSQL is not configured
-/// (outside CI; in CI a missing PostgreSQL is an error, so the suite cannot silently
-/// run on one backend only).
+/// The variable naming the test PostgreSQL server. Without it (and without `CI`, where a
+/// missing PostgreSQL must fail) build.rs leaves `cfg(wor_hub_postgres_tests)` unset, and
+/// every PostgreSQL test, marked
+/// `#[cfg_attr(not(wor_hub_postgres_tests), ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL")]`,
+/// is reported as ignored with that reason instead of passing without running.
+pub const POSTGRES_URL_VAR: &str = "WOR_HUB_TEST_POSTGRES_URL";
+
+/// The test PostgreSQL server's admin URL. Panics when it is not set: the PostgreSQL
+/// tests are ignored then (see build.rs), so reaching this means the run asked for
+/// them (`--include-ignored`, or CI) and must not pass without running them.
+pub fn postgres_admin_url() -> String {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI must set {POSTGRES_URL_VAR} (see .ci/run)")
+        }
+        _ => panic!("set {POSTGRES_URL_VAR} to run the PostgreSQL variants"),
+    }
+}
+
+/// Starts the app on `backend`. Always `Some`: a PostgreSQL variant without
+/// PostgreSQL panics (see [`postgres_admin_url`]); the `Option` is kept so callers
+/// written against the earlier skip-as-None contract still compile.
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
     let (database, dir, pg_database) = match backend {
         Backend::Sqlite => {
@@ -53,19 +73,10 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
                 None,
             )
         }
-        Backend::Postgres => match std::env::var("WOR_HUB_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => {
-                let (db_url, name) = fresh_pg_database(&url);
-                (DatabaseUrl::Postgres(db_url), None, Some(name))
-            }
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("CI must set WOR_HUB_TEST_POSTGRES_URL (see .ci/run)")
-            }
-            _ => {
-                eprintln!("WOR_HUB_TEST_POSTGRES_URL not set: PostgreSQL variant not run");
-                return None;
-            }
-        },
+        Backend::Postgres => {
+            let (db_url, name) = fresh_pg_database(&postgres_admin_url());
+            (DatabaseUrl::Postgres(db_url), None, Some(name))
+        }
     };
     let mut settings = Settings::for_database(database);
     settings.db_pool_size = 4;
@@ -87,8 +98,8 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Optio
 }
 
 /// A fresh, empty database for tests that run the binary or open a `Store` themselves:
-/// its `--database-url` and, for SQLite, the directory to keep alive. `None` when
-/// PostgreSQL is not configured (outside CI, as in [`spawn`]).
+/// its `--database-url` and, for SQLite, the directory to keep alive. Always `Some`
+/// (as [`spawn`]).
 pub fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile::TempDir>)> {
     match backend {
         Backend::Sqlite => {
@@ -96,16 +107,7 @@ pub fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile::Temp
             let path = dir.path().join("hub.db").to_string_lossy().into_owned();
             Some((path, Some(dir)))
         }
-        Backend::Postgres => match std::env::var("WOR_HUB_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => Some((fresh_pg_database(&url).0, None)),
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("CI must set WOR_HUB_TEST_POSTGRES_URL (see .ci/run)")
-            }
-            _ => {
-                eprintln!("WOR_HUB_TEST_POSTGRES_URL not set: PostgreSQL variant not run");
-                None
-            }
-        },
+        Backend::Postgres => Some((fresh_pg_database(&postgres_admin_url()).0, None)),
     }
 }
 
@@ -239,12 +241,15 @@ macro_rules! backend_tests {
         mod postgres {
             $(
                 #[tokio::test]
+                #[cfg_attr(
+                    not(wor_hub_postgres_tests),
+                    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+                )]
                 async fn $name() {
-                    if let Some(app) =
-                        $crate::helpers::spawn($crate::helpers::Backend::Postgres, |_| {}).await
-                    {
-                        super::$name(app).await;
-                    }
+                    let app = $crate::helpers::spawn($crate::helpers::Backend::Postgres, |_| {})
+                        .await
+                        .expect("PostgreSQL app");
+                    super::$name(app).await;
                 }
             )*
         }

@@ -430,6 +430,10 @@ async fn hostile_requests_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn hostile_requests_on_postgres() {
     hostile_requests(Backend::Postgres).await;
 }

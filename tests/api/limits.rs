@@ -450,6 +450,10 @@ async fn a_lowered_entry_limit_is_honoured_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn a_lowered_entry_limit_is_honoured_on_postgres() {
     a_lowered_entry_limit_is_honoured(Backend::Postgres).await;
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod batch_search;
 mod cli;
+mod cli_polish;
 mod concurrency;
 mod conditional;
 mod conformance;

@@ -178,7 +178,7 @@ async fn request_id_is_echoed_or_generated(app: TestApp) {
 }
 
 #[tokio::test]
-async fn health_probes_and_503_when_the_database_is_gone() {
+async fn health_probes_answer() {
     let app = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |_| {})
         .await
         .unwrap();
@@ -192,14 +192,19 @@ async fn health_probes_and_503_when_the_database_is_gone() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
 
-    // PostgreSQL: drop the test database under the running server.
-    let Ok(admin) = std::env::var("WOR_HUB_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let Some(app) = crate::helpers::spawn(crate::helpers::Backend::Postgres, |_| {}).await else {
-        return;
-    };
+/// PostgreSQL: drop the test database under the running server.
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn health_ready_and_requests_are_503_when_the_database_is_gone() {
+    let admin = crate::helpers::postgres_admin_url();
+    let app = crate::helpers::spawn(crate::helpers::Backend::Postgres, |_| {})
+        .await
+        .unwrap();
     let db = crate::helpers::database_of(&app);
     use diesel::connection::SimpleConnection;
     use diesel::Connection;

@@ -135,6 +135,10 @@ async fn sqlite_import_replaces_the_table_and_a_bad_file_changes_nothing() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn postgres_import_replaces_the_table_and_a_bad_file_changes_nothing() {
     import_replaces_the_table_and_a_bad_file_changes_nothing(Backend::Postgres).await;
 }

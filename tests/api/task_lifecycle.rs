@@ -263,6 +263,10 @@ async fn overdue_marking_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn overdue_marking_on_postgres() {
     overdue_marking(Backend::Postgres).await;
 }

@@ -239,6 +239,10 @@ async fn direct_moves_and_the_contact_deadline_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
 async fn direct_moves_and_the_contact_deadline_on_postgres() {
     direct_moves_and_the_contact_deadline(Backend::Postgres).await;
 }
