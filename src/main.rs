@@ -147,11 +147,12 @@ fn main() -> ExitCode {
                 let bytes = read(&file)?;
                 let counts = tools::directory_import(&settings, &bytes).await?;
                 out(&format!(
-                    "imported {}: {} created, {} updated, {} deleted\n",
+                    "imported {}: {} created, {} updated, {} deleted, {} unchanged\n",
                     file.display(),
                     counts.created,
                     counts.updated,
-                    counts.deleted
+                    counts.deleted,
+                    counts.unchanged
                 ))
             }
             Command::Route(RouteCommand::Explain { file, json, .. }) => {

@@ -11,6 +11,7 @@ use crate::app::principal::Principal;
 use crate::app::{workflow, App};
 use crate::config::{DatabaseUrl, InitialDirectory, Settings};
 use crate::fhir::instant::{format_instant, now_micros};
+use crate::store::serving::{self, ServingLock};
 use crate::store::{CommitCounter, Store, StoreError};
 use crate::{api, telemetry};
 
@@ -37,6 +38,10 @@ pub enum StartupError {
         source_name: String,
         message: String,
     },
+    /// The database is in use in a way that excludes this command (see
+    /// [`crate::store::serving`]).
+    #[error("{0}")]
+    InUse(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -48,12 +53,15 @@ pub struct Application {
     port: u16,
     server: Server,
     commits: CommitCounter,
+    /// Held while the server runs: `wor-hub reindex` refuses meanwhile.
+    _serving: ServingLock,
 }
 
 impl Application {
     /// Opens the database (applying pending migrations), binds the listener and builds
     /// the server. The server runs when [`Application::run_until_stopped`] is awaited.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let serving = hold_lock(&settings.database, serving::hold_for_serving).await?;
         let store = open_store(&settings.database, settings.db_pool_size).await?;
         let app = App::new(store, settings);
         load_initial_directory(&app, settings).await?;
@@ -119,6 +127,7 @@ impl Application {
             port,
             server,
             commits,
+            _serving: serving,
         })
     }
 
@@ -134,6 +143,18 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Takes a [`ServingLock`] off the async runtime (a PostgreSQL connection blocks).
+async fn hold_lock(
+    url: &DatabaseUrl,
+    take: fn(&DatabaseUrl) -> Result<ServingLock, String>,
+) -> Result<ServingLock, StartupError> {
+    let owned = url.clone();
+    tokio::task::spawn_blocking(move || take(&owned))
+        .await
+        .map_err(|e| StartupError::InUse(e.to_string()))?
+        .map_err(StartupError::InUse)
 }
 
 pub async fn open_store(url: &DatabaseUrl, pool_size: u32) -> Result<Store, StartupError> {
@@ -238,6 +259,7 @@ fn spawn_overdue_marker(app: App, interval: std::time::Duration) {
 /// `wor-hub reindex`: rebuilds the search index of every current resource from its
 /// stored body (needed once for data stored before a search parameter existed).
 pub async fn reindex(url: &DatabaseUrl) -> Result<u64, StartupError> {
+    let _reindexing = hold_lock(url, serving::hold_for_reindex).await?;
     let store = open_store(url, 1).await?;
     let rows_of: crate::store::RowsOf = std::sync::Arc::new(|ty: &str, body: &str| {
         let def = crate::fhir::registry::resource(ty)?;

@@ -26,6 +26,8 @@ pub struct ImportCounts {
     pub created: usize,
     pub updated: usize,
     pub deleted: usize,
+    /// `PUT` entries equal to the stored resource: left alone, no new version.
+    pub unchanged: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +87,13 @@ pub async fn import_directory(
                     return Ok(None);
                 }
             }
-            plan.run(tx, &base, ReturnPref::Minimal, None).map(Some)
+            let plan = plan.without_unchanged(tx)?;
+            let reply = plan.run(tx, &base, ReturnPref::Minimal, None)?;
+            Ok(Some((reply, plan.unchanged())))
         })
         .await;
-    let reply = match result {
-        Ok(Some(reply)) => reply,
+    let (reply, unchanged) = match result {
+        Ok(Some(done)) => done,
         Ok(None) => return Ok(ImportOutcome::NotEmpty),
         Err(e) => return Err(e.into()),
     };
@@ -98,7 +102,10 @@ pub async fn import_directory(
         .as_deref()
         .and_then(|b| serde_json::from_str(b).ok())
         .unwrap_or_default();
-    let mut counts = ImportCounts::default();
+    let mut counts = ImportCounts {
+        unchanged,
+        ..ImportCounts::default()
+    };
     for status in body
         .get("entry")
         .and_then(Value::as_array)
@@ -113,5 +120,7 @@ pub async fn import_directory(
             _ => {}
         }
     }
+    // The unchanged entries are answered 200 as well.
+    counts.updated = counts.updated.saturating_sub(counts.unchanged);
     Ok(ImportOutcome::Imported(counts))
 }

@@ -336,7 +336,7 @@ fn with_contained_patient(sr: Value, at: &str) -> Result<Question, Failure<AppEr
     })
 }
 
-fn stored_question(
+pub fn stored_question(
     tx: &mut Tx<'_>,
     reference: &str,
     base: &str,

@@ -15,6 +15,7 @@ pub mod query;
 mod requests;
 pub mod schema;
 mod search;
+pub mod serving;
 mod tx;
 mod types;
 

@@ -82,9 +82,35 @@ fn directory_import_and_route_explain() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("32 created"));
-    // Importing again updates in place (PUT with fixed ids).
+    // Importing the same file again changes nothing: no new versions.
     let out = wor_hub(&["directory", "import", sample], &db);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 created, 32 updated"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("0 created, 0 updated, 0 deleted, 32 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // One entry changed: that one is updated in place (PUT with fixed ids).
+    let mut changed: Value =
+        serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    let entries = changed["entry"].as_array_mut().unwrap();
+    let service = entries
+        .iter_mut()
+        .find(|e| e["resource"]["resourceType"] == "HealthcareService")
+        .unwrap();
+    service["resource"]["comment"] = "Telefonisch bereikbaar op werkdagen".into();
+    let changed_file = dir.path().join("changed.json");
+    std::fs::write(&changed_file, changed.to_string()).unwrap();
+    let out = wor_hub(
+        &["directory", "import", changed_file.to_str().unwrap()],
+        &db,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("0 created, 1 updated, 0 deleted, 31 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let out = wor_hub(&["route", "explain", fixture], &db);
     let text = String::from_utf8_lossy(&out.stdout);
