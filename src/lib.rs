@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fhir;
+pub mod notify;
 pub mod referral;
 pub mod startup;
 pub mod store;
