@@ -16,6 +16,8 @@ pub const DEFAULT_MAX_BUNDLE_ENTRIES: usize = 1000;
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_REQUEST_RETENTION: &str = "24h";
 pub const DEFAULT_CONTACT_DEADLINE: &str = "14days";
+/// How long notifications of a Subscription are retried before it goes to `error`.
+pub const DEFAULT_NOTIFICATION_RETRY_HORIZON: &str = "72h";
 pub const DEFAULT_OVERDUE_CHECK_INTERVAL: &str = "10m";
 /// The whole request body must arrive within this time after its head (else 408).
 pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
@@ -76,6 +78,14 @@ pub struct ConfigArgs {
     /// [default: 10m].
     #[arg(long, env = "WOR_HUB_OVERDUE_CHECK_INTERVAL", value_name = "DURATION")]
     pub overdue_check_interval: Option<String>,
+    /// How long the notifications of a Subscription are retried (exponential backoff)
+    /// before it goes to `error` [default: 72h].
+    #[arg(
+        long,
+        env = "WOR_HUB_NOTIFICATION_RETRY_HORIZON",
+        value_name = "DURATION"
+    )]
+    pub notification_retry_horizon: Option<String>,
     /// Open mode (until client authentication exists): `true` lets a request from a
     /// loopback address that names no party in `X-Acting-Party` act as any party;
     /// `false` requires the header on every Task update [default: true].
@@ -160,6 +170,7 @@ struct FileConfig {
     initial_directory: Option<String>,
     contact_deadline: Option<String>,
     overdue_check_interval: Option<String>,
+    notification_retry_horizon: Option<String>,
     open_mode: Option<bool>,
     body_timeout: Option<String>,
     head_timeout: Option<String>,
@@ -268,6 +279,8 @@ pub struct Settings {
     /// Task contact deadline, counted from Task.authoredOn.
     pub contact_deadline: std::time::Duration,
     pub overdue_check_interval: std::time::Duration,
+    /// See [`ConfigArgs::notification_retry_horizon`].
+    pub notification_retry_horizon: std::time::Duration,
     /// See [`ConfigArgs::open_mode`].
     pub open_mode: bool,
     /// See [`ConfigArgs::body_timeout`].
@@ -384,6 +397,14 @@ impl Settings {
             pick(&args.overdue_check_interval, file.overdue_check_interval),
             DEFAULT_OVERDUE_CHECK_INTERVAL,
         )?;
+        let notification_retry_horizon = duration(
+            "notification_retry_horizon",
+            pick(
+                &args.notification_retry_horizon,
+                file.notification_retry_horizon,
+            ),
+            DEFAULT_NOTIFICATION_RETRY_HORIZON,
+        )?;
 
         let body_timeout = duration(
             "body_timeout",
@@ -414,6 +435,7 @@ impl Settings {
             initial_directory,
             contact_deadline,
             overdue_check_interval,
+            notification_retry_horizon,
             open_mode: args.open_mode.or(file.open_mode).unwrap_or(true),
             body_timeout,
             head_timeout,
@@ -437,6 +459,7 @@ impl Settings {
             initial_directory: InitialDirectory::None,
             contact_deadline: std::time::Duration::from_secs(14 * 86_400),
             overdue_check_interval: std::time::Duration::from_secs(600),
+            notification_retry_horizon: std::time::Duration::from_secs(72 * 3600),
             open_mode: true,
             body_timeout: std::time::Duration::from_secs(30),
             head_timeout: std::time::Duration::from_secs(5),

@@ -8,6 +8,7 @@ use actix_web::{web, HttpServer};
 
 use crate::app::directory::{import_directory, ImportOutcome, SAMPLE_DIRECTORY};
 use crate::app::principal::Principal;
+use crate::app::subscriptions;
 use crate::app::{workflow, App};
 use crate::config::{DatabaseUrl, InitialDirectory, Settings};
 use crate::fhir::instant::{format_instant, now_micros};
@@ -88,6 +89,15 @@ impl Application {
             .port();
         spawn_housekeeping(app.store.clone(), settings.request_retention);
         spawn_overdue_marker(app.clone(), settings.overdue_check_interval);
+        let base = settings.base_url.clone().unwrap_or_else(|| {
+            let mut addr = settings.listen;
+            addr.set_port(port);
+            format!("http://{addr}/fhir")
+        });
+        subscriptions::spawn_delivery(
+            app.clone(),
+            subscriptions::DeliverySettings::new(base, settings.notification_retry_horizon),
+        );
         let commits = app.store.commits();
         let state = web::Data::new(AppState {
             app,

@@ -9,7 +9,7 @@ the FHIR package registry, not on npm). Reproduce with:
 
     python3 tools/gen-summary-table.py          # needs npm and network access to npm
 
-The types are those of src/fhir/registry.rs (RESOURCES) plus the conformance types
+The types are those of src/fhir/registry/tables.rs (RESOURCES) plus the conformance types
 the hub serves read-only (CONFORMANCE below).
 """
 
@@ -38,7 +38,7 @@ OUT = ROOT / "src" / "fhir" / "summary_table.json"
 
 
 def registry_types():
-    text = (ROOT / "src" / "fhir" / "registry.rs").read_text()
+    text = (ROOT / "src" / "fhir" / "registry" / "tables.rs").read_text()
     block = text.split("pub const RESOURCES", 1)[1].split("];", 1)[0]
     return re.findall(r'name:\s*"([A-Za-z]+)"', block)
 

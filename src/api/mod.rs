@@ -19,6 +19,7 @@ mod patch;
 mod respond;
 mod route;
 mod search;
+mod subscription;
 mod transaction;
 mod validate;
 
@@ -49,11 +50,23 @@ pub const SERVED: Served = Served {
         "validate",
         "http://hl7.org/fhir/OperationDefinition/Resource-validate",
     )],
-    resource_operations: &[(
-        "ServiceRequest",
-        "route",
-        "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
-    )],
+    resource_operations: &[
+        (
+            "ServiceRequest",
+            "route",
+            "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
+        ),
+        (
+            "Subscription",
+            "status",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+        ),
+        (
+            "Subscription",
+            "events",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+        ),
+    ],
     supported_profiles: &[(
         "HealthcareService",
         crate::referral::codes::PROFILE_HEALTHCARE_SERVICE,
@@ -151,6 +164,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/ServiceRequest/$route")
                     .route(web::post().to(route::route))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/Subscription/{id}/$status")
+                    .route(web::get().to(subscription::status))
+                    .route(web::post().to(subscription::status))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/Subscription/{id}/$events")
+                    .route(web::get().to(subscription::events))
+                    .route(web::post().to(subscription::events))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

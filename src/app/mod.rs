@@ -27,6 +27,7 @@ pub mod resources;
 pub mod route;
 pub mod routing;
 pub mod searchset;
+pub mod subscriptions;
 pub mod validate;
 pub mod workflow;
 pub mod write;
@@ -49,12 +50,20 @@ pub struct App {
     pub request_retention: Duration,
     /// Most entries in a transaction or batch Bundle.
     pub max_bundle_entries: usize,
+    /// Woken after a commit that recorded notification events (the delivery worker
+    /// waits on it).
+    pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl App {
     pub fn new(store: Store, settings: &Settings) -> Self {
+        let outbox_wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let hook = subscriptions::OutboxHook {
+            wake: outbox_wake.clone(),
+        };
         Self {
-            store,
+            store: store.with_hook(std::sync::Arc::new(hook)),
+            outbox_wake,
             clock: settings.clock.clone(),
             contact_deadline: micros(settings.contact_deadline),
             request_retention: settings.request_retention,

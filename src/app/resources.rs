@@ -61,6 +61,7 @@ pub(crate) fn business_rules(resource_type: &str, resource: &serde_json::Value) 
         "QuestionnaireResponse" => {
             issues.extend(crate::referral::positive_health::check(resource));
         }
+        "Subscription" => issues.extend(crate::app::subscriptions::check(resource)),
         _ => {}
     }
     issues
@@ -92,6 +93,7 @@ pub(crate) fn create_unit(
     workflow: Workflow,
 ) -> Result<impl WriteUnit, AppError> {
     check_valid(def.name, &incoming.value)?;
+    let (incoming, secret) = crate::app::subscriptions::take_secret(def.name, incoming)?;
     let id = uuid::Uuid::new_v4().to_string();
     let rows = index_rows(def, &incoming.value);
     let refs = local_references(def.name, &incoming.value, &base);
@@ -114,6 +116,9 @@ pub(crate) fn create_unit(
         }
         check_references(tx, &refs, &|_, _| false)?;
         let v = tx.create(def.name, &id, &|v, at| incoming.render(&id, v, at), &rows)?;
+        if let Some(secret) = &secret {
+            tx.set_subscription_secret(&id, secret)?;
+        }
         if def.name == "ServiceRequest" {
             route_created(tx, &id, &incoming.value, &base)?;
         }
@@ -186,6 +191,7 @@ pub(crate) fn update_unit(
     if let Target::Id(id) = &target {
         check_body_id(def.name, id, &incoming.value)?;
     }
+    let (incoming, secret) = crate::app::subscriptions::take_secret(def.name, incoming)?;
     let rows = index_rows(def, &incoming.value);
     let refs = local_references(def.name, &incoming.value, &base);
     Ok(move |tx: &mut Tx<'_>| {
@@ -200,7 +206,13 @@ pub(crate) fn update_unit(
         }
         check_references(tx, &refs, &pending)?;
         let render = |v, at| incoming.render(&id, v, at);
-        match tx.update(def.name, &id, &render, &rows, if_match, true)? {
+        let outcome = tx.update(def.name, &id, &render, &rows, if_match, true)?;
+        if let (Some(secret), UpdateOutcome::Updated(_) | UpdateOutcome::Created(_)) =
+            (&secret, &outcome)
+        {
+            tx.set_subscription_secret(&id, secret)?;
+        }
+        match outcome {
             UpdateOutcome::Updated(v) => Ok(reply::resource(status::OK, &v, &base, pref, false)),
             UpdateOutcome::Created(v) => {
                 if def.name == "ServiceRequest" {

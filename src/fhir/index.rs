@@ -17,7 +17,9 @@ pub fn index_rows(def: &ResourceDef, resource: &Value) -> IndexRows {
         for path in param.paths {
             for value in values_at(resource, path) {
                 match param.ty {
-                    ParamType::Token => tokens(param.name, value, &mut rows.tokens),
+                    ParamType::Token | ParamType::Uri => {
+                        tokens(param.name, value, &mut rows.tokens);
+                    }
                     ParamType::String => strings(param.name, value, &mut rows.strings),
                     ParamType::Reference => match value {
                         Value::String(canonical) => {

@@ -10,6 +10,7 @@ mod door_tests;
 mod index;
 mod journal;
 mod ops;
+mod outbox;
 mod postcodes;
 pub mod query;
 mod requests;
@@ -31,10 +32,11 @@ pub use index::RowsOf;
 use journal::AuditJournal;
 pub use journal::AuditRow;
 pub use ops::conditional_lock_key;
+pub use outbox::{Attempt, EventRow, SecretChange, SubscriptionFacts, SubscriptionRow};
 pub use postcodes::{PostcodeImport, PostcodeRows};
 pub use query::{Criterion, SystemMatch};
 pub use requests::RequestRecord;
-pub use tx::{AuditRecord, Failure, Tx, TxError, WriteError};
+pub use tx::{AuditRecord, Change, Failure, Tx, TxError, WriteError, WriteHook};
 pub use types::{
     CreateOutcome, DateRow, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
     ReferenceRow, StoredVersion, StringRow, TokenRow, UpdateOutcome,
@@ -99,6 +101,8 @@ pub struct Store {
     /// SQLite: where reads' audit records wait while a writer holds the lock.
     journal: Option<Arc<AuditJournal>>,
     commits: CommitCounter,
+    /// Runs in the unit of work of every version written (see [`WriteHook`]).
+    hook: Option<Arc<dyn WriteHook>>,
 }
 
 impl Store {
@@ -135,9 +139,17 @@ impl Store {
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             journal,
             commits: CommitCounter::default(),
+            hook: None,
         };
         store.spawn_journal_mover();
         Ok(store)
+    }
+
+    /// This store with `hook` run after every version written.
+    #[must_use]
+    pub fn with_hook(mut self, hook: Arc<dyn WriteHook>) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// Database transactions committed by this process so far.

@@ -31,6 +31,7 @@ impl Store {
         let lock = self.write_lock.clone();
         let pool = self.pool.clone();
         let commits = self.commits.clone();
+        let hook = self.hook.clone();
         let access = access.into();
         // The blocking pool's thread does not inherit the request's span: enter it, so
         // what the unit of work logs (an internal error) carries the request id.
@@ -41,7 +42,7 @@ impl Store {
                 .as_ref()
                 .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
             let mut conn = pool.get().map_err(StoreError::from)?;
-            tx::run(&mut conn, &access, &commits.0, &f)
+            tx::run(&mut conn, &access, hook.as_deref(), &commits.0, &f)
         })
         .await
         .map_err(|e| {
@@ -64,12 +65,13 @@ impl Store {
         let journal = self.journal.clone();
         let pool = self.pool.clone();
         let commits = self.commits.clone();
+        let hook = self.hook.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
             let mut conn = pool.get()?;
             let as_writer = |conn: &mut DbConnection| {
-                tx::run(conn, &access, &commits.0, &|tx| {
+                tx::run(conn, &access, hook.as_deref(), &commits.0, &|tx| {
                     tx.one_snapshot().map_err(Failure::<Infallible>::Tx)?;
                     f(tx).map_err(Failure::<Infallible>::Tx)
                 })

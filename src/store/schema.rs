@@ -150,3 +150,35 @@ diesel::table! {
         moved -> BigInt,
     }
 }
+
+diesel::table! {
+    subscription_state (id) {
+        id -> Text,
+        topic -> Text,
+        resource_type -> Text,
+        filter_query -> Text,
+        status -> Text,
+        events_since_start -> BigInt,
+        delivered_through -> BigInt,
+        next_attempt_at -> BigInt,
+        attempts -> Integer,
+        failing_since -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        heartbeat_period -> Nullable<BigInt>,
+        last_sent_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> BigInt,
+        secret -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    subscription_events (subscription_id, event_number) {
+        subscription_id -> Text,
+        event_number -> BigInt,
+        at -> BigInt,
+        focus_type -> Text,
+        focus_id -> Text,
+        focus_version -> BigInt,
+    }
+}

@@ -288,6 +288,7 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
         let resource = IncomingResource::parse(text.as_bytes())
             .map_err(|issue| fail(AppError::invalid(vec![issue])))?;
         check_valid(def.name, &resource.value).map_err(fail)?;
+        crate::app::subscriptions::no_secret_in_bundle(def.name, &resource.value).map_err(fail)?;
         if let (Method::Put, Target::Instance { id, .. }) = (&req.method, &req.target) {
             check_body_id(def.name, id, &resource.value).map_err(fail)?;
         }

@@ -8,6 +8,8 @@ pub enum ParamType {
     String,
     Reference,
     Date,
+    /// Exact match of the whole URI (indexed as a token without system).
+    Uri,
 }
 
 impl ParamType {
@@ -17,6 +19,7 @@ impl ParamType {
             Self::String => "string",
             Self::Reference => "reference",
             Self::Date => "date",
+            Self::Uri => "uri",
         }
     }
 }

@@ -466,6 +466,35 @@ const QUESTIONNAIRE_RESPONSE: &[SearchParamDef] = &[
     ),
 ];
 
+const SUBSCRIPTION: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    param!(
+        "status",
+        Token,
+        ["status"],
+        [],
+        "Subscription-status",
+        "requested | active | error | off"
+    ),
+    param!(
+        "url",
+        Uri,
+        ["channel.endpoint"],
+        [],
+        "Subscription-url",
+        "The rest-hook endpoint notifications are sent to (exact match)"
+    ),
+    param!(
+        "criteria",
+        String,
+        ["criteria"],
+        [],
+        "Subscription-criteria",
+        "The topic's canonical URL (Subscriptions Backport: Subscription.criteria)"
+    ),
+];
+
 /// Every resource type served under `/fhir/<type>`.
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef {
@@ -503,6 +532,10 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         name: "ServiceRequest",
         search_params: SERVICE_REQUEST,
+    },
+    ResourceDef {
+        name: "Subscription",
+        search_params: SUBSCRIPTION,
     },
     ResourceDef {
         name: "Task",

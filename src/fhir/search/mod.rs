@@ -8,7 +8,7 @@ pub mod values;
 use crate::fhir::elements::{self, Subset, Summary};
 use crate::fhir::outcome::{Issue, IssueCode, Severity};
 use crate::fhir::registry::{self, ParamType, ResourceDef, SearchParamDef};
-use crate::store::query::{Criterion, Include, IndexTable, Match, RefTarget, Sort};
+use crate::store::query::{Criterion, Include, IndexTable, Match, RefTarget, Sort, SystemMatch};
 
 /// `_total` (search.html#total).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,7 +135,7 @@ fn invalid(name: &str, what: String) -> Issue {
 
 fn table_of(ty: ParamType) -> IndexTable {
     match ty {
-        ParamType::Token => IndexTable::Token,
+        ParamType::Token | ParamType::Uri => IndexTable::Token,
         ParamType::String => IndexTable::String,
         ParamType::Reference => IndexTable::Reference,
         ParamType::Date => IndexTable::Date,
@@ -248,6 +248,15 @@ fn criterion(
                     return bad_modifier("not");
                 }
                 return Ok(Criterion::NoneOf(alternatives));
+            }
+        }
+        (ParamType::Uri, None) => {
+            for v in &values {
+                alternatives.push(Match::Token {
+                    param: p.clone(),
+                    system: SystemMatch::NoSystem,
+                    code: Some(v.clone()),
+                });
             }
         }
         (ParamType::String, None | Some("exact" | "contains")) => {

@@ -26,14 +26,23 @@ const MAX_ATTEMPTS: usize = 16;
 pub(super) fn run<T, E>(
     conn: &mut DbConnection,
     access: &Access,
+    hook: Option<&dyn WriteHook>,
     commits: &std::sync::atomic::AtomicU64,
     f: &dyn Fn(&mut Tx<'_>) -> Result<T, Failure<E>>,
 ) -> Result<T, WriteError<E>> {
     for _ in 0..MAX_ATTEMPTS {
-        let result = conn.transaction::<T, Failure<E>, _>(|c| f(&mut Tx::new(c, access)));
+        let wake = std::cell::Cell::new(false);
+        let result = conn.transaction::<T, Failure<E>, _>(|c| {
+            let mut tx = Tx::new(c, access, hook);
+            tx.wake = Some(&wake);
+            f(&mut tx)
+        });
         match result {
             Ok(value) => {
                 commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let (true, Some(hook)) = (wake.get(), hook) {
+                    hook.committed();
+                }
                 return Ok(value);
             }
             Err(Failure::Tx(TxError::Retry)) => continue,
@@ -60,11 +69,30 @@ pub struct Tx<'a> {
     /// Set for a read-only unit of work: audit records are collected here (for the
     /// journal) and writes are refused with [`TxError::NeedsWriter`].
     pub(super) collected: Option<Vec<AuditRow>>,
+    /// What runs after each version this unit of work writes (the outbox).
+    hook: Option<&'a dyn WriteHook>,
+    /// Set by [`Tx::wake_after_commit`]: the hook's `committed` runs after the commit.
+    wake: Option<&'a std::cell::Cell<bool>>,
+}
+
+/// Side effects of writes that live outside the store (the notification outbox): the
+/// application registers one with [`super::Store::with_hook`]. `after_write` runs in the
+/// unit of work of every version written, after its audit record, so what it writes
+/// commits with the version or not at all.
+pub trait WriteHook: Send + Sync {
+    fn after_write(
+        &self,
+        tx: &mut Tx<'_>,
+        written: &StoredVersion,
+        change: Change,
+    ) -> Result<(), TxError>;
+    /// A unit of work in which `after_write` called [`Tx::wake_after_commit`] committed.
+    fn committed(&self);
 }
 
 /// What a write did to a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
+pub enum Change {
     Create,
     /// `PUT` of a resource that did not exist.
     UpdateAsCreate,
@@ -88,13 +116,32 @@ pub(crate) fn now_micros() -> i64 {
 }
 
 impl<'a> Tx<'a> {
-    pub(super) fn new(conn: &'a mut DbConnection, access: &'a Access) -> Self {
+    pub(super) fn new(
+        conn: &'a mut DbConnection,
+        access: &'a Access,
+        hook: Option<&'a dyn WriteHook>,
+    ) -> Self {
         Self {
             conn,
             access,
             stamp: None,
             collected: None,
+            hook,
+            wake: None,
         }
+    }
+
+    /// Asks for the hook's `committed` once this unit of work has committed (the
+    /// delivery worker wakes up for the events just written).
+    pub fn wake_after_commit(&self) {
+        if let Some(wake) = self.wake {
+            wake.set(true);
+        }
+    }
+
+    /// The access this unit of work runs with.
+    pub fn access(&self) -> &Access {
+        self.access
     }
 
     /// Makes every statement of this (read) transaction see the same snapshot: a page
@@ -172,7 +219,7 @@ impl Tx<'_> {
         &mut self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<E>>,
     ) -> Result<T, Failure<E>> {
-        let access = self.access;
+        let (access, hook, wake) = (self.access, self.hook, self.wake);
         let mut collected = self.collected.take();
         // A rolled-back savepoint also undoes (and on PostgreSQL unlocks) a stamp taken
         // inside it: only a committed savepoint's stamp is kept.
@@ -183,6 +230,9 @@ impl Tx<'_> {
                 access,
                 stamp,
                 collected: collected.take(),
+                hook,
+                // A rolled-back savepoint's wake-up is harmless: the worker finds nothing.
+                wake,
             };
             let result = f(&mut inner);
             stamp = inner.stamp;
@@ -212,6 +262,17 @@ impl Tx<'_> {
             None => Ok(None),
             Some((v, _)) => Ok(version(self.conn, ty, id, v)?),
         }
+    }
+
+    /// Version `version_id` of a resource, read for the server's own use (no audit
+    /// record: the caller is a write's own bookkeeping, not a client's read).
+    pub fn version_of(
+        &mut self,
+        ty: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<StoredVersion>, TxError> {
+        Ok(version(self.conn, ty, id, version_id)?)
     }
 
     /// Whether the database holds any resource at all (live or deleted).
@@ -385,7 +446,11 @@ impl Tx<'_> {
             resource_id: Some(&v.id),
             version_id: Some(v.version_id),
             outcome: "success",
-        })
+        })?;
+        match self.hook {
+            Some(hook) => hook.after_write(self, v, change),
+            None => Ok(()),
+        }
     }
 
     /// Version 1 of a new resource, its body `render(1, stamp)`.
@@ -543,7 +608,7 @@ pub(super) fn run_read_only<T>(
     f: &dyn Fn(&mut Tx<'_>) -> Result<T, TxError>,
 ) -> Result<(T, Vec<AuditRow>), TxError> {
     conn.transaction::<_, TxError, _>(|c| {
-        let mut tx = Tx::new(c, access);
+        let mut tx = Tx::new(c, access, None);
         tx.collected = Some(Vec::new());
         let value = f(&mut tx)?;
         Ok((value, tx.collected.take().unwrap_or_default()))
