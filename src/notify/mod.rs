@@ -15,6 +15,8 @@ mod tests;
 #[cfg(test)]
 mod tests_bundle;
 #[cfg(test)]
+mod tests_profiles;
+#[cfg(test)]
 mod tests_refusals;
 
 pub use bundle::{
