@@ -40,6 +40,9 @@ pub fn endpoint_allowed(url: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err(format!("endpoint {url} has no host"));
     }
+    if host.starts_with('[') && !is_ipv6_literal(host) {
+        return Err(format!("endpoint {url} has an invalid IPv6 address"));
+    }
     if https || is_loopback_literal(host) {
         Ok(())
     } else {
@@ -66,6 +69,12 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
             None => Some((authority, None)),
         }
     }
+}
+
+fn is_ipv6_literal(host: &str) -> bool {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .is_some_and(|h| h.parse::<Ipv6Addr>().is_ok())
 }
 
 fn is_loopback_literal(host: &str) -> bool {

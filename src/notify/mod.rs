@@ -31,7 +31,9 @@ pub use subscription::{
     EXT_HEARTBEAT_PERIOD, EXT_MAX_COUNT, EXT_PAYLOAD_CONTENT, EXT_TIMEOUT, MAX_MAX_COUNT,
     MAX_TIMEOUT,
 };
-pub use topic::{topic, Topic, TopicId, TOPICS};
+pub use topic::{
+    subscription_topic_extensions, topic, Topic, TopicId, EXT_CAPABILITY_TOPIC, TOPICS,
+};
 
 /// How much of the focus resources a notification carries (backport-payload-content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

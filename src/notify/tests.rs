@@ -134,6 +134,21 @@ fn the_unroutable_code_is_in_the_code_system() {
         .any(|c| c["code"] == "unroutable"));
 }
 
+#[test]
+fn capability_statement_topic_extensions() {
+    let extensions = subscription_topic_extensions();
+    let expected: Vec<Value> = [TASK_CHANGE, SR_STATUS, UNROUTABLE]
+        .iter()
+        .map(|c| {
+            json!({
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical",
+                "valueCanonical": c,
+            })
+        })
+        .collect();
+    assert_eq!(extensions, expected);
+}
+
 // ---- read_subscription ----
 
 pub(super) fn subscription() -> Value {
@@ -398,6 +413,9 @@ fn loopback_rule() {
         "example.org/hook",
         "",
         "https://example.org/ hook",
+        "https://[zz]/hook",
+        "https://[::1/hook",
+        "https://[::1]x/hook",
     ] {
         assert!(endpoint_allowed(refused).is_err(), "{refused}");
     }
