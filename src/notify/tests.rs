@@ -229,6 +229,16 @@ fn reads_a_full_subscription() {
 }
 
 #[test]
+fn the_accepted_form_is_valid_r4() {
+    use crate::fhir::validate::validate_resource;
+    let issues: Vec<_> = validate_resource("Subscription", &subscription())
+        .into_iter()
+        .filter(|i| i.is_error())
+        .collect();
+    assert!(issues.is_empty(), "{issues:?}");
+}
+
+#[test]
 fn debug_hides_secret_and_header_values() {
     let spec = read_subscription(&subscription()).unwrap();
     let shown = format!("{spec:?}");
