@@ -5,6 +5,8 @@
 
 mod bundle;
 mod delivery;
+mod endpoint;
+mod secret;
 mod subscription;
 mod topic;
 
@@ -12,18 +14,26 @@ mod topic;
 mod tests;
 #[cfg(test)]
 mod tests_bundle;
+#[cfg(test)]
+mod tests_profiles;
+#[cfg(test)]
+mod tests_refusals;
 
 pub use bundle::{
     notification_bundle, status_parameters, Event, StatusInfo, PROFILE_NOTIFICATION_R4,
     PROFILE_STATUS_R4,
 };
 pub use delivery::{backoff, signature, BACKOFF_CAP, SIGNATURE_HEADER};
+pub use endpoint::endpoint_allowed;
+pub use secret::{redact_secret, EXT_SIGNING_SECRET, MIN_SECRET_CHARS, SECRET_MASK};
 pub use subscription::{
-    endpoint_allowed, read_subscription, redact_secret, SubscriptionSpec, DEFAULT_MAX_COUNT,
-    DEFAULT_TIMEOUT, EXT_FILTER_CRITERIA, EXT_HEARTBEAT_PERIOD, EXT_MAX_COUNT, EXT_PAYLOAD_CONTENT,
-    EXT_SIGNING_SECRET, EXT_TIMEOUT, MAX_MAX_COUNT, MAX_TIMEOUT, MIN_SECRET_CHARS, SECRET_MASK,
+    read_subscription, SubscriptionSpec, DEFAULT_MAX_COUNT, DEFAULT_TIMEOUT, EXT_FILTER_CRITERIA,
+    EXT_HEARTBEAT_PERIOD, EXT_MAX_COUNT, EXT_PAYLOAD_CONTENT, EXT_TIMEOUT, MAX_MAX_COUNT,
+    MAX_TIMEOUT,
 };
-pub use topic::{topic, Topic, TopicId, TOPICS};
+pub use topic::{
+    subscription_topic_extensions, topic, Topic, TopicId, EXT_CAPABILITY_TOPIC, TOPICS,
+};
 
 /// How much of the focus resources a notification carries (backport-payload-content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

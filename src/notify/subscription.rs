@@ -3,11 +3,12 @@
 //! filters in `_criteria.extension`, channel settings in `channel.extension`.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
 use super::delivery::SIGNATURE_HEADER;
+use super::endpoint::endpoint_allowed;
+use super::secret::{EXT_SIGNING_SECRET, MIN_SECRET_CHARS, SECRET_MASK};
 use super::topic::{topic, Topic, TOPICS};
 use super::PayloadContent;
 use crate::fhir::instant::parse_instant;
@@ -24,12 +25,6 @@ pub const EXT_TIMEOUT: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-timeout";
 pub const EXT_MAX_COUNT: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-max-count";
-/// This hub's extension on `Subscription.channel`: the HMAC-SHA256 signing secret.
-pub const EXT_SIGNING_SECRET: &str =
-    "https://wor-hub.nl/fhir/StructureDefinition/subscription-signing-secret";
-/// What a read shows instead of the signing secret; sent back, it keeps the stored secret.
-pub const SECRET_MASK: &str = "********";
-pub const MIN_SECRET_CHARS: usize = 32;
 
 pub const DEFAULT_TIMEOUT: u32 = 10;
 pub const MAX_TIMEOUT: u32 = 60;
@@ -587,106 +582,4 @@ fn read_channel_extensions(channel: &Value, issues: &mut Vec<Issue>) -> ChannelE
         }
     }
     out
-}
-
-/// Replaces the signing secret in a Subscription body by [`SECRET_MASK`], so that a stored
-/// body and every read show that a secret is set but never the secret itself. Returns
-/// whether a secret was replaced.
-pub fn redact_secret(value: &mut Value) -> bool {
-    let Some(extensions) = value
-        .pointer_mut("/channel/extension")
-        .and_then(Value::as_array_mut)
-    else {
-        return false;
-    };
-    let mut redacted = false;
-    for ext in extensions {
-        if ext.get("url").and_then(Value::as_str) != Some(EXT_SIGNING_SECRET) {
-            continue;
-        }
-        let Some(obj) = ext.as_object_mut() else {
-            continue;
-        };
-        if obj.get("valueString").and_then(Value::as_str) == Some(SECRET_MASK) {
-            continue;
-        }
-        // Whatever value[x] was sent goes: only the mask remains.
-        obj.retain(|k, _| !k.starts_with("value"));
-        obj.insert("valueString".to_owned(), Value::from(SECRET_MASK));
-        redacted = true;
-    }
-    redacted
-}
-
-/// May the hub POST notifications to this URL? `https://` anywhere; plain `http://` only
-/// to a loopback IP literal (127.0.0.0/8 or [::1]). Host names such as `localhost` are
-/// refused for http: they resolve through DNS, which the subscriber may not control.
-pub fn endpoint_allowed(url: &str) -> Result<(), String> {
-    if url.is_empty() {
-        return Err("the endpoint is empty".to_owned());
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("the endpoint holds spaces or control characters".to_owned());
-    }
-    let lower = url.to_ascii_lowercase();
-    let (https, rest) = if lower.starts_with("https://") {
-        (true, &url["https://".len()..])
-    } else if lower.starts_with("http://") {
-        (false, &url["http://".len()..])
-    } else {
-        return Err(format!("endpoint {url} must be an https:// URL"));
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(
-            "the endpoint may not hold credentials (user@host); send them in channel.header"
-                .to_owned(),
-        );
-    }
-    let (host, port) =
-        split_host_port(authority).ok_or_else(|| format!("endpoint {url} has no valid host"))?;
-    if let Some(port) = port {
-        if port.is_empty()
-            || !port.bytes().all(|b| b.is_ascii_digit())
-            || port.parse::<u16>().is_err()
-        {
-            return Err(format!("endpoint {url} has an invalid port"));
-        }
-    }
-    if host.is_empty() {
-        return Err(format!("endpoint {url} has no host"));
-    }
-    if https || is_loopback_literal(host) {
-        Ok(())
-    } else {
-        Err(format!(
-            "endpoint {url}: plain http:// is allowed only to a loopback address \
-             (127.0.0.0/8 or [::1]); use https://"
-        ))
-    }
-}
-
-/// "host[:port]" or "[v6][:port]".
-fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        // Keep the brackets so that the host is recognisably an IPv6 literal.
-        Some((&authority[..host.len() + 2], port))
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => Some((host, Some(port))),
-            None => Some((authority, None)),
-        }
-    }
-}
-
-fn is_loopback_literal(host: &str) -> bool {
-    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return v6.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback());
-    }
-    host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
 }

@@ -32,7 +32,7 @@ fn event(number: i64, focus: &str, version: i64, with_resource: bool) -> Event {
         focus: focus.to_owned(),
         focus_version: version,
         resource: with_resource.then(|| {
-            json!({ "resourceType": "Task", "id": id, "meta": { "versionId": version.to_string() }, "status": "accepted" })
+            json!({ "resourceType": "Task", "id": id, "meta": { "versionId": version.to_string() }, "status": "accepted", "intent": "order" })
         }),
     }
 }
@@ -345,4 +345,36 @@ fn notification_type_codes() {
     );
     assert_eq!(NotificationType::QueryStatus.code(), "query-status");
     assert_eq!(NotificationType::QueryEvent.code(), "query-event");
+}
+
+#[test]
+fn bundles_are_valid_r4() {
+    use crate::fhir::validate::validate_resource;
+    let mut info = status(NotificationType::EventNotification, 3);
+    info.error = Some("timeout".to_owned());
+    for payload in [
+        PayloadContent::Empty,
+        PayloadContent::IdOnly,
+        PayloadContent::FullResource,
+    ] {
+        let events = [event(2, "Task/abc", 3, true), event(3, "Task/def", 1, true)];
+        let bundle = notification_bundle(BASE, &info, &events, payload);
+        let issues: Vec<_> = validate_resource("Bundle", &bundle)
+            .into_iter()
+            .filter(|i| i.is_error())
+            .collect();
+        assert!(issues.is_empty(), "{payload:?}: {issues:?}");
+        let parameters = status_parameters(&info, &events, payload);
+        let issues: Vec<_> = validate_resource("Parameters", &parameters)
+            .into_iter()
+            .filter(|i| i.is_error())
+            .collect();
+        assert!(issues.is_empty(), "{payload:?}: {issues:?}");
+    }
+    // The validator does find errors in a notification Bundle.
+    let mut broken = notification_bundle(BASE, &info, &[], PayloadContent::IdOnly);
+    broken["type"] = serde_json::json!(42);
+    assert!(validate_resource("Bundle", &broken)
+        .iter()
+        .any(|i| i.is_error()));
 }

@@ -3,7 +3,7 @@
 //! R4 has no SubscriptionTopic resource; the Subscriptions Backport IG lets a server define
 //! its topics by canonical URL only (`profiles/Basic-topic-*.json` describe them).
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::referral::codes::CS_TASK_BUSINESS_STATUS;
 
@@ -60,6 +60,20 @@ pub const TOPICS: &[Topic] = &[
         filters: &[],
     },
 ];
+
+/// The CapabilityStatement extension advertising a supported topic (Backport IG 1.1), for
+/// `CapabilityStatement.rest.resource` of type Subscription.
+pub const EXT_CAPABILITY_TOPIC: &str =
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical";
+
+/// One `capabilitystatement-subscriptiontopic-canonical` extension per topic, in
+/// [`TOPICS`] order, for the Subscription entry of the CapabilityStatement.
+pub fn subscription_topic_extensions() -> Vec<Value> {
+    TOPICS
+        .iter()
+        .map(|t| json!({ "url": EXT_CAPABILITY_TOPIC, "valueCanonical": t.canonical }))
+        .collect()
+}
 
 /// The topic with this canonical URL; a `|version` suffix is ignored.
 pub fn topic(canonical: &str) -> Option<&'static Topic> {
