@@ -73,6 +73,19 @@ pub const SERVED: Served = Served {
     )],
     resource_documentation: &[
         (
+            "Subscription",
+            "Notifications (README 'Notifications'): R4 Subscriptions Backport IG 1.1, topic-based, \
+             rest-hook only. criteria is a topic canonical (see the extensions); filters in \
+             backport-filter-criteria, one value per parameter; payload empty, id-only (default) or \
+             full-resource; endpoints https, or http to a loopback address. The server sets status: \
+             a new or re-activated (status requested) Subscription gets a handshake and becomes \
+             active, or error when the handshake fails; deliveries are retried with backoff for \
+             --notification-retry-horizon (72h), then error; re-activation resumes after the last \
+             event delivered. Optional HMAC-SHA256 signature (X-Wor-Hub-Signature) with the secret \
+             in the extension https://wor-hub.nl/fhir/StructureDefinition/subscription-signing-secret, \
+             masked on read and refused in Bundles. $status and $events recover missed events.",
+        ),
+        (
             "Task",
             "Workflow (README 'Referral workflow'): updates require If-Match (412 without, or \
              stale) and name the acting party in the X-Acting-Party header (Organization/<id> of \

@@ -161,6 +161,10 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
             if !documentation.is_empty() {
                 r["documentation"] = json!(documentation.join("\n\n"));
             }
+            if def.name == "Subscription" {
+                // Subscriptions Backport IG: the topics a Subscription may name.
+                r["extension"] = json!(crate::notify::subscription_topic_extensions());
+            }
             if served.type_interactions.contains(&"search-type") || served.conditional_create {
                 r["searchParam"] = def
                     .search_params
