@@ -145,6 +145,15 @@ impl Store {
         Ok(store)
     }
 
+    /// The same database with a commit counter of its own: a background job's
+    /// transactions (the notification worker's) are not counted as requests'.
+    #[must_use]
+    pub fn with_own_commit_counter(&self) -> Self {
+        let mut store = self.clone();
+        store.commits = CommitCounter::default();
+        store
+    }
+
     /// This store with `hook` run after every version written.
     #[must_use]
     pub fn with_hook(mut self, hook: Arc<dyn WriteHook>) -> Self {

@@ -84,6 +84,23 @@ pub enum Attempt {
     },
 }
 
+/// Something to deliver now: a handshake, pending events or a heartbeat due, no
+/// attempt scheduled later, and no lease of another instance. The one bind parameter
+/// is the claiming instance (`now` is a number, written into the text).
+fn due_condition(conn: &DbConnection, now: i64) -> String {
+    let owner = match conn {
+        DbConnection::Postgres(_) => "$1",
+        DbConnection::Sqlite(_) => "?",
+    };
+    format!(
+        "status IN ('requested', 'active') AND next_attempt_at <= {now} \
+         AND (lease_until < {now} OR lease_owner = {owner}) \
+         AND (status = 'requested' OR delivered_through < events_since_start \
+              OR (heartbeat_period IS NOT NULL \
+                  AND last_sent_at + heartbeat_period * 1000000 <= {now}))"
+    )
+}
+
 #[derive(QueryableByName)]
 struct IdRow {
     #[diesel(sql_type = Text)]
@@ -222,6 +239,19 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Whether any Subscription has something to deliver now that `owner` may claim (a
+    /// read: the worker claims, which writes, only then).
+    pub fn anything_due(&mut self, owner: &str, now: i64) -> Result<bool, TxError> {
+        let sql = format!(
+            "SELECT id FROM subscription_state WHERE {} LIMIT 1",
+            due_condition(self.conn, now)
+        );
+        let found: Vec<IdRow> = diesel::sql_query(sql)
+            .bind::<Text, _>(owner)
+            .load(self.conn)?;
+        Ok(!found.is_empty())
+    }
+
     /// Claims up to `limit` Subscriptions with something to deliver now (a handshake,
     /// pending events, a heartbeat due) for `owner` until `lease_until`. On PostgreSQL
     /// rows another instance is claiming are skipped (`FOR UPDATE SKIP LOCKED`); a
@@ -234,37 +264,22 @@ impl Tx<'_> {
         limit: i64,
     ) -> Result<Vec<SubscriptionRow>, TxError> {
         self.writing()?;
-        let condition = "status IN ('requested', 'active') AND next_attempt_at <= {now} \
-             AND (lease_until < {now} OR lease_owner = {owner}) \
-             AND (status = 'requested' OR delivered_through < events_since_start \
-                  OR (heartbeat_period IS NOT NULL \
-                      AND last_sent_at + heartbeat_period * 1000000 <= {now}))";
+        let condition = due_condition(self.conn, now);
         let ids: Vec<IdRow> = match self.conn {
-            DbConnection::Postgres(_) => {
-                let sql = format!(
-                    "SELECT id FROM subscription_state WHERE {} ORDER BY next_attempt_at \
-                     LIMIT $3 FOR UPDATE SKIP LOCKED",
-                    condition.replace("{now}", "$1").replace("{owner}", "$2")
-                );
-                diesel::sql_query(sql)
-                    .bind::<BigInt, _>(now)
-                    .bind::<Text, _>(owner)
-                    .bind::<BigInt, _>(limit)
-                    .load(self.conn)?
-            }
-            DbConnection::Sqlite(_) => {
-                // One writer at a time: the lease below is taken before anyone else looks.
-                let sql = format!(
-                    "SELECT id FROM subscription_state WHERE {} ORDER BY next_attempt_at LIMIT ?",
-                    condition
-                        .replace("{now}", &now.to_string())
-                        .replace("{owner}", "?")
-                );
-                diesel::sql_query(sql)
-                    .bind::<Text, _>(owner)
-                    .bind::<BigInt, _>(limit)
-                    .load(self.conn)?
-            }
+            DbConnection::Postgres(_) => diesel::sql_query(format!(
+                "SELECT id FROM subscription_state WHERE {condition} ORDER BY next_attempt_at \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED"
+            ))
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(limit)
+            .load(self.conn)?,
+            // One writer at a time: the lease below is taken before anyone else looks.
+            DbConnection::Sqlite(_) => diesel::sql_query(format!(
+                "SELECT id FROM subscription_state WHERE {condition} ORDER BY next_attempt_at LIMIT ?"
+            ))
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(limit)
+            .load(self.conn)?,
         };
         let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
         if ids.is_empty() {

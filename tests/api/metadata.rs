@@ -40,11 +40,38 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         "Consent",
         "Location",
         "QuestionnaireResponse",
+        "Subscription",
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
     // Plus the six conformance types served read-only (conformance.rs).
-    assert_eq!(types.len(), 16);
+    assert_eq!(types.len(), 17);
+    // The Subscription entry names the topics (Subscriptions Backport IG).
+    let subscription = rest["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Subscription")
+        .unwrap();
+    let topics: Vec<&str> = subscription["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["url"]
+                == "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical"
+        })
+        .map(|e| e["valueCanonical"].as_str().unwrap())
+        .collect();
+    assert_eq!(topics.len(), 3, "{subscription}");
+    assert!(topics.contains(&"https://wor-hub.nl/fhir/SubscriptionTopic/task-change"));
+    let operations: Vec<&str> = subscription["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert!(operations.contains(&"status") && operations.contains(&"events"));
     let patient = rest["resource"]
         .as_array()
         .unwrap()

@@ -425,7 +425,117 @@ async fn headers_and_signature(app: TestApp) {
     assert_eq!(app.post("", &bundle).await.status(), 422);
 }
 
+async fn status_of(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("Subscription/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = status_of(app, id).await;
+        if now["status"] == status {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not {status}: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A failed handshake sets `error`; events are still recorded, and re-activating
+/// (status `requested`) handshakes again and delivers them, in order.
+async fn reactivation_resumes_where_it_stopped(app: TestApp) {
+    load_sample(&app).await;
+    let rx = Receiver::start().await;
+    rx.set_mode(Mode::Fail(500));
+    let res = app
+        .post("Subscription", &subscription(&rx.url, None, "id-only"))
+        .await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = wait_for_status(&app, &id, "error").await;
+    assert!(
+        failed["error"].as_str().unwrap().contains("500"),
+        "{failed}"
+    );
+    refer(&app, "2026-11-20").await;
+    refer(&app, "2026-11-20").await;
+    rx.set_mode(Mode::Accept);
+    let mut again = failed.clone();
+    again["status"] = json!("requested");
+    assert_eq!(
+        app.put(&format!("Subscription/{id}"), &again)
+            .await
+            .status(),
+        200
+    );
+    let active = wait_for_status(&app, &id, "active").await;
+    assert!(active.get("error").is_none(), "{active}");
+    let got = rx.wait_until(WAIT, |r| numbers(r).len() >= 2).await;
+    assert_eq!(numbers(&got), vec![1, 2]);
+}
+
+/// A Subscription whose endpoint keeps failing beyond the retry horizon goes to
+/// `error`; an idle one with a heartbeat period gets heartbeats.
+async fn retry_horizon_and_heartbeats(app: TestApp) {
+    load_sample(&app).await;
+    let rx = Receiver::start().await;
+    let id = subscribe(&app, &subscription(&rx.url, None, "id-only")).await;
+    rx.set_mode(Mode::Fail(503));
+    refer(&app, "2026-11-20").await;
+    let failed = wait_for_status(&app, &id, "error").await;
+    assert!(
+        failed["error"].as_str().unwrap().contains("retry horizon"),
+        "{failed}"
+    );
+    let beat = Receiver::start().await;
+    let mut body = subscription(&beat.url, None, "empty");
+    body["channel"]["extension"] = json!([{
+        "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period",
+        "valueUnsignedInt": 1
+    }]);
+    subscribe(&app, &body).await;
+    beat.wait_until(WAIT, |r| {
+        r.iter().filter(|x| x.kind() == "heartbeat").count() >= 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retry_horizon_and_heartbeats_on_sqlite() {
+    let app = spawn(Backend::Sqlite, |s| {
+        s.notification_retry_horizon = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    retry_horizon_and_heartbeats(app).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn retry_horizon_and_heartbeats_on_postgres() {
+    let app = spawn(Backend::Postgres, |s| {
+        s.notification_retry_horizon = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    retry_horizon_and_heartbeats(app).await;
+}
+
 crate::backend_tests!(
+    reactivation_resumes_where_it_stopped,
     headers_and_signature,
     a_new_referral_reaches_the_owner_and_no_one_else,
     a_status_change_reaches_the_referrer_with_the_task,

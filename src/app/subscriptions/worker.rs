@@ -22,7 +22,7 @@ use crate::fhir::instant::now_micros;
 use crate::fhir::registry;
 use crate::fhir::resource::IncomingResource;
 use crate::notify::{self, Event, NotificationType, PayloadContent, StatusInfo};
-use crate::store::{Attempt, Failure, SubscriptionRow, Tx, TxError, UpdateOutcome};
+use crate::store::{Attempt, AuditRecord, Failure, SubscriptionRow, Tx, TxError, UpdateOutcome};
 
 /// How the worker behaves (`--notification-retry-horizon`).
 #[derive(Debug, Clone)]
@@ -53,7 +53,8 @@ impl DeliverySettings {
 }
 
 struct Worker {
-    app: App,
+    /// The application's store with a commit counter of its own.
+    store: crate::store::Store,
     settings: DeliverySettings,
     /// This instance, in the leases it takes.
     owner: String,
@@ -78,7 +79,7 @@ pub fn spawn_delivery(app: App, settings: DeliverySettings) {
     };
     let wake = app.outbox_wake.clone();
     let worker = Arc::new(Worker {
-        app,
+        store: app.store.with_own_commit_counter(),
         settings,
         owner: uuid::Uuid::new_v4().to_string(),
         client,
@@ -107,9 +108,19 @@ impl Worker {
     /// Claims what is due and starts a delivery task for each.
     async fn round(self: Arc<Self>) -> Result<(), String> {
         let owner = self.owner.clone();
+        let due = self
+            .store
+            .read(system().access(), move |tx| {
+                tx.anything_due(&owner, now_micros())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if !due {
+            return Ok(());
+        }
+        let owner = self.owner.clone();
         let lease = micros(self.settings.lease);
         let claimed = self
-            .app
             .store
             .transaction(system().access(), move |tx| {
                 let now = now_micros();
@@ -210,8 +221,7 @@ impl Worker {
     /// What to send for a claimed Subscription, read in one unit of work.
     async fn load(&self, row: SubscriptionRow) -> Result<Option<Job>, String> {
         let base = self.settings.base.clone();
-        self.app
-            .store
+        self.store
             .transaction(system().access(), move |tx| {
                 load_job(tx, &row, &base).map_err(Failure::<()>::Tx)
             })
@@ -225,8 +235,7 @@ impl Worker {
         let owner = self.owner.clone();
         let horizon = micros(self.settings.retry_horizon);
         let job = job.clone();
-        self.app
-            .store
+        self.store
             .transaction(system().access(), move |tx| {
                 let now = now_micros();
                 let Some(row) = tx.subscription_row(&job.id)? else {
@@ -243,6 +252,17 @@ impl Worker {
                         }
                         if job.kind == NotificationType::Handshake && row.status == "requested" {
                             set_status(tx, &job.id, "active", None)?;
+                        }
+                        // What was disclosed to the endpoint, as reads are audited.
+                        for (ty, focus, version) in &job.foci {
+                            tx.audit(AuditRecord {
+                                action: "R",
+                                interaction: "notification",
+                                resource_type: ty,
+                                resource_id: Some(focus),
+                                version_id: Some(*version),
+                                outcome: "success",
+                            })?;
                         }
                         if job.kind == NotificationType::EventNotification {
                             tracing::info!(subscription = %job.id, through = job.through, "notification delivered");
@@ -308,6 +328,8 @@ struct Job {
     timeout: u32,
     secret: Option<String>,
     bundle: Value,
+    /// (type, id, version) of each event's focus, for the audit trail.
+    foci: Vec<(String, String, i64)>,
 }
 
 fn load_job(tx: &mut Tx<'_>, row: &SubscriptionRow, base: &str) -> Result<Option<Job>, TxError> {
@@ -365,6 +387,13 @@ fn load_job(tx: &mut Tx<'_>, row: &SubscriptionRow, base: &str) -> Result<Option
         timeout: spec.timeout,
         secret: row.secret.clone(),
         bundle: notify::notification_bundle(base, &info, &events, spec.payload),
+        foci: events
+            .iter()
+            .filter_map(|e| {
+                let (ty, id) = e.focus.split_once('/')?;
+                Some((ty.to_owned(), id.to_owned(), e.focus_version))
+            })
+            .collect(),
     }))
 }
 
