@@ -534,7 +534,86 @@ async fn retry_horizon_and_heartbeats_on_postgres() {
     retry_horizon_and_heartbeats(app).await;
 }
 
+/// The other two topics: a referral that became unroutable reaches the coordinators'
+/// Subscription; a ServiceRequest's status change (the requester cancels, the
+/// ServiceRequest is revoked) reaches a Subscription filtered on its `_id`.
+async fn unroutable_and_service_request_topics(app: TestApp) {
+    load_sample(&app).await;
+    let coordinators = Receiver::start().await;
+    let mut body = subscription(&coordinators.url, None, "id-only");
+    body["criteria"] = json!("https://wor-hub.nl/fhir/SubscriptionTopic/unroutable");
+    subscribe(&app, &body).await;
+    // Routed: no event for the coordinators.
+    let (sr, practitioner) = refer(&app, "2026-11-20").await;
+    // No address: unroutable.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001",
+         "resource": {"resourceType": "Patient", "birthDate": "1959-04-02"},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                      "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"}},
+         "request": {"method": "POST", "url": "ServiceRequest"}}]});
+    let res = app.post("", &bundle).await;
+    assert_eq!(res.status(), 200);
+    let response: Value = res.json().await.unwrap();
+    let unroutable_sr = response["entry"][1]["response"]["location"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth_back(2)
+        .unwrap()
+        .to_owned();
+    let unroutable_task = the_task(&app, &unroutable_sr).await;
+    let got = coordinators
+        .wait_until(WAIT, |r| !numbers(r).is_empty())
+        .await;
+    assert_eq!(numbers(&got), vec![1]);
+    let note = got
+        .iter()
+        .find(|r| r.kind() == "event-notification")
+        .unwrap();
+    assert_eq!(
+        note.foci(),
+        vec![format!(
+            "{}/Task/{}",
+            app.base,
+            unroutable_task["id"].as_str().unwrap()
+        )]
+    );
+
+    let gp = Receiver::start().await;
+    let mut body = subscription(
+        &gp.url,
+        Some(&format!("ServiceRequest?_id={sr}")),
+        "full-resource",
+    );
+    body["criteria"] = json!("https://wor-hub.nl/fhir/SubscriptionTopic/service-request-status");
+    subscribe(&app, &body).await;
+    let task = the_task(&app, &sr).await;
+    step(
+        &app,
+        &practitioner,
+        &task,
+        "cancelled",
+        None,
+        Some("patient moved"),
+    )
+    .await;
+    let got = gp.wait_until(WAIT, |r| !numbers(r).is_empty()).await;
+    assert_eq!(numbers(&got), vec![1]);
+    let note = got
+        .iter()
+        .find(|r| r.kind() == "event-notification")
+        .unwrap();
+    assert_eq!(note.body["entry"][1]["resource"]["status"], "revoked");
+    // Later changes that leave the status alone are not events of this topic.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(numbers(&gp.received()), vec![1]);
+    assert_eq!(numbers(&coordinators.received()), vec![1]);
+}
+
 crate::backend_tests!(
+    unroutable_and_service_request_topics,
     reactivation_resumes_where_it_stopped,
     headers_and_signature,
     a_new_referral_reaches_the_owner_and_no_one_else,
