@@ -385,8 +385,11 @@ async fn reads_answer_while_a_large_referral_transaction_is_written() {
         "90% of the reads took up to {p90:.2?} while the transaction was written (it took \
          {duration:.2?}): reads wait for the writer"
     );
+    // A single read delayed by a busy machine (CI's two cores also run the other tests
+    // of this binary) may take a fraction of the transaction's time; one that waits for
+    // the writer takes nearly all of it.
     assert!(
-        slowest <= MAX_STALL,
+        slowest <= MAX_STALL.max(duration / 4),
         "a read took {slowest:.2?} while the transaction was written (it took \
          {duration:.2?}): reads wait for the writer"
     );
