@@ -1,26 +1,18 @@
 //! `GET|POST /fhir/Subscription/{id}/$status` and `$events` (Subscriptions Backport IG
 //! 1.1): where a Subscription stands, and the events a receiver missed, by number.
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use crate::api::extract::{FhirBody, RequestCtx};
+use crate::api::validate::has_body;
 use crate::api::{logical_id, paging, respond};
 use crate::app::error::AppError;
 use crate::app::subscriptions::{self, EventsQuery};
 use crate::error::ApiError;
 use crate::fhir::outcome::IssueCode;
 use crate::startup::AppState;
-
-/// A body was sent (a POST may come without one).
-fn has_body(req: &HttpRequest) -> bool {
-    match req.headers().get(header::CONTENT_LENGTH) {
-        Some(len) => len.to_str().map_or(true, |l| l.trim() != "0"),
-        None => req.headers().contains_key(header::TRANSFER_ENCODING),
-    }
-}
 
 /// The operation's parameters: the query, and a `Parameters` body's `valueString`,
 /// `valueCode`, `valueInteger` or `valueUnsignedInt` values.

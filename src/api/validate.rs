@@ -14,7 +14,7 @@ use crate::fhir::registry::ResourceDef;
 use crate::startup::AppState;
 
 /// A body was sent (a POST may come without one: `mode=delete`, or the stored resource).
-fn has_body(req: &HttpRequest) -> bool {
+pub(crate) fn has_body(req: &HttpRequest) -> bool {
     match req.headers().get(header::CONTENT_LENGTH) {
         Some(len) => len.to_str().map_or(true, |l| l.trim() != "0"),
         None => req.headers().contains_key(header::TRANSFER_ENCODING),

@@ -43,23 +43,8 @@ pub async fn subscribe(app: &TestApp, body: &Value) -> String {
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let created: Value = res.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let now: Value = app
-            .get(&format!("Subscription/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if now["status"] == "active" {
-            return id;
-        }
-        assert!(
-            now["status"] != "error" && tokio::time::Instant::now() < deadline,
-            "not active: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_status(app, &id, "active").await;
+    id
 }
 
 /// Every event number `1..=n` exactly once, in order, over all notifications.
