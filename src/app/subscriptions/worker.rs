@@ -346,6 +346,11 @@ fn load_job(tx: &mut Tx<'_>, row: &SubscriptionRow, base: &str) -> Result<Option
     let Ok(spec) = notify::read_subscription(&value) else {
         return Ok(None);
     };
+    // Subscription.end: the server turns it off then (R4).
+    if spec.end.is_some_and(|end| end <= now_micros()) {
+        set_status(tx, &row.id, "off", None)?;
+        return Ok(None);
+    }
     let (kind, events) = if row.status == "requested" {
         (NotificationType::Handshake, Vec::new())
     } else if row.delivered_through < row.events_since_start {
