@@ -48,10 +48,10 @@ class Hook(BaseHTTPRequestHandler):
         Hook.count += 1
         with open(os.path.join(self.server.dir, f"{Hook.count:06d}.json"), "wb") as f:
             f.write(body)
+        print(summary(body), flush=True)  # before the answer: logged once acknowledged
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        print(summary(body), flush=True)
 
     def log_message(self, *args):
         pass  # stdout is the one-line-per-request log
