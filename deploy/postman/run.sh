@@ -2,8 +2,11 @@
 # Runs the Postman collection (the README's referral story and the common mistakes) with
 # newman against a freshly started wor-hub: the built binary on a temporary SQLite
 # database, a free loopback port, the sample directory and --open-mode false (every
-# request of the collection names its party in X-Acting-Party). Installs newman from
-# deploy/postman/package-lock.json. Extra arguments go to newman (e.g. --verbose).
+# request of the collection names its party in X-Acting-Party), and tools/hook-receiver.py
+# on another free port as the endpoint of the collection's Subscription (`hookUrl`); after
+# the run it checks that the receiver got the handshake and events 1, 2, ... once each, in
+# order. Installs newman from deploy/postman/package-lock.json. Extra arguments go to
+# newman (e.g. --verbose).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,11 +20,14 @@ cargo build --locked --quiet
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wor-hub-postman.XXXXXX")
 server=""
+hook=""
 cleanup() {
-    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-        kill "$server"
-        wait "$server" 2>/dev/null || true
-    fi
+    for pid in $server $hook; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid"
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,15 +60,58 @@ if [ -z "$port" ]; then
     exit 1
 fi
 
+# The rest-hook receiver: it says on stderr where it listens, and logs one line per
+# request (`<type> <event numbers>`) to hook.log.
+python3 tools/hook-receiver.py 0 "$work/hook" >"$work/hook.log" 2>"$work/hook.err" &
+hook=$!
+hook_url=""
+for _ in $(seq 1 100); do
+    hook_url=$(grep -o 'http://[^ ]*' "$work/hook.err" || true)
+    [ -n "$hook_url" ] && break
+    if ! kill -0 "$hook" 2>/dev/null; then
+        echo "postman: the hook receiver exited:" >&2
+        cat "$work/hook.err" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [ -z "$hook_url" ]; then
+    echo "postman: the hook receiver did not start within 10 s" >&2
+    exit 1
+fi
+
 status=0
 deploy/postman/node_modules/.bin/newman run deploy/postman/wor-hub.postman_collection.json \
     --environment deploy/postman/wor-hub.postman_environment.json \
     --env-var "baseUrl=http://127.0.0.1:$port/fhir" \
+    --env-var "hookUrl=$hook_url" \
     --color off \
     --reporter-cli-no-success-assertions \
     "$@" || status=$?
 if [ "$status" -ne 0 ]; then
     echo "postman: newman failed (exit $status); last server log lines:" >&2
     tail -n 20 "$work/server.log" >&2
+    exit "$status"
 fi
-exit "$status"
+
+# What the hub delivered (the collection checked with $events what it recorded): the
+# receiver got the handshake, then every event of the run once, in order. Delivery is
+# asynchronous: wait until the receiver's log stops growing for a second (30 s at most).
+seen=-1
+for _ in $(seq 1 30); do
+    now=$(wc -l <"$work/hook.log")
+    [ "$now" -eq "$seen" ] && break
+    seen=$now
+    sleep 1
+done
+python3 - "$work/hook.log" <<'EOF'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+events = lines[1:]
+numbers = [int(n) for line in events for n in line.split()[-1].split(",") if n.isdigit()]
+if (lines[:1] == ["handshake -"] and all(line.startswith("event-notification ") for line in events)
+        and len(numbers) >= 6 and numbers == list(range(1, len(numbers) + 1))):
+    print(f"postman: the hook receiver got the handshake and events 1 to {len(numbers)}, in order")
+else:
+    sys.exit("postman: the hook receiver got:\n  " + "\n  ".join(lines))
+EOF
