@@ -325,6 +325,23 @@ async fn subscriptions_are_checked_and_searchable(app: TestApp) {
     assert_eq!(app.post("Subscription", &unknown).await.status(), 422);
 
     let id = subscribe(&app, &subscription(&rx.url, None, "empty")).await;
+    // $events with nothing to replay: an empty query-event Bundle, not an error, also
+    // for a receiver that is caught up; only numbers the client gave can contradict.
+    for query in ["", "?eventsSinceNumber=5"] {
+        let res = app.get(&format!("Subscription/{id}/$events{query}")).await;
+        assert_eq!(res.status(), 200, "{query}");
+        let bundle: Value = res.json().await.unwrap();
+        assert!(
+            !bundle.to_string().contains("notification-event"),
+            "{bundle}"
+        );
+    }
+    let res = app
+        .get(&format!(
+            "Subscription/{id}/$events?eventsSinceNumber=5&eventsUntilNumber=2"
+        ))
+        .await;
+    assert_eq!(res.status(), 400);
     for query in [
         "Subscription?status=active".to_owned(),
         format!("Subscription?url={}", rx.url),

@@ -111,9 +111,10 @@ pub async fn status(
         .store
         .transaction(principal.access(), move |tx| {
             let row = tx.subscription_row(&id)?.ok_or_else(|| not_found(&id))?;
+            let payload = current_payload(tx, &id)?;
             audit(tx, &id, "operation:status")?;
             let info = status_info(&base, &row, NotificationType::QueryStatus);
-            let parameters = notify::status_parameters(&info, &[], PayloadContent::Empty);
+            let parameters = notify::status_parameters(&info, &[], payload);
             Ok::<_, Failure<AppError>>(json!({
                 "resourceType": "Bundle",
                 "id": uuid::Uuid::new_v4().to_string(),
@@ -150,7 +151,9 @@ pub async fn events(
             };
             let since = query.since.unwrap_or(1);
             let until = query.until.unwrap_or(row.events_since_start);
-            if until < since {
+            // Only the numbers the client gave can contradict each other; asking from
+            // past the last event (a receiver that is caught up) finds none.
+            if matches!((query.since, query.until), (Some(s), Some(u)) if u < s) {
                 return Err(Failure::Abort(AppError::invalid(vec![Issue::error(
                     IssueCode::Value,
                     "eventsUntilNumber is below eventsSinceNumber",

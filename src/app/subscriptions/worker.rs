@@ -247,10 +247,17 @@ impl Worker {
                             through: job.through,
                             at: now,
                         };
+                        let activate =
+                            job.kind == NotificationType::Handshake && row.status == "requested";
+                        if activate {
+                            // The change clock before the outbox row, as every writer
+                            // takes them (PostgreSQL would otherwise find a deadlock).
+                            tx.stamp()?;
+                        }
                         if !tx.finish_attempt(&job.id, &owner, &attempt)? {
                             return Ok(false);
                         }
-                        if job.kind == NotificationType::Handshake && row.status == "requested" {
+                        if activate {
                             set_status(tx, &job.id, "active", None)?;
                         }
                         // What was disclosed to the endpoint, as reads are audited.
@@ -280,6 +287,9 @@ impl Worker {
                             retry_at: now + micros(delay),
                             error: error.clone(),
                         };
+                        if give_up {
+                            tx.stamp()?;
+                        }
                         if !tx.finish_attempt(&job.id, &owner, &attempt)? {
                             return Ok(false);
                         }
@@ -430,8 +440,10 @@ pub(super) fn events_of(
 }
 
 /// Writes the status the worker decided into the outbox and, as a new version, into
-/// the Subscription resource (with `error` saying why, or without it).
+/// the Subscription resource (with `error` saying why, or without it). The change
+/// clock is taken first, as every writer takes it before the outbox rows.
 fn set_status(tx: &mut Tx<'_>, id: &str, status: &str, error: Option<&str>) -> Result<(), TxError> {
+    tx.stamp()?;
     tx.set_subscription_status(id, status)?;
     let Some(current) = tx.current("Subscription", id)? else {
         return Ok(());
