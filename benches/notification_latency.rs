@@ -97,8 +97,8 @@ fn events(arrivals: &[Arrival]) -> (Vec<(i64, Received)>, usize) {
             let part = |name: &str| parts.iter().find(|q| q["name"] == name).cloned();
             let number = part("event-number")
                 .and_then(|q| q["valueString"].as_str().and_then(|s| s.parse().ok()));
-            let stamp = part("timestamp")
-                .and_then(|q| q["valueInstant"].as_str().and_then(parse_instant));
+            let stamp =
+                part("timestamp").and_then(|q| q["valueInstant"].as_str().and_then(parse_instant));
             let focus = part("focus")
                 .and_then(|q| q["valueReference"]["reference"].as_str().map(str::to_owned));
             if let (Some(number), Some(stamp), Some(focus)) = (number, stamp, focus) {
