@@ -1,0 +1,901 @@
+//! `wor-hub-bench`: the benchmark program of issue 16 ("Performance", item 1).
+//!
+//! Starts the real server in this process (`Application::build`, as the API tests do)
+//! on a fresh database (SQLite in a temporary directory; PostgreSQL with `--postgres
+//! ADMIN_URL`, where a fresh database is created), loads the sample directory, and
+//! measures:
+//!
+//! - referral ingest: the transaction Bundle of `tests/fixtures/referral-transaction.json`
+//!   with a unique (11-proof) BSN and unique ServiceRequest/Consent identifiers per
+//!   request, the same practice (Organization, Practitioner) every time, at each
+//!   `--concurrency` level for `--seconds`; every 2xx answer is counted back at the end
+//!   (`ServiceRequest?_summary=count`), and a mismatch exits with 1;
+//! - read by id (`GET Task/{id}`) and the polling search
+//!   (`Task?owner=..&status=requested&_lastUpdated=gt..`, first page of 10);
+//! - the storage ceiling on a second fresh database with the same durability settings
+//!   and no HTTP: single-row durable commits, and units of work of the store API that
+//!   create a referral's five resources (no index rows, routing, Task or validation);
+//! - start-up (`Application::build`) and peak RSS of this process (server and client).
+//!
+//! ```sh
+//! cargo run --release --bin wor-hub-bench -- --seconds 10
+//! source .ci/postgres.sh
+//! cargo run --release --bin wor-hub-bench -- --postgres "$WOR_HUB_TEST_POSTGRES_URL"
+//! cargo run --bin wor-hub-bench -- --smoke    # CI: a few seconds, debug build
+//! ```
+//! The client runs in the same process and on the same cores as the server.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::ManageConnection;
+use diesel::{Connection, PgConnection};
+use serde_json::Value;
+use wor_hub::config::{DatabaseUrl, Settings};
+use wor_hub::fhir::identifiers::is_valid_bsn;
+use wor_hub::fhir::instant::{format_instant, now_micros};
+use wor_hub::startup::Application;
+use wor_hub::store::{Access, Failure, IndexRows, Store};
+
+/// The shared fixture: a GP system's referral (Patient, Organization, Practitioner,
+/// Consent, ServiceRequest) as one transaction Bundle.
+const REFERRAL: &str = include_str!("../../tests/fixtures/referral-transaction.json");
+/// The fixture's BSN (Patient identifier and its ifNoneExist).
+const FIXTURE_BSN: &str = "999999011";
+/// The fixture's ServiceRequest identifier; the Consent's is this plus `-C1`.
+const FIXTURE_SR_ID: &str = "HIS-2026-000123";
+/// Where the sample directory routes the fixture's patient (Boskoop).
+const OWNER: &str = "Organization/tom-in-de-buurt";
+const FHIR_JSON: &str = "application/fhir+json";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wor-hub-bench",
+    about = "Benchmark of wor-hub: referral ingest, reads, polling search, storage ceiling"
+)]
+struct Args {
+    /// PostgreSQL admin URL (e.g. postgres://postgres@127.0.0.1:5432/postgres): a fresh
+    /// database is created on that server. Default: SQLite in a temporary directory.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// Ingest concurrency levels (concurrent clients, one request in flight each).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    concurrency: Vec<usize>,
+    /// Seconds per measurement (each ingest level, reads, search, each ceiling figure).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrency of the read-by-id and polling-search measurements.
+    #[arg(long, default_value_t = 8)]
+    read_concurrency: usize,
+    /// Referrals sent (concurrency 1) before the first measurement.
+    #[arg(long, default_value_t = 50)]
+    warmup: u64,
+    /// Database connection pool size of the server (default: the server's default).
+    #[arg(long)]
+    pool_size: Option<u32>,
+    /// A few seconds in total (ingest at concurrency 1 and 4 for 1 s each, a handful of
+    /// reads and searches); asserts only that it ran and counted every acknowledged
+    /// referral back. For CI.
+    #[arg(long)]
+    smoke: bool,
+}
+
+/// How long a measurement runs.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    For(Duration),
+    Count(u64),
+}
+
+impl Limit {
+    fn describe(self) -> String {
+        match self {
+            Self::For(d) => format!("{} s", d.as_secs_f64()),
+            Self::Count(n) => format!("{n} requests"),
+        }
+    }
+}
+
+/// Successes (with their latencies) and failures of one measurement.
+#[derive(Debug, Default)]
+struct Outcome {
+    latencies: Vec<Duration>,
+    failed: u64,
+    first_failure: Option<String>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn ok(&self) -> u64 {
+        self.latencies.len() as u64
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency percentile of the successful requests (sorted by [`load`]).
+    fn pct(&self, p: usize) -> Duration {
+        let n = self.latencies.len();
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        self.latencies[(n * p / 100).min(n - 1)]
+    }
+
+    fn line(&self, what: &str, unit: &str) -> String {
+        let mut line = format!(
+            "{what}: {} {unit} in {:.1} s = {:.1}/s, p50 {}, p99 {}",
+            self.ok(),
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            ms(self.pct(50)),
+            ms(self.pct(99)),
+        );
+        if self.failed > 0 {
+            line.push_str(&format!(
+                ", {} FAILED (first: {})",
+                self.failed,
+                self.first_failure.as_deref().unwrap_or("?")
+            ));
+        }
+        line
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `op(i)` for i = 0, 1, 2, .. from `concurrency` tasks until `limit`.
+async fn load<F, Fut>(concurrency: usize, limit: Limit, op: F) -> Outcome
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let (deadline, count) = match limit {
+        Limit::For(d) => (Some(started + d), u64::MAX),
+        Limit::Count(n) => (None, n),
+    };
+    let tasks: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (op, next) = (op.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut out = Outcome::default();
+                loop {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    match op(i).await {
+                        Ok(()) => out.latencies.push(sent.elapsed()),
+                        Err(e) => {
+                            out.failed += 1;
+                            out.first_failure.get_or_insert(e);
+                        }
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Outcome::default();
+    for task in tasks {
+        match task.await {
+            Ok(out) => {
+                all.latencies.extend(out.latencies);
+                all.failed += out.failed;
+                if all.first_failure.is_none() {
+                    all.first_failure = out.first_failure;
+                }
+            }
+            Err(e) => {
+                all.failed += 1;
+                all.first_failure
+                    .get_or_insert(format!("client task failed: {e}"));
+            }
+        }
+    }
+    all.elapsed = started.elapsed();
+    all.latencies.sort();
+    all
+}
+
+/// The next unique, valid BSN: eight digits from a counter and the check digit that
+/// makes 9*d1 + 8*d2 + .. + 2*d8 - d9 divisible by 11 (counters where it would be 10
+/// are skipped).
+fn next_bsn(counter: &AtomicU64) -> String {
+    loop {
+        let n = 10_000_000 + counter.fetch_add(1, Ordering::Relaxed) % 90_000_000;
+        let digits: Vec<u64> = format!("{n:08}")
+            .bytes()
+            .map(|b| u64::from(b - b'0'))
+            .collect();
+        let sum: u64 = digits.iter().zip((2..=9).rev()).map(|(d, w)| d * w).sum();
+        let check = sum % 11;
+        if check < 10 {
+            let bsn = format!("{n:08}{check}");
+            debug_assert!(is_valid_bsn(&bsn), "{bsn}");
+            return bsn;
+        }
+    }
+}
+
+/// The fixture with BSN `bsn` and ServiceRequest/Consent identifiers made from `n`.
+fn referral(bsn: &str, n: u64) -> String {
+    REFERRAL
+        .replace(FIXTURE_BSN, bsn)
+        .replace(FIXTURE_SR_ID, &format!("BENCH-{n:09}"))
+}
+
+/// Where the run's databases live, to create fresh ones and clean up at the end.
+enum Databases {
+    Sqlite(PathBuf),
+    Postgres { admin: String, created: Vec<String> },
+}
+
+impl Databases {
+    fn new(postgres: Option<String>) -> Result<Self, String> {
+        match postgres {
+            Some(admin) => Ok(Self::Postgres {
+                admin,
+                created: Vec::new(),
+            }),
+            None => {
+                let dir = std::env::temp_dir()
+                    .join(format!("wor-hub-bench-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Ok(Self::Sqlite(dir))
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "SQLite",
+            Self::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// A fresh, empty database.
+    fn fresh(&mut self, label: &str) -> Result<DatabaseUrl, String> {
+        match self {
+            Self::Sqlite(dir) => Ok(DatabaseUrl::Sqlite(dir.join(format!("{label}.db")))),
+            Self::Postgres { admin, created } => {
+                let name = format!("wor_hub_bench_{label}_{}", uuid::Uuid::new_v4().simple());
+                PgConnection::establish(admin)
+                    .and_then(|mut c| {
+                        c.batch_execute(&format!("CREATE DATABASE {name}"))
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
+                    })
+                    .map_err(|e| format!("cannot create database {name}: {e}"))?;
+                created.push(name.clone());
+                let (before_query, query) = match admin.split_once('?') {
+                    Some((b, q)) => (b, format!("?{q}")),
+                    None => (admin.as_str(), String::new()),
+                };
+                let server = match before_query.rsplit_once('/') {
+                    Some((server, _db)) if server.contains("//") && !server.ends_with('/') => {
+                        server
+                    }
+                    _ => before_query.trim_end_matches('/'),
+                };
+                Ok(DatabaseUrl::Postgres(format!("{server}/{name}{query}")))
+            }
+        }
+    }
+
+    /// Removes what [`Databases::fresh`] made (best effort: the in-process server still
+    /// holds connections, hence `WITH (FORCE)`).
+    fn clean_up(&self) {
+        match self {
+            Self::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Self::Postgres { admin, created } => {
+                if let Ok(mut c) = PgConnection::establish(admin) {
+                    for name in created {
+                        let _ = c
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The measurement plan: `--smoke` or the full run.
+struct Plan {
+    levels: Vec<usize>,
+    ingest: Limit,
+    reads: Limit,
+    searches: Limit,
+    ceiling: Limit,
+    warmup: u64,
+}
+
+impl Plan {
+    fn of(args: &Args) -> Self {
+        if args.smoke {
+            return Self {
+                levels: vec![1, 4],
+                ingest: Limit::For(Duration::from_secs(1)),
+                reads: Limit::Count(20),
+                searches: Limit::Count(10),
+                ceiling: Limit::Count(20),
+                warmup: 3,
+            };
+        }
+        let each = Limit::For(Duration::from_secs(args.seconds.max(1)));
+        Self {
+            levels: args.concurrency.clone(),
+            ingest: each,
+            reads: each,
+            searches: each,
+            ceiling: each,
+            warmup: args.warmup,
+        }
+    }
+}
+
+/// One row of the summary table.
+struct Row {
+    what: String,
+    figure: String,
+    p50: String,
+    p99: String,
+    note: String,
+}
+
+impl Row {
+    fn of(what: impl Into<String>, o: &Outcome, unit: &str, note: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            figure: format!(
+                "{:.0} {unit}/s ({} in {:.1} s)",
+                o.rate(),
+                o.ok(),
+                o.elapsed.as_secs_f64()
+            ),
+            p50: ms(o.pct(50)),
+            p99: ms(o.pct(99)),
+            note: note.into(),
+        }
+    }
+
+    fn plain(what: impl Into<String>, figure: impl Into<String>, note: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            figure: figure.into(),
+            p50: "".into(),
+            p99: "".into(),
+            note: note.into(),
+        }
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wor-hub-bench: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut databases = match Databases::new(args.postgres.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("wor-hub-bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(run(&args, &mut databases));
+    databases.clean_up();
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("wor-hub-bench: FAILED: {e}");
+            1
+        }
+    };
+    // The in-process server and its background jobs are not shut down one by one.
+    std::process::exit(code);
+}
+
+async fn run(args: &Args, databases: &mut Databases) -> Result<(), String> {
+    let plan = Plan::of(args);
+    let backend = databases.name();
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    say(&format!(
+        "wor-hub-bench {}: {backend}, {profile} build, {} cores; server and client in this process",
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map_or(0, usize::from),
+    ));
+    if cfg!(debug_assertions) {
+        say("NOTE: a debug build: these figures are not the benchmark (use --release)");
+    }
+    if args.smoke {
+        say("smoke mode: asserts only that every phase ran and every acknowledged referral is stored");
+    }
+    let mut rows = Vec::new();
+
+    // ---- start-up
+    let mut settings = Settings::for_database(databases.fresh("service")?);
+    if let Some(n) = args.pool_size {
+        settings.db_pool_size = n;
+    }
+    settings.log = "warn".into();
+    let started = Instant::now();
+    let app = Application::build(&settings)
+        .await
+        .map_err(|e| format!("the server does not start: {e}"))?;
+    let startup = started.elapsed();
+    let base = format!("http://127.0.0.1:{}/fhir", app.port());
+    tokio::spawn(app.run_until_stopped());
+    say(&format!(
+        "start-up (Application::build, empty database): {}",
+        ms(startup)
+    ));
+    rows.push(Row::plain(
+        "start-up, empty database",
+        ms(startup),
+        "Application::build: migrations, directory check, bind",
+    ));
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let res = client
+        .post(&base)
+        .header("Content-Type", FHIR_JSON)
+        .body(wor_hub::api::directory::SAMPLE_DIRECTORY)
+        .send()
+        .await
+        .map_err(|e| format!("loading the sample directory: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!(
+            "loading the sample directory: HTTP {}",
+            res.status()
+        ));
+    }
+    let before_run = format_instant(now_micros() - 1_000_000);
+
+    // ---- referral ingest
+    let bsns = Arc::new(AtomicU64::new(0));
+    let serial = Arc::new(AtomicU64::new(0));
+    let ingest = {
+        let (client, base) = (client.clone(), Arc::<str>::from(base.as_str()));
+        let (bsns, serial) = (bsns.clone(), serial.clone());
+        Arc::new(move |_: u64| {
+            let (client, base) = (client.clone(), base.clone());
+            let body = referral(&next_bsn(&bsns), serial.fetch_add(1, Ordering::Relaxed));
+            async move {
+                let res = client
+                    .post(&*base)
+                    .header("Content-Type", FHIR_JSON)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = res.status();
+                let text = res.text().await.map_err(|e| e.to_string())?;
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(300).collect::<String>()
+                    ))
+                }
+            }
+        })
+    };
+    let mut acknowledged = 0u64;
+    let mut ingest_figures = Vec::new();
+    if plan.warmup > 0 {
+        let op = ingest.clone();
+        let warm = load(1, Limit::Count(plan.warmup), move |i| op(i)).await;
+        acknowledged += warm.ok();
+        say(&warm.line("warm-up ingest, concurrency 1", "referrals"));
+    }
+    for &c in &plan.levels {
+        let op = ingest.clone();
+        let o = load(c, plan.ingest, move |i| op(i)).await;
+        acknowledged += o.ok();
+        say(&o.line(&format!("referral ingest, concurrency {c}"), "referrals"));
+        if o.ok() == 0 {
+            return Err(format!("no referral acknowledged at concurrency {c}"));
+        }
+        ingest_figures.push((c, o.rate()));
+        rows.push(Row::of(
+            format!("referral ingest, c{c}"),
+            &o,
+            "referrals",
+            if o.failed > 0 {
+                format!("{} failed", o.failed)
+            } else {
+                String::new()
+            },
+        ));
+    }
+
+    // ---- every acknowledged referral counted back
+    let stored = total(&client, &format!("{base}/ServiceRequest?_summary=count")).await?;
+    let counted = stored == acknowledged;
+    say(&format!(
+        "counted back: {stored} ServiceRequests stored, {acknowledged} referrals acknowledged (2xx): {}",
+        if counted { "OK" } else { "MISMATCH" }
+    ));
+    rows.push(Row::plain(
+        "acknowledged referrals counted back",
+        format!("{stored} stored / {acknowledged} acknowledged"),
+        if counted { "OK" } else { "MISMATCH" },
+    ));
+
+    // ---- read by id
+    let ids = task_ids(&client, &base).await?;
+    let reads = {
+        let (client, base, ids) = (client.clone(), base.clone(), Arc::new(ids));
+        load(args.read_concurrency, plan.reads, move |i| {
+            let url = format!("{base}/Task/{}", ids[(i % ids.len() as u64) as usize]);
+            let client = client.clone();
+            async move { expect_ok(client.get(url)).await }
+        })
+        .await
+    };
+    say(&reads.line(
+        &format!("read by id (Task), concurrency {}", args.read_concurrency),
+        "reads",
+    ));
+    rows.push(Row::of(
+        format!("read by id, c{}", args.read_concurrency),
+        &reads,
+        "reads",
+        "GET Task/{id}",
+    ));
+
+    // ---- polling search
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("owner", OWNER)
+        .append_pair("status", "requested")
+        .append_pair("_lastUpdated", &format!("gt{before_run}"))
+        .finish();
+    let matches = total(&client, &format!("{base}/Task?{query}&_summary=count")).await?;
+    let searches = {
+        let url = format!("{base}/Task?{query}&_count=10");
+        let client = client.clone();
+        load(args.read_concurrency, plan.searches, move |_| {
+            let (client, url) = (client.clone(), url.clone());
+            async move { expect_ok(client.get(url)).await }
+        })
+        .await
+    };
+    say(&format!(
+        "{}; {matches} matches",
+        searches.line(
+            &format!(
+                "polling search (first page of 10), concurrency {}",
+                args.read_concurrency
+            ),
+            "searches"
+        )
+    ));
+    rows.push(Row::of(
+        format!("polling search, c{}", args.read_concurrency),
+        &searches,
+        "searches",
+        format!("first page of 10 out of {matches} matches"),
+    ));
+
+    // ---- storage ceiling
+    let ceiling = storage_ceiling(databases.fresh("ceiling")?, plan.ceiling).await?;
+    say(&ceiling.commits.line(
+        "storage ceiling: durable commits of one referral-sized row, sequential, no HTTP",
+        "commits",
+    ));
+    rows.push(Row::of(
+        "ceiling: single-row commits, c1",
+        &ceiling.commits,
+        "commits",
+        "raw SQL: BEGIN; INSERT one ~4 KB row; COMMIT (same connection settings)",
+    ));
+    for (c, o) in [(1, &ceiling.units_c1), (8, &ceiling.units_c8)] {
+        say(&o.line(
+            &format!(
+                "storage ceiling: store units creating a referral's 5 resources, concurrency {c}, no HTTP"
+            ),
+            "units",
+        ));
+        rows.push(Row::of(
+            format!("ceiling: store units of 5 creates, c{c}"),
+            o,
+            "units",
+            "Store::transaction + 5 x Tx::create, no index rows, routing, Task or validation",
+        ));
+    }
+    let best = ceiling.units_c1.rate().max(ceiling.units_c8.rate());
+    for (c, rate) in &ingest_figures {
+        let ratio = rate / best.max(1e-9);
+        say(&format!(
+            "ingest c{c} / storage ceiling (best store-unit rate, {best:.0}/s): {ratio:.2}"
+        ));
+        rows.push(Row::plain(
+            format!("ingest c{c} as a ratio of the ceiling"),
+            format!("{ratio:.2}"),
+            format!("{rate:.0}/s of {best:.0} store units/s"),
+        ));
+    }
+
+    // ---- peak RSS
+    let rss = peak_rss().unwrap_or_else(|| "unknown".into());
+    say(&format!(
+        "peak RSS (VmHWM, server and client in one process): {rss}"
+    ));
+    rows.push(Row::plain(
+        "peak RSS",
+        rss,
+        "VmHWM of this process: server and client",
+    ));
+
+    // ---- summary
+    say("");
+    say(&format!(
+        "## wor-hub-bench summary: {backend}, {profile} build, {}",
+        plan_text(&plan, args)
+    ));
+    say("");
+    say("| measurement | figure | p50 | p99 | note |");
+    say("|---|---|---|---|---|");
+    for r in &rows {
+        say(&format!(
+            "| {} | {} | {} | {} | {} |",
+            r.what, r.figure, r.p50, r.p99, r.note
+        ));
+    }
+    if !counted {
+        return Err(format!(
+            "{acknowledged} referrals were acknowledged but {stored} are stored"
+        ));
+    }
+    for (what, o) in [
+        ("read by id", &reads),
+        ("polling search", &searches),
+        ("storage ceiling commits", &ceiling.commits),
+        ("storage ceiling units", &ceiling.units_c1),
+    ] {
+        if o.ok() == 0 {
+            return Err(format!("{what}: nothing succeeded"));
+        }
+    }
+    if args.smoke {
+        say("smoke: OK");
+    }
+    Ok(())
+}
+
+fn plan_text(plan: &Plan, args: &Args) -> String {
+    format!(
+        "ingest at concurrency {:?} for {} each after {} warm-up referrals; reads and searches at concurrency {} for {}",
+        plan.levels,
+        plan.ingest.describe(),
+        plan.warmup,
+        args.read_concurrency,
+        plan.reads.describe()
+    )
+}
+
+/// Sends the request; a 2xx answer, its body read, is a success.
+async fn expect_ok(req: reqwest::RequestBuilder) -> Result<(), String> {
+    let res = req.send().await.map_err(|e| e.to_string())?;
+    let status = res.status();
+    let text = res.text().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTP {status}: {}",
+            text.chars().take(300).collect::<String>()
+        ))
+    }
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let res = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        return Err(format!("GET {url}: HTTP {status}"));
+    }
+    res.json().await.map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// The `total` of a `_summary=count` searchset.
+async fn total(client: &reqwest::Client, url: &str) -> Result<u64, String> {
+    get_json(client, url)
+        .await?
+        .get("total")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("GET {url}: no total"))
+}
+
+/// Ids of up to 100 stored Tasks (the referrals' Tasks).
+async fn task_ids(client: &reqwest::Client, base: &str) -> Result<Vec<String>, String> {
+    let url = format!("{base}/Task?owner={OWNER}&_count=100");
+    let bundle = get_json(client, &url).await?;
+    let ids: Vec<String> = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.pointer("/resource/id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() {
+        return Err(format!("GET {url}: no Tasks to read"));
+    }
+    Ok(ids)
+}
+
+struct Ceiling {
+    commits: Outcome,
+    units_c1: Outcome,
+    units_c8: Outcome,
+}
+
+/// The storage ceiling on `url`, a fresh database of the same backend, opened with the
+/// server's own connection settings (SQLite: WAL, synchronous=FULL; PostgreSQL:
+/// synchronous_commit as the server has it).
+async fn storage_ceiling(url: DatabaseUrl, limit: Limit) -> Result<Ceiling, String> {
+    let store = Store::open(&url, 8)
+        .await
+        .map_err(|e| format!("storage ceiling: cannot open the store: {e}"))?;
+
+    // Single-row durable commits on one connection.
+    let row = REFERRAL.replace('\'', "''");
+    let conn = tokio::task::spawn_blocking(move || {
+        let mut conn = wor_hub::store::db::Manager::new(url)
+            .connect()
+            .map_err(|e| format!("storage ceiling: cannot connect: {e}"))?;
+        conn.batch_execute("CREATE TABLE bench_commit (n BIGINT PRIMARY KEY, body TEXT NOT NULL)")
+            .map_err(|e| format!("storage ceiling: {e}"))?;
+        Ok::<_, String>(std::sync::Mutex::new(conn))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let conn = Arc::new(conn);
+    // The first commits grow the new database's files: 20 of them before measuring.
+    let commit = move |i: u64| {
+        let (conn, row) = (conn.clone(), row.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().map_err(|e| e.to_string())?;
+                conn.batch_execute(&format!(
+                    "BEGIN; INSERT INTO bench_commit (n, body) VALUES ({i}, '{row}'); COMMIT;"
+                ))
+                .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+    };
+    let commit = Arc::new(commit);
+    let op = commit.clone();
+    load(1, Limit::Count(20), move |i| op(i + u64::from(u32::MAX))).await;
+    let op = commit.clone();
+    let commits = load(1, limit, move |i| op(i)).await;
+
+    // Units of work of the store API: a referral's five resources, nothing else.
+    let fixture: Value =
+        serde_json::from_str(REFERRAL).map_err(|e| format!("the fixture is not JSON: {e}"))?;
+    let resources: Arc<Vec<(String, Value)>> = Arc::new(
+        fixture
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let r = e.get("resource")?;
+                Some((r.get("resourceType")?.as_str()?.to_owned(), r.clone()))
+            })
+            .collect(),
+    );
+    let unit = move |_: u64| {
+        let store = store.clone();
+        let writes: Vec<(String, String, String)> = resources
+            .iter()
+            .map(|(ty, r)| {
+                let id = uuid::Uuid::new_v4().to_string();
+                let mut r = r.clone();
+                r["id"] = Value::String(id.clone());
+                (ty.clone(), id, r.to_string())
+            })
+            .collect();
+        async move {
+            store
+                .transaction(Access::system("system:wor-hub-bench"), move |tx| {
+                    for (ty, id, body) in &writes {
+                        tx.create(ty, id, &|_, _| body.clone(), &IndexRows::default())?;
+                    }
+                    Ok::<_, Failure<Infallible>>(())
+                })
+                .await
+                .map_err(|e| format!("{e:?}"))
+        }
+    };
+    let unit = Arc::new(unit);
+    let op = unit.clone();
+    load(1, Limit::Count(20), move |i| op(i)).await;
+    let op = unit.clone();
+    let units_c1 = load(1, limit, move |i| op(i)).await;
+    let op = unit.clone();
+    let units_c8 = load(8, limit, move |i| op(i)).await;
+    Ok(Ceiling {
+        commits,
+        units_c1,
+        units_c8,
+    })
+}
+
+/// VmHWM of this process, from /proc/self/status (Linux).
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(format!("{:.0} MB", kb / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bsns_are_valid_and_distinct() {
+        let counter = AtomicU64::new(0);
+        let bsns: Vec<String> = (0..1000).map(|_| next_bsn(&counter)).collect();
+        assert!(bsns.iter().all(|b| is_valid_bsn(b)));
+        let distinct: std::collections::HashSet<_> = bsns.iter().collect();
+        assert_eq!(distinct.len(), bsns.len());
+    }
+
+    #[test]
+    fn the_referral_gets_its_own_identifiers() {
+        let body = referral("100000009", 7);
+        assert!(!body.contains(FIXTURE_BSN) && !body.contains(FIXTURE_SR_ID));
+        assert_eq!(body.matches("100000009").count(), 2);
+        assert_eq!(body.matches("BENCH-000000007").count(), 4);
+    }
+}
