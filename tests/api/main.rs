@@ -23,6 +23,7 @@ mod identifiers;
 mod limits;
 mod metadata;
 mod notifications;
+mod notifications_lifecycle;
 mod outcome;
 mod patch;
 mod patch_bundle;
