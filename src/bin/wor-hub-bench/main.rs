@@ -25,28 +25,30 @@
 //! ```
 //! The client runs in the same process and on the same cores as the server.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod ceiling;
+mod load;
+
+use ceiling::storage_ceiling;
+use load::{load, ms, Limit, Outcome};
+
 use clap::Parser;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::ManageConnection;
 use diesel::{Connection, PgConnection};
 use serde_json::Value;
 use wor_hub::config::{DatabaseUrl, Settings};
 use wor_hub::fhir::identifiers::is_valid_bsn;
 use wor_hub::fhir::instant::{format_instant, now_micros};
 use wor_hub::startup::Application;
-use wor_hub::store::{Access, Failure, IndexRows, Store};
 
 /// The shared fixture: a GP system's referral (Patient, Organization, Practitioner,
 /// Consent, ServiceRequest) as one transaction Bundle.
-const REFERRAL: &str = include_str!("../../tests/fixtures/referral-transaction.json");
+const REFERRAL: &str = include_str!("../../../tests/fixtures/referral-transaction.json");
 /// The fixture's BSN (Patient identifier and its ifNoneExist).
 const FIXTURE_BSN: &str = "999999011";
 /// The fixture's ServiceRequest identifier; the Consent's is this plus `-C1`.
@@ -85,134 +87,6 @@ struct Args {
     /// referral back. For CI.
     #[arg(long)]
     smoke: bool,
-}
-
-/// How long a measurement runs.
-#[derive(Debug, Clone, Copy)]
-enum Limit {
-    For(Duration),
-    Count(u64),
-}
-
-impl Limit {
-    fn describe(self) -> String {
-        match self {
-            Self::For(d) => format!("{} s", d.as_secs_f64()),
-            Self::Count(n) => format!("{n} requests"),
-        }
-    }
-}
-
-/// Successes (with their latencies) and failures of one measurement.
-#[derive(Debug, Default)]
-struct Outcome {
-    latencies: Vec<Duration>,
-    failed: u64,
-    first_failure: Option<String>,
-    elapsed: Duration,
-}
-
-impl Outcome {
-    fn ok(&self) -> u64 {
-        self.latencies.len() as u64
-    }
-
-    fn rate(&self) -> f64 {
-        self.ok() as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Latency percentile of the successful requests (sorted by [`load`]).
-    fn pct(&self, p: usize) -> Duration {
-        let n = self.latencies.len();
-        if n == 0 {
-            return Duration::ZERO;
-        }
-        self.latencies[(n * p / 100).min(n - 1)]
-    }
-
-    fn line(&self, what: &str, unit: &str) -> String {
-        let mut line = format!(
-            "{what}: {} {unit} in {:.1} s = {:.1}/s, p50 {}, p99 {}",
-            self.ok(),
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            ms(self.pct(50)),
-            ms(self.pct(99)),
-        );
-        if self.failed > 0 {
-            line.push_str(&format!(
-                ", {} FAILED (first: {})",
-                self.failed,
-                self.first_failure.as_deref().unwrap_or("?")
-            ));
-        }
-        line
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Runs `op(i)` for i = 0, 1, 2, .. from `concurrency` tasks until `limit`.
-async fn load<F, Fut>(concurrency: usize, limit: Limit, op: F) -> Outcome
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let (deadline, count) = match limit {
-        Limit::For(d) => (Some(started + d), u64::MAX),
-        Limit::Count(n) => (None, n),
-    };
-    let tasks: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
-            let (op, next) = (op.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut out = Outcome::default();
-                loop {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let sent = Instant::now();
-                    match op(i).await {
-                        Ok(()) => out.latencies.push(sent.elapsed()),
-                        Err(e) => {
-                            out.failed += 1;
-                            out.first_failure.get_or_insert(e);
-                        }
-                    }
-                }
-                out
-            })
-        })
-        .collect();
-    let mut all = Outcome::default();
-    for task in tasks {
-        match task.await {
-            Ok(out) => {
-                all.latencies.extend(out.latencies);
-                all.failed += out.failed;
-                if all.first_failure.is_none() {
-                    all.first_failure = out.first_failure;
-                }
-            }
-            Err(e) => {
-                all.failed += 1;
-                all.first_failure
-                    .get_or_insert(format!("client task failed: {e}"));
-            }
-        }
-    }
-    all.elapsed = started.elapsed();
-    all.latencies.sort();
-    all
 }
 
 /// The next unique, valid BSN: eight digits from a counter and the check digit that
@@ -768,106 +642,6 @@ async fn task_ids(client: &reqwest::Client, base: &str) -> Result<Vec<String>, S
         return Err(format!("GET {url}: no Tasks to read"));
     }
     Ok(ids)
-}
-
-struct Ceiling {
-    commits: Outcome,
-    units_c1: Outcome,
-    units_c8: Outcome,
-}
-
-/// The storage ceiling on `url`, a fresh database of the same backend, opened with the
-/// server's own connection settings (SQLite: WAL, synchronous=FULL; PostgreSQL:
-/// synchronous_commit as the server has it).
-async fn storage_ceiling(url: DatabaseUrl, limit: Limit) -> Result<Ceiling, String> {
-    let store = Store::open(&url, 8)
-        .await
-        .map_err(|e| format!("storage ceiling: cannot open the store: {e}"))?;
-
-    // Single-row durable commits on one connection.
-    let row = REFERRAL.replace('\'', "''");
-    let conn = tokio::task::spawn_blocking(move || {
-        let mut conn = wor_hub::store::db::Manager::new(url)
-            .connect()
-            .map_err(|e| format!("storage ceiling: cannot connect: {e}"))?;
-        conn.batch_execute("CREATE TABLE bench_commit (n BIGINT PRIMARY KEY, body TEXT NOT NULL)")
-            .map_err(|e| format!("storage ceiling: {e}"))?;
-        Ok::<_, String>(std::sync::Mutex::new(conn))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    let conn = Arc::new(conn);
-    // The first commits grow the new database's files: 20 of them before measuring.
-    let commit = move |i: u64| {
-        let (conn, row) = (conn.clone(), row.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut conn = conn.lock().map_err(|e| e.to_string())?;
-                conn.batch_execute(&format!(
-                    "BEGIN; INSERT INTO bench_commit (n, body) VALUES ({i}, '{row}'); COMMIT;"
-                ))
-                .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        }
-    };
-    let commit = Arc::new(commit);
-    let op = commit.clone();
-    load(1, Limit::Count(20), move |i| op(i + u64::from(u32::MAX))).await;
-    let op = commit.clone();
-    let commits = load(1, limit, move |i| op(i)).await;
-
-    // Units of work of the store API: a referral's five resources, nothing else.
-    let fixture: Value =
-        serde_json::from_str(REFERRAL).map_err(|e| format!("the fixture is not JSON: {e}"))?;
-    let resources: Arc<Vec<(String, Value)>> = Arc::new(
-        fixture
-            .get("entry")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                let r = e.get("resource")?;
-                Some((r.get("resourceType")?.as_str()?.to_owned(), r.clone()))
-            })
-            .collect(),
-    );
-    let unit = move |_: u64| {
-        let store = store.clone();
-        let writes: Vec<(String, String, String)> = resources
-            .iter()
-            .map(|(ty, r)| {
-                let id = uuid::Uuid::new_v4().to_string();
-                let mut r = r.clone();
-                r["id"] = Value::String(id.clone());
-                (ty.clone(), id, r.to_string())
-            })
-            .collect();
-        async move {
-            store
-                .transaction(Access::system("system:wor-hub-bench"), move |tx| {
-                    for (ty, id, body) in &writes {
-                        tx.create(ty, id, &|_, _| body.clone(), &IndexRows::default())?;
-                    }
-                    Ok::<_, Failure<Infallible>>(())
-                })
-                .await
-                .map_err(|e| format!("{e:?}"))
-        }
-    };
-    let unit = Arc::new(unit);
-    let op = unit.clone();
-    load(1, Limit::Count(20), move |i| op(i)).await;
-    let op = unit.clone();
-    let units_c1 = load(1, limit, move |i| op(i)).await;
-    let op = unit.clone();
-    let units_c8 = load(8, limit, move |i| op(i)).await;
-    Ok(Ceiling {
-        commits,
-        units_c1,
-        units_c8,
-    })
 }
 
 /// VmHWM of this process, from /proc/self/status (Linux).
