@@ -18,6 +18,8 @@ pub const DEFAULT_REQUEST_RETENTION: &str = "24h";
 pub const DEFAULT_CONTACT_DEADLINE: &str = "14days";
 /// How long notifications of a Subscription are retried before it goes to `error`.
 pub const DEFAULT_NOTIFICATION_RETRY_HORIZON: &str = "72h";
+/// How long an instance's claim on a Subscription's deliveries holds.
+pub const DEFAULT_NOTIFICATION_LEASE: &str = "2m";
 pub const DEFAULT_OVERDUE_CHECK_INTERVAL: &str = "10m";
 /// The whole request body must arrive within this time after its head (else 408).
 pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
@@ -86,6 +88,11 @@ pub struct ConfigArgs {
         value_name = "DURATION"
     )]
     pub notification_retry_horizon: Option<String>,
+    /// How long an instance's claim on a Subscription's deliveries holds: when an
+    /// instance dies mid-delivery, another takes over after this. Longer than the
+    /// longest delivery (timeouts are at most 60 s) [default: 2m].
+    #[arg(long, env = "WOR_HUB_NOTIFICATION_LEASE", value_name = "DURATION")]
+    pub notification_lease: Option<String>,
     /// Open mode (until client authentication exists): `true` lets a request from a
     /// loopback address that names no party in `X-Acting-Party` act as any party;
     /// `false` requires the header on every Task update [default: true].
@@ -171,6 +178,7 @@ struct FileConfig {
     contact_deadline: Option<String>,
     overdue_check_interval: Option<String>,
     notification_retry_horizon: Option<String>,
+    notification_lease: Option<String>,
     open_mode: Option<bool>,
     body_timeout: Option<String>,
     head_timeout: Option<String>,
@@ -281,6 +289,8 @@ pub struct Settings {
     pub overdue_check_interval: std::time::Duration,
     /// See [`ConfigArgs::notification_retry_horizon`].
     pub notification_retry_horizon: std::time::Duration,
+    /// See [`ConfigArgs::notification_lease`].
+    pub notification_lease: std::time::Duration,
     /// See [`ConfigArgs::open_mode`].
     pub open_mode: bool,
     /// See [`ConfigArgs::body_timeout`].
@@ -405,6 +415,11 @@ impl Settings {
             ),
             DEFAULT_NOTIFICATION_RETRY_HORIZON,
         )?;
+        let notification_lease = duration(
+            "notification_lease",
+            pick(&args.notification_lease, file.notification_lease),
+            DEFAULT_NOTIFICATION_LEASE,
+        )?;
 
         let body_timeout = duration(
             "body_timeout",
@@ -436,6 +451,7 @@ impl Settings {
             contact_deadline,
             overdue_check_interval,
             notification_retry_horizon,
+            notification_lease,
             open_mode: args.open_mode.or(file.open_mode).unwrap_or(true),
             body_timeout,
             head_timeout,
@@ -460,6 +476,7 @@ impl Settings {
             contact_deadline: std::time::Duration::from_secs(14 * 86_400),
             overdue_check_interval: std::time::Duration::from_secs(600),
             notification_retry_horizon: std::time::Duration::from_secs(72 * 3600),
+            notification_lease: std::time::Duration::from_secs(120),
             open_mode: true,
             body_timeout: std::time::Duration::from_secs(30),
             head_timeout: std::time::Duration::from_secs(5),

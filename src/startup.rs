@@ -96,7 +96,11 @@ impl Application {
         });
         subscriptions::spawn_delivery(
             app.clone(),
-            subscriptions::DeliverySettings::new(base, settings.notification_retry_horizon),
+            subscriptions::DeliverySettings::new(
+                base,
+                settings.notification_retry_horizon,
+                settings.notification_lease,
+            ),
         );
         let commits = app.store.commits();
         let state = web::Data::new(AppState {

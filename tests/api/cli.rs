@@ -19,9 +19,15 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `wor-hub serve` on a free port and waits for its "listening" log line.
     pub(crate) fn start(db: &std::path::Path) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    /// [`Server::start`] with more flags.
+    pub(crate) fn start_with(db: &std::path::Path, flags: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
             .arg(db)
+            .args(flags)
             .env_remove("WOR_HUB_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -177,3 +177,56 @@ crate::backend_tests!(
     unroutable_and_service_request_topics,
     reactivation_resumes_where_it_stopped,
 );
+
+/// An instance that dies while it delivers (SIGKILL, its receiver holding the request)
+/// leaves a lease; once it expires (`--notification-lease`), the next instance on the
+/// database delivers the event. Nothing is lost.
+async fn a_crashed_instances_delivery_is_taken_over(backend: Backend) {
+    let (url, _dir) = crate::helpers::fresh_database(backend).unwrap();
+    let db = std::path::Path::new(&url);
+    let flags = ["--notification-lease", "2s"];
+    let client = reqwest::Client::new();
+    let rx = Receiver::start().await;
+    let first = crate::cli::Server::start_with(db, &flags);
+    let res = client
+        .post(format!("{}/Subscription", first.base))
+        .header("Content-Type", "application/fhir+json")
+        .body(subscription(&rx.url, None, "id-only").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    rx.wait_until(WAIT, |r| r.iter().any(|x| x.kind() == "handshake"))
+        .await;
+    rx.set_mode(Mode::Hold(Duration::from_secs(60)));
+    let referral = include_str!("../fixtures/referral-transaction.json");
+    let res = client
+        .post(&first.base)
+        .header("Content-Type", "application/fhir+json")
+        .body(referral)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    rx.wait_until(WAIT, |_| rx.holding() == 1).await;
+    first.kill();
+    rx.set_mode(Mode::Accept);
+    let second = crate::cli::Server::start_with(db, &flags);
+    let got = rx.wait_until(WAIT, |r| numbers(r) == vec![1]).await;
+    assert_eq!(numbers(&got), vec![1]);
+    second.kill();
+}
+
+#[tokio::test]
+async fn a_crashed_instances_delivery_is_taken_over_on_sqlite() {
+    a_crashed_instances_delivery_is_taken_over(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn a_crashed_instances_delivery_is_taken_over_on_postgres() {
+    a_crashed_instances_delivery_is_taken_over(Backend::Postgres).await;
+}

@@ -41,11 +41,11 @@ pub struct DeliverySettings {
 }
 
 impl DeliverySettings {
-    pub fn new(base: String, retry_horizon: Duration) -> Self {
+    pub fn new(base: String, retry_horizon: Duration, lease: Duration) -> Self {
         Self {
             base,
             retry_horizon,
-            lease: Duration::from_secs(120),
+            lease,
             poll: Duration::from_secs(1),
             per_host: 4,
         }
