@@ -41,43 +41,30 @@ impl Received {
             .to_owned()
     }
 
-    /// The event numbers of the notification, in the order sent.
-    pub fn event_numbers(&self) -> Vec<i64> {
+    /// Part `name` of each `notification-event`, in the order sent.
+    fn event_parts(&self, name: &str) -> Vec<&Value> {
         self.body["entry"][0]["resource"]["parameter"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|p| p["name"] == "notification-event")
-            .filter_map(|p| {
-                p["part"]
-                    .as_array()?
-                    .iter()
-                    .find(|q| q["name"] == "event-number")
-                    .and_then(|q| {
-                        q["valueString"]
-                            .as_str()
-                            .and_then(|s| s.parse().ok())
-                            .or_else(|| q["valueInteger"].as_i64())
-                    })
-            })
+            .filter_map(|p| p["part"].as_array()?.iter().find(|q| q["name"] == name))
+            .collect()
+    }
+
+    /// The event numbers of the notification, in the order sent.
+    pub fn event_numbers(&self) -> Vec<i64> {
+        self.event_parts("event-number")
+            .into_iter()
+            .filter_map(|q| q["valueString"].as_str()?.parse().ok())
             .collect()
     }
 
     /// The focus references of the notification events.
     pub fn foci(&self) -> Vec<String> {
-        self.body["entry"][0]["resource"]["parameter"]
-            .as_array()
+        self.event_parts("focus")
             .into_iter()
-            .flatten()
-            .filter(|p| p["name"] == "notification-event")
-            .filter_map(|p| {
-                p["part"]
-                    .as_array()?
-                    .iter()
-                    .find(|q| q["name"] == "focus")?["valueReference"]["reference"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
+            .filter_map(|q| q["valueReference"]["reference"].as_str().map(str::to_owned))
             .collect()
     }
 }

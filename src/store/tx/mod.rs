@@ -16,8 +16,10 @@ use super::StoreError;
 use super::{index, search};
 
 mod error;
+mod hook;
 
 pub use error::{Failure, TxError, WriteError};
+pub use hook::{Change, WriteHook};
 
 // Each round lets at least one concurrent writer of a row win, so this bounds the
 // number of writers racing for one resource before a 409.
@@ -75,31 +77,6 @@ pub struct Tx<'a> {
     wake: Option<&'a std::cell::Cell<bool>>,
 }
 
-/// Side effects of writes that live outside the store (the notification outbox): the
-/// application registers one with [`super::Store::with_hook`]. `after_write` runs in the
-/// unit of work of every version written, after its audit record, so what it writes
-/// commits with the version or not at all.
-pub trait WriteHook: Send + Sync {
-    fn after_write(
-        &self,
-        tx: &mut Tx<'_>,
-        written: &StoredVersion,
-        change: Change,
-    ) -> Result<(), TxError>;
-    /// A unit of work in which `after_write` called [`Tx::wake_after_commit`] committed.
-    fn committed(&self);
-}
-
-/// What a write did to a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Create,
-    /// `PUT` of a resource that did not exist.
-    UpdateAsCreate,
-    Update,
-    Delete,
-}
-
 /// An audit record's facts (FHIR AuditEvent action C/R/U/D/E).
 pub struct AuditRecord<'a> {
     pub action: &'a str,
@@ -128,14 +105,6 @@ impl<'a> Tx<'a> {
             collected: None,
             hook,
             wake: None,
-        }
-    }
-
-    /// Asks for the hook's `committed` once this unit of work has committed (the
-    /// delivery worker wakes up for the events just written).
-    pub fn wake_after_commit(&self) {
-        if let Some(wake) = self.wake {
-            wake.set(true);
         }
     }
 
@@ -425,32 +394,6 @@ impl Tx<'_> {
             ))
             .execute(self.conn)?;
         Ok(())
-    }
-
-    /// The after-write hook: the side-effect rows of a version just written, in the
-    /// same transaction, so they commit with it or not at all. Every version passes
-    /// here (create, update, delete; from requests, Bundles, routing, the workflow and
-    /// jobs). Today: the audit record. The notification outbox and statistics
-    /// projections belong here too.
-    fn after_write(&mut self, v: &StoredVersion, change: Change) -> Result<(), TxError> {
-        let (action, interaction) = match change {
-            Change::Create => ("C", "create"),
-            Change::UpdateAsCreate => ("C", "update"),
-            Change::Update => ("U", "update"),
-            Change::Delete => ("D", "delete"),
-        };
-        self.audit(AuditRecord {
-            action,
-            interaction,
-            resource_type: &v.resource_type,
-            resource_id: Some(&v.id),
-            version_id: Some(v.version_id),
-            outcome: "success",
-        })?;
-        match self.hook {
-            Some(hook) => hook.after_write(self, v, change),
-            None => Ok(()),
-        }
     }
 
     /// Version 1 of a new resource, its body `render(1, stamp)`.

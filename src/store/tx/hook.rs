@@ -1,0 +1,67 @@
+//! The after-write hook: what every version written brings with it in its own unit of
+//! work (the audit record, and what the application registers: the notification
+//! outbox).
+
+use super::{AuditRecord, Tx, TxError};
+use crate::store::types::StoredVersion;
+
+/// Side effects of writes that live outside the store (the notification outbox): the
+/// application registers one with [`crate::store::Store::with_hook`]. `after_write` runs in the
+/// unit of work of every version written, after its audit record, so what it writes
+/// commits with the version or not at all.
+pub trait WriteHook: Send + Sync {
+    fn after_write(
+        &self,
+        tx: &mut Tx<'_>,
+        written: &StoredVersion,
+        change: Change,
+    ) -> Result<(), TxError>;
+    /// A unit of work in which `after_write` called [`Tx::wake_after_commit`] committed.
+    fn committed(&self);
+}
+
+/// What a write did to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Create,
+    /// `PUT` of a resource that did not exist.
+    UpdateAsCreate,
+    Update,
+    Delete,
+}
+
+impl Tx<'_> {
+    /// Asks for the hook's `committed` once this unit of work has committed (the
+    /// delivery worker wakes up for the events just written).
+    pub fn wake_after_commit(&self) {
+        if let Some(wake) = self.wake {
+            wake.set(true);
+        }
+    }
+
+    /// The after-write hook: the side-effect rows of a version just written, in the
+    /// same transaction, so they commit with it or not at all. Every version passes
+    /// here (create, update, delete; from requests, Bundles, routing, the workflow and
+    /// jobs): the audit record, then the registered [`WriteHook`] (the notification
+    /// outbox; statistics projections belong there too).
+    pub(super) fn after_write(&mut self, v: &StoredVersion, change: Change) -> Result<(), TxError> {
+        let (action, interaction) = match change {
+            Change::Create => ("C", "create"),
+            Change::UpdateAsCreate => ("C", "update"),
+            Change::Update => ("U", "update"),
+            Change::Delete => ("D", "delete"),
+        };
+        self.audit(AuditRecord {
+            action,
+            interaction,
+            resource_type: &v.resource_type,
+            resource_id: Some(&v.id),
+            version_id: Some(v.version_id),
+            outcome: "success",
+        })?;
+        match self.hook {
+            Some(hook) => hook.after_write(self, v, change),
+            None => Ok(()),
+        }
+    }
+}
