@@ -20,6 +20,45 @@ pub enum Role {
     System,
     /// Nobody named: reads and creates only, no Task workflow.
     Anonymous,
+    /// An authenticated client in one of the registered roles, acting for
+    /// [`Principal::organization`].
+    Client(ClientRole),
+}
+
+/// The role an operator registers a client with (`wor-hub client add --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientRole {
+    /// A GP practice, its information system or a gateway: creates referrals, reads its
+    /// own organisation's referrals, cancels them.
+    Referrer,
+    /// A welfare organisation's backend: works on the Tasks it owns.
+    Performer,
+    /// A regional coordinator: directory, unroutable queue, re-assignment, audit.
+    Coordinator,
+    /// A chain partner: statistics only, no patient data.
+    Monitor,
+}
+
+impl ClientRole {
+    pub const ALL: [Self; 4] = [
+        Self::Referrer,
+        Self::Performer,
+        Self::Coordinator,
+        Self::Monitor,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Referrer => "referrer",
+            Self::Performer => "performer",
+            Self::Coordinator => "coordinator",
+            Self::Monitor => "monitor",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +105,27 @@ impl Principal {
         }
     }
 
+    /// An authenticated client (a valid access token): its registered role and
+    /// organisation, and the scopes the token grants.
+    pub fn client(
+        request_id: String,
+        client_request_id: Option<String>,
+        client_id: &str,
+        role: ClientRole,
+        organization: String,
+        scopes: Vec<String>,
+    ) -> Self {
+        Self {
+            request_id,
+            client_request_id,
+            client_id: format!("client:{client_id}"),
+            organization: Some(organization),
+            role: Role::Client(role),
+            scopes,
+            scope: ReadScope::All,
+        }
+    }
+
     /// A job or an operator's command, named in the audit trail (`system:contact-deadline`,
     /// `cli:directory-import`).
     pub fn system(name: &str) -> Self {
@@ -87,6 +147,8 @@ impl Principal {
             Role::Party => self.organization.clone().map(Party::Reference),
             Role::Open | Role::System => Some(Party::Any),
             Role::Anonymous => None,
+            Role::Client(ClientRole::Coordinator) => Some(Party::Coordinator),
+            Role::Client(_) => self.organization.clone().map(Party::Reference),
         }
     }
 
