@@ -157,6 +157,7 @@ impl Principal {
         Access {
             request_id: self.request_id.clone(),
             actor: self.client_id.clone(),
+            organization: self.organization.clone(),
             scope: self.scope.clone(),
         }
     }

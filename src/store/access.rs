@@ -13,6 +13,8 @@ pub struct Access {
     pub request_id: String,
     /// Who acts, as the audit trail names them (`party:Organization/x`, `system:...`).
     pub actor: String,
+    /// The organisation the actor acts for (`Organization/<id>`), when it has one.
+    pub organization: Option<String>,
     pub scope: ReadScope,
 }
 
@@ -22,6 +24,7 @@ impl Access {
         Self {
             request_id: uuid::Uuid::new_v4().to_string(),
             actor: actor.to_owned(),
+            organization: None,
             scope: ReadScope::All,
         }
     }
@@ -39,6 +42,7 @@ impl From<AuditContext> for Access {
         Self {
             request_id: ctx.request_id,
             actor: ctx.actor,
+            organization: None,
             scope: ReadScope::All,
         }
     }

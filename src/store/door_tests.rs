@@ -86,6 +86,7 @@ fn access(scope: &ReadScope) -> Access {
     Access {
         request_id: "door-test-read".into(),
         actor: "party:door-test".into(),
+        organization: None,
         scope: scope.clone(),
     }
 }
