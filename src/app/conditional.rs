@@ -51,6 +51,17 @@ impl Target {
         ty: &str,
         resource: &serde_json::Value,
     ) -> Result<String, Failure<AppError>> {
+        let id = self.update_target(tx, ty, resource)?;
+        check_writable(tx, ty, &id)?;
+        Ok(id)
+    }
+
+    fn update_target(
+        &self,
+        tx: &mut Tx<'_>,
+        ty: &str,
+        resource: &serde_json::Value,
+    ) -> Result<String, Failure<AppError>> {
         let criteria = match self {
             Self::Id(id) => return Ok(id.clone()),
             Self::Criteria(c) => c,
@@ -102,18 +113,33 @@ impl Target {
         tx: &mut Tx<'_>,
         ty: &str,
     ) -> Result<Option<String>, Failure<AppError>> {
-        let criteria = match self {
-            Self::Id(id) => return Ok(Some(id.clone())),
-            Self::Criteria(c) => c,
+        let id = match self {
+            Self::Id(id) => id.clone(),
+            Self::Criteria(criteria) => {
+                let ids = tx.find_ids(ty, criteria)?;
+                let mut ids = ids.into_iter();
+                match (ids.next(), ids.next()) {
+                    (None, _) => return Ok(None),
+                    (Some(id), None) => id,
+                    _ => return Err(several(ty, "delete")),
+                }
+            }
         };
-        let ids = tx.find_ids(ty, criteria)?;
-        let mut ids = ids.into_iter();
-        match (ids.next(), ids.next()) {
-            (None, _) => Ok(None),
-            (Some(id), None) => Ok(Some(id)),
-            _ => Err(several(ty, "delete")),
-        }
+        check_writable(tx, ty, &id)?;
+        Ok(Some(id))
     }
+}
+
+/// What a principal may not read it may not change: an update or delete of an
+/// existing resource outside the read scope is refused as if it did not exist (404),
+/// so the refusal tells nothing about other organisations' resources.
+pub fn check_writable(tx: &mut Tx<'_>, ty: &str, id: &str) -> Result<(), Failure<AppError>> {
+    if tx.exists(ty, id)? && !tx.visible(ty, id)? {
+        return Err(Failure::Abort(AppError::not_found(format!(
+            "{ty}/{id} does not exist, or your organisation may not change it"
+        ))));
+    }
+    Ok(())
 }
 
 fn several(ty: &str, what: &str) -> Failure<AppError> {

@@ -13,6 +13,7 @@
 //! - `conformance`: the hub's conformance resources, served read-only from memory
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 
+pub mod access;
 pub mod bundle;
 pub mod conditional;
 pub mod conformance;
@@ -58,8 +59,10 @@ pub struct App {
 impl App {
     pub fn new(store: Store, settings: &Settings) -> Self {
         let outbox_wake = std::sync::Arc::new(tokio::sync::Notify::new());
-        let hook = subscriptions::OutboxHook {
-            wake: outbox_wake.clone(),
+        let hook = AppHook {
+            outbox: subscriptions::OutboxHook {
+                wake: outbox_wake.clone(),
+            },
         };
         Self {
             store: store.with_hook(std::sync::Arc::new(hook)),
@@ -69,6 +72,28 @@ impl App {
             request_retention: settings.request_retention,
             max_bundle_entries: settings.max_bundle_entries,
         }
+    }
+}
+
+/// The after-write hook the application registers: who may read what first (the
+/// outbox narrows notifications by it), then the notification outbox.
+struct AppHook {
+    outbox: subscriptions::OutboxHook,
+}
+
+impl crate::store::WriteHook for AppHook {
+    fn after_write(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
+        written: &crate::store::StoredVersion,
+        change: crate::store::Change,
+    ) -> Result<(), crate::store::TxError> {
+        access::follow_write(tx, written, change)?;
+        self.outbox.after_write(tx, written, change)
+    }
+
+    fn committed(&self) {
+        self.outbox.committed();
     }
 }
 

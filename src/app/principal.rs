@@ -119,10 +119,10 @@ impl Principal {
             request_id,
             client_request_id,
             client_id: format!("client:{client_id}"),
+            scope: crate::app::access::read_scope(role, &organization),
             organization: Some(organization),
             role: Role::Client(role),
             scopes,
-            scope: ReadScope::All,
         }
     }
 

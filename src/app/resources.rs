@@ -17,8 +17,11 @@ use crate::fhir::references::local_references;
 use crate::fhir::registry::ResourceDef;
 use crate::fhir::resource::IncomingResource;
 use crate::fhir::validate::validate_resource;
+use crate::referral::access::WITHHELD_REASON;
 use crate::referral::directory::read_service;
-use crate::store::{CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, Tx, UpdateOutcome};
+use crate::store::{
+    CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, Relation, Tx, UpdateOutcome,
+};
 
 /// Where a write came from and how to answer it.
 #[derive(Debug, Clone)]
@@ -137,10 +140,29 @@ pub async fn read(
 ) -> Result<Reply, AppError> {
     let ty = def.name;
     let rid = id.clone();
-    let lookup = app
+    let org = principal.organization.clone();
+    let (lookup, withheld) = app
         .store
-        .read(principal.access(), move |r| r.read(ty, &rid, version_id))
+        .read(principal.access(), move |r| {
+            let lookup = r.read(ty, &rid, version_id)?;
+            let withheld = match (&lookup, &org) {
+                (Lookup::NotFound, Some(org)) => {
+                    r.relations(ty, &rid, org)?.contains(&Relation::Withheld)
+                }
+                _ => false,
+            };
+            Ok((lookup, withheld))
+        })
         .await?;
+    if withheld {
+        return Err(AppError::one(
+            ErrorKind::Forbidden,
+            Issue::error(
+                IssueCode::Forbidden,
+                format!("{ty}/{id} is withheld: {WITHHELD_REASON}"),
+            ),
+        ));
+    }
     match lookup {
         Lookup::Found(v) => Ok(reply::resource(
             status::OK,

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::app::error::{AppError, ErrorKind};
-use crate::app::principal::Principal;
+use crate::app::principal::{ClientRole, Principal, Role};
 use crate::app::reply;
 use crate::app::routing::{decide_in, load_directory, open_tasks, patient_of, store_task};
 use crate::app::App;
@@ -27,12 +27,16 @@ use crate::referral::task_create::{check_new_task, may_create, Context};
 use crate::referral::workflow::{
     is_overdue, reason_text, review, set_overdue_tag, Effect, Party, Refusal, Roles,
 };
-use crate::store::{Failure, StoredVersion, Tx, UpdateOutcome};
+use crate::store::{Failure, Relation, StoredVersion, Tx, UpdateOutcome};
 
 /// What a Task update needs besides the request body.
 #[derive(Debug, Clone)]
 pub struct Workflow {
     pub party: Option<Party>,
+    /// The organisation of an authenticated referrer client: it is the requester of
+    /// the referrals its organisation sent (`access_grants`), whoever the
+    /// ServiceRequest names as requester.
+    pub referrer: Option<String>,
     pub clock: Clock,
     /// The contact deadline in microseconds.
     pub contact_deadline: i64,
@@ -42,6 +46,10 @@ impl Workflow {
     pub fn new(app: &App, principal: &Principal) -> Self {
         Self {
             party: principal.party(),
+            referrer: match principal.role {
+                Role::Client(ClientRole::Referrer) => principal.organization.clone(),
+                _ => None,
+            },
             clock: app.clock.clone(),
             contact_deadline: app.contact_deadline,
         }
@@ -103,7 +111,8 @@ pub fn update_task(
             reply::etag(version)
         ))));
     }
-    let roles = roles_of(wf.party.as_ref(), &old, base, id)?;
+    let referrer = is_referrer(tx, wf, "Task", id)?;
+    let roles = roles_of(wf.party.as_ref(), &old, base, id, referrer)?;
     let at = tx.stamp()?;
     let reviewed = review(&old, &incoming.value, roles, &format_instant(at))
         .map_err(|r| refused(&r, &old, id))?;
@@ -155,7 +164,11 @@ pub fn check_task_create(
         .and_then(|sr| sr.pointer("/requester/reference"))
         .and_then(Value::as_str)
         .and_then(local);
-    if !may_create(wf.party.as_ref(), requester.as_deref()) {
+    let referrer = match &sr_id {
+        Some(id) => is_referrer(tx, wf, "ServiceRequest", id)?,
+        None => false,
+    };
+    if !referrer && !may_create(wf.party.as_ref(), requester.as_deref()) {
         return Err(abort(
             ErrorKind::Forbidden,
             Issue::error(
@@ -305,12 +318,28 @@ fn new_version(
     Ok(tx.update(ty, id, &render, &rows, Some(version), false)?)
 }
 
-/// The roles the acting party holds on this Task.
+/// Whether the workflow's authenticated referrer client sent the referral `ty/id`
+/// belongs to.
+fn is_referrer(
+    tx: &mut Tx<'_>,
+    wf: &Workflow,
+    ty: &str,
+    id: &str,
+) -> Result<bool, Failure<AppError>> {
+    Ok(match &wf.referrer {
+        Some(org) => tx.relations(ty, id, org)?.contains(&Relation::Referrer),
+        None => false,
+    })
+}
+
+/// The roles the acting party holds on this Task (`referrer`: an authenticated
+/// referrer client of the organisation that sent the referral, its requester).
 fn roles_of(
     party: Option<&Party>,
     task: &Value,
     base: &str,
     id: &str,
+    referrer: bool,
 ) -> Result<Roles, Failure<AppError>> {
     let forbidden = |msg: String| {
         abort(
@@ -337,7 +366,7 @@ fn roles_of(
         },
         Party::Reference(r) => Roles {
             owner: named("owner").as_deref() == Some(r.as_str()),
-            requester: named("requester").as_deref() == Some(r.as_str()),
+            requester: referrer || named("requester").as_deref() == Some(r.as_str()),
             coordinator: false,
         },
     };

@@ -2,6 +2,7 @@
 //! organisation that serves the patient, and the Task it creates. No actix, no diesel:
 //! the api layer fetches what the domain needs and stores what it decides.
 
+pub mod access;
 pub mod age;
 pub mod business_status;
 pub mod codes;

@@ -7,6 +7,7 @@ mod clock;
 pub mod db;
 #[cfg(test)]
 mod door_tests;
+mod grants;
 mod index;
 mod journal;
 mod ops;
@@ -28,6 +29,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 pub use access::{Access, AuditContext, ReadScope, Visible};
 pub use db::Backend;
 use db::{DbConnection, Pool};
+pub use grants::{Grant, Relation};
 pub use index::RowsOf;
 use journal::AuditJournal;
 pub use journal::AuditRow;

@@ -16,6 +16,9 @@ pub enum Criterion {
         param: String,
         missing: bool,
     },
+    /// One of these organisations (`Organization/<id>`) may read the resource
+    /// (`access_grants`): how a read scope narrows, never a client's own criterion.
+    GrantedTo(Vec<String>),
 }
 
 /// The index table a parameter's rows live in.

@@ -182,3 +182,13 @@ diesel::table! {
         focus_version -> BigInt,
     }
 }
+
+diesel::table! {
+    access_grants (organization, resource_type, resource_id, anchor, relation) {
+        organization -> Text,
+        resource_type -> Text,
+        resource_id -> Text,
+        anchor -> Text,
+        relation -> Text,
+    }
+}

@@ -481,7 +481,10 @@ fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<AppEr
             }
             Ok(((uuid::Uuid::new_v4().to_string(), true), None))
         }
-        (Method::Put, Target::Instance { id, .. }) => Ok(((id.clone(), false), None)),
+        (Method::Put, Target::Instance { id, .. }) => {
+            conditional::check_writable(tx, ty, id)?;
+            Ok(((id.clone(), false), None))
+        }
         (Method::Put, Target::Conditional { .. }) => {
             // The body's id takes part in the decision (http.html#cond-update).
             let criteria = e.criteria.clone().unwrap_or_default();

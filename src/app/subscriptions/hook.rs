@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::registry;
 use crate::notify;
+use crate::store::query::Match;
 use crate::store::{
-    Change, SecretChange, StoredVersion, SubscriptionFacts, Tx, TxError, WriteHook,
+    Change, Criterion, SecretChange, StoredVersion, SubscriptionFacts, Tx, TxError, WriteHook,
 };
 
 /// The hook the application registers with the store.
@@ -123,6 +124,18 @@ fn record_events(tx: &mut Tx<'_>, v: &StoredVersion) -> Result<(), TxError> {
                 continue;
             };
             if !tx.find_ids(&v.resource_type, &criteria)?.contains(&v.id) {
+                continue;
+            }
+        }
+        // A subscriber never learns of what it may not read: a Subscription a
+        // client created is narrowed by what the client's organisation reads.
+        let creators = tx.creators_of("Subscription", &sub.id)?;
+        if !creators.is_empty() {
+            let visible = [
+                Criterion::GrantedTo(creators),
+                Criterion::Any(vec![Match::Id(v.id.clone())]),
+            ];
+            if tx.find_ids(&v.resource_type, &visible)?.is_empty() {
                 continue;
             }
         }

@@ -104,6 +104,17 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
             .text_bind(param)
             .push(")");
         }
+        Criterion::GrantedTo(organizations) => {
+            sql.push(&format!(
+                "{alias}.id IN (SELECT resource_id FROM access_grants WHERE resource_type = "
+            ))
+            .text_bind(ty)
+            .push(" AND organization IN ")
+            .text_list(organizations)
+            .push(" AND relation IN ")
+            .text_list(&crate::store::grants::Relation::READS.map(str::to_owned))
+            .push(")");
+        }
     }
     sql
 }
