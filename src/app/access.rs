@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app::principal::ClientRole;
-use crate::referral::access::{grants, local_ref, Referral};
+use crate::referral::access::{consent_permits, grants, local_ref, Referral, WITHHELD_REASON};
 use crate::store::query::{Match, RefTarget};
 use crate::store::{Change, Criterion, ReadScope, StoredVersion, Tx, TxError};
 
@@ -139,6 +139,64 @@ fn current(tx: &mut Tx<'_>, ty: &str, id: &str) -> Result<Option<Value>, TxError
     Ok(tx.current(ty, id)?.as_ref().and_then(body))
 }
 
+/// The Consents of a referral: those it carries in `supportingInfo` and those of its
+/// Patient, id and current body.
+fn consents_of(tx: &mut Tx<'_>, sr: &Value) -> Result<Vec<(String, Value)>, TxError> {
+    let mut consent_ids: Vec<String> = sr
+        .get("supportingInfo")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("reference").and_then(Value::as_str))
+        .filter_map(local_ref)
+        .filter(|(ty, _)| *ty == "Consent")
+        .map(|(_, id)| id.to_owned())
+        .collect();
+    if let Some(patient) = patient_of(sr) {
+        consent_ids.extend(ids(tx, "Consent", "patient", "Patient", &patient)?);
+    }
+    consent_ids.sort();
+    consent_ids.dedup();
+    let mut consents = Vec::new();
+    for id in consent_ids {
+        if let Some(consent) = current(tx, "Consent", &id)? {
+            consents.push((id, consent));
+        }
+    }
+    Ok(consents)
+}
+
+fn patient_of(sr: &Value) -> Option<String> {
+    sr.pointer("/subject/reference")
+        .and_then(Value::as_str)
+        .and_then(local_ref)
+        .filter(|(ty, _)| *ty == "Patient")
+        .map(|(_, id)| id.to_owned())
+}
+
+/// Adds a note to a Task the hub builds for a referral when no active Consent lets
+/// its owner read the Patient: the Task says why the owner does not see the
+/// Patient's details (they become readable as soon as the GP records consent).
+pub fn note_withheld(tx: &mut Tx<'_>, sr: &Value, task: &mut Value) -> Result<(), TxError> {
+    let owned = task.pointer("/owner/reference").is_some();
+    let Some(patient) = patient_of(sr).filter(|_| owned) else {
+        return Ok(());
+    };
+    let now = tx.stamp()?;
+    let permitted = consents_of(tx, sr)?
+        .iter()
+        .any(|(_, consent)| consent_permits(consent, &patient, now));
+    if permitted {
+        return Ok(());
+    }
+    let note = serde_json::json!({"text": format!("Patient/{patient} is withheld from the owner: {WITHHELD_REASON}")});
+    match task.get_mut("note").and_then(Value::as_array_mut) {
+        Some(notes) => notes.push(note),
+        None => task["note"] = Value::Array(vec![note]),
+    }
+    Ok(())
+}
+
 /// Recomputes the rows of referral `sr_id` from what is stored now.
 pub fn refresh(tx: &mut Tx<'_>, sr_id: &str) -> Result<(), TxError> {
     let anchor = format!("ServiceRequest/{sr_id}");
@@ -166,33 +224,7 @@ pub fn refresh(tx: &mut Tx<'_>, sr_id: &str) -> Result<(), TxError> {
             tasks.push((id, task));
         }
     }
-    let mut consent_ids: Vec<String> = sr
-        .get("supportingInfo")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.get("reference").and_then(Value::as_str))
-        .filter_map(local_ref)
-        .filter(|(ty, _)| *ty == "Consent")
-        .map(|(_, id)| id.to_owned())
-        .collect();
-    let patient = sr
-        .pointer("/subject/reference")
-        .and_then(Value::as_str)
-        .and_then(local_ref)
-        .filter(|(ty, _)| *ty == "Patient")
-        .map(|(_, id)| id.to_owned());
-    if let Some(patient) = &patient {
-        consent_ids.extend(ids(tx, "Consent", "patient", "Patient", patient)?);
-    }
-    consent_ids.sort();
-    consent_ids.dedup();
-    let mut consents = Vec::new();
-    for id in consent_ids {
-        if let Some(consent) = current(tx, "Consent", &id)? {
-            consents.push((id, consent));
-        }
-    }
+    let consents = consents_of(tx, &sr)?;
     let now = tx.stamp()?;
     let referral = Referral {
         id: sr_id,

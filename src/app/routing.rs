@@ -154,7 +154,8 @@ pub fn route_created(
             .map_or_else(|| format_instant(at), str::to_owned),
         now: format_instant(at),
     };
-    let task = build_task(&decision, &links);
+    let mut task = build_task(&decision, &links);
+    crate::app::access::note_withheld(tx, sr, &mut task)?;
     store_task(tx, &task)
 }
 

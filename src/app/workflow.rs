@@ -558,6 +558,7 @@ fn reroute(
         now: format_instant(at),
     };
     let mut task = build_task(&decision, &links);
+    crate::app::access::note_withheld(tx, &sr, &mut task)?;
     task["partOf"] = json!([{"reference": format!("Task/{rejected_id}")}]);
     if let Some(notes) = task.get_mut("note").and_then(Value::as_array_mut) {
         notes.insert(

@@ -110,6 +110,9 @@ pub async fn status(
     let result = app
         .store
         .transaction(principal.access(), move |tx| {
+            if !tx.visible("Subscription", &id)? {
+                return Err(not_found(&id));
+            }
             let row = tx.subscription_row(&id)?.ok_or_else(|| not_found(&id))?;
             let payload = current_payload(tx, &id)?;
             audit(tx, &id, "operation:status")?;
@@ -144,6 +147,9 @@ pub async fn events(
     let result = app
         .store
         .transaction(principal.access(), move |tx| {
+            if !tx.visible("Subscription", &id)? {
+                return Err(not_found(&id));
+            }
             let row = tx.subscription_row(&id)?.ok_or_else(|| not_found(&id))?;
             let payload = match query.content {
                 Some(p) => p,
