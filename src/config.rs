@@ -106,6 +106,22 @@ pub struct ConfigArgs {
     /// request on a connection; slower ones get 408 [default: 5s].
     #[arg(long, env = "WOR_HUB_HEAD_TIMEOUT", value_name = "DURATION")]
     pub head_timeout: Option<String>,
+    /// PEM certificate chain (server certificate first): serve HTTPS (TLS 1.2 and 1.3)
+    /// instead of plain HTTP. Needs --tls-key [default: none].
+    #[arg(long, env = "WOR_HUB_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [default: none].
+    #[arg(long, env = "WOR_HUB_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs client certificates must chain to: with it every client
+    /// presents a certificate (mutual TLS). Needs --tls-cert [default: none].
+    #[arg(long, env = "WOR_HUB_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// `true` when a proxy in front terminates TLS: plain HTTP is then also served on a
+    /// non-loopback address. Without TLS and without it, the server listens only on
+    /// loopback [default: false].
+    #[arg(long, env = "WOR_HUB_BEHIND_PROXY", value_name = "BOOL")]
+    pub behind_proxy: Option<bool>,
 }
 
 /// The flags of the commands that work on the database without serving it (`migrate`,
@@ -182,6 +198,10 @@ struct FileConfig {
     open_mode: Option<bool>,
     body_timeout: Option<String>,
     head_timeout: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    behind_proxy: Option<bool>,
 }
 
 /// What to load into an empty database on first start.
@@ -297,6 +317,10 @@ pub struct Settings {
     pub body_timeout: std::time::Duration,
     /// See [`ConfigArgs::head_timeout`].
     pub head_timeout: std::time::Duration,
+    /// HTTPS (see [`ConfigArgs::tls_cert`]); `None`: plain HTTP.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// See [`ConfigArgs::behind_proxy`].
+    pub behind_proxy: bool,
     /// The clock deadlines are measured by (tests move it forward).
     pub clock: crate::clock::Clock,
 }
@@ -432,6 +456,12 @@ impl Settings {
             DEFAULT_HEAD_TIMEOUT,
         )?;
 
+        let tls = tls_settings(
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+            args.tls_client_ca.clone().or(file.tls_client_ca),
+        )?;
+
         let initial_directory = match pick(&args.initial_directory, file.initial_directory) {
             None => InitialDirectory::Sample,
             Some(raw) => InitialDirectory::parse(&raw)?,
@@ -455,6 +485,8 @@ impl Settings {
             open_mode: args.open_mode.or(file.open_mode).unwrap_or(true),
             body_timeout,
             head_timeout,
+            tls,
+            behind_proxy: args.behind_proxy.or(file.behind_proxy).unwrap_or(false),
             clock: crate::clock::Clock::default(),
         })
     }
@@ -480,8 +512,32 @@ impl Settings {
             open_mode: true,
             body_timeout: std::time::Duration::from_secs(30),
             head_timeout: std::time::Duration::from_secs(5),
+            tls: None,
+            behind_proxy: false,
             clock: crate::clock::Clock::default(),
         }
+    }
+}
+
+/// `--tls-cert` and `--tls-key` go together; `--tls-client-ca` needs them.
+fn tls_settings(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsSettings {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, None) if client_ca.is_some() => Err(ConfigError::invalid(
+            "tls_client_ca",
+            "mutual TLS needs tls_cert and tls_key",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::invalid("tls_key", "tls_cert needs tls_key")),
+        (None, Some(_)) => Err(ConfigError::invalid("tls_cert", "tls_key needs tls_cert")),
     }
 }
 

@@ -12,4 +12,5 @@ pub mod referral;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod tools;

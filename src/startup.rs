@@ -43,6 +43,10 @@ pub enum StartupError {
     /// [`crate::store::serving`]).
     #[error("{0}")]
     InUse(String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    PlainHttp(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -62,6 +66,18 @@ impl Application {
     /// Opens the database (applying pending migrations), binds the listener and builds
     /// the server. The server runs when [`Application::run_until_stopped`] is awaited.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        if let Some(refusal) = crate::tls::plain_http_refusal(
+            settings.listen,
+            settings.tls.is_some(),
+            settings.behind_proxy,
+        ) {
+            return Err(StartupError::PlainHttp(refusal));
+        }
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let serving = hold_lock(&settings.database, serving::hold_for_serving).await?;
         let store = open_store(&settings.database, settings.db_pool_size).await?;
         let app = App::new(store, settings);
@@ -92,7 +108,8 @@ impl Application {
         let base = settings.base_url.clone().unwrap_or_else(|| {
             let mut addr = settings.listen;
             addr.set_port(port);
-            format!("http://{addr}/fhir")
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{addr}/fhir")
         });
         subscriptions::spawn_delivery(
             app.clone(),
@@ -125,8 +142,11 @@ impl Application {
                 .configure(api::routes)
         })
         // The head of a request must arrive within --head-timeout (actix answers 408).
-        .client_request_timeout(settings.head_timeout)
-        .listen(listener)
+        .client_request_timeout(settings.head_timeout);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind {
             addr: settings.listen,
             source,
@@ -134,6 +154,8 @@ impl Application {
         .run();
         tracing::info!(
             port,
+            tls = settings.tls.is_some(),
+            mutual_tls = settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
             database = %settings.database.redacted(),
             "wor-hub listening"
         );

@@ -44,6 +44,8 @@ fn example_config_lists_every_setting() {
         open_mode: _,
         body_timeout: _,
         head_timeout: _,
+        tls: _,
+        behind_proxy: _,
         clock: _, // not configurable: tests move it
     } = loaded;
     let settings_keys = [
@@ -64,6 +66,10 @@ fn example_config_lists_every_setting() {
         "open_mode",
         "body_timeout",
         "head_timeout",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "behind_proxy",
     ];
     for key in settings_keys {
         assert!(table.contains_key(key), "{key} is not set in the example");
@@ -154,5 +160,6 @@ fn kubernetes_configmap_config_loads() {
     );
     assert!(s.base_url.is_some());
     assert!(!s.open_mode);
+    assert!(s.behind_proxy, "the Ingress terminates TLS");
     assert_eq!(s.initial_directory, InitialDirectory::None);
 }

@@ -39,6 +39,7 @@ mod search_results;
 mod task_create;
 mod task_lifecycle;
 mod task_states;
+mod tls;
 mod transaction;
 mod validate_op;
 mod validation;
