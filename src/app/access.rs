@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::app::principal::ClientRole;
+use crate::app::error::{AppError, ErrorKind};
+use crate::app::principal::{ClientRole, Principal};
+use crate::fhir::outcome::{Issue, IssueCode};
 use crate::referral::access::{consent_permits, grants, local_ref, Referral, WITHHELD_REASON};
 use crate::store::query::{Match, RefTarget};
 use crate::store::{Change, Criterion, ReadScope, StoredVersion, Tx, TxError};
@@ -236,4 +238,71 @@ pub fn refresh(tx: &mut Tx<'_>, sr_id: &str) -> Result<(), TxError> {
         now,
     };
     tx.replace_grants(&anchor, &grants(&referral))
+}
+
+/// The scope letter (SMART v2: create, read, update, delete, search) an interaction
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Create,
+    Read,
+    Update,
+    Delete,
+    Search,
+}
+
+impl Need {
+    fn letter(self) -> char {
+        match self {
+            Self::Create => 'c',
+            Self::Read => 'r',
+            Self::Update => 'u',
+            Self::Delete => 'd',
+            Self::Search => 's',
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Read => "read",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Search => "search",
+        }
+    }
+}
+
+/// Refuses (403) what the token's scopes do not grant: `system/<type>.<letters>`.
+pub fn require(principal: &Principal, resource_type: &str, need: Need) -> Result<(), AppError> {
+    if principal.allows(resource_type, need.letter()) {
+        return Ok(());
+    }
+    Err(AppError::one(
+        ErrorKind::Forbidden,
+        Issue::error(
+            IssueCode::Forbidden,
+            format!(
+                "The access token's scopes do not allow {} of {resource_type} (it would take system/{resource_type}.{})",
+                need.verb(),
+                need.letter()
+            ),
+        ),
+    ))
+}
+
+// TEMPORARY until the client-authentication branch lands with its SMART scope parser.
+impl Principal {
+    pub fn allows(&self, resource_type: &str, letter: char) -> bool {
+        if !matches!(self.role, crate::app::principal::Role::Client(_)) {
+            return true;
+        }
+        self.scopes.iter().any(|s| {
+            s.strip_prefix("system/")
+                .and_then(|rest| rest.split_once('.'))
+                .is_some_and(|(ty, letters)| {
+                    (ty == "*" || ty == resource_type) && letters.contains(letter)
+                })
+        })
+    }
 }

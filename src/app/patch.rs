@@ -40,6 +40,7 @@ pub async fn patch(
     if_match: Option<i64>,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
+    crate::app::access::require(principal, def.name, crate::app::access::Need::Update)?;
     let doc = PatchDoc::parse(format, body, def.name).map_err(AppError::invalid)?;
     let retried = if_match.is_none() && def.name != "Task";
     let mut attempts = if retried { ATTEMPTS } else { 1 };

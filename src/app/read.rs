@@ -2,6 +2,7 @@
 //! door (narrowed to the principal's read scope, audited in the same transaction).
 
 use crate::app::error::AppError;
+use crate::app::access::{require, Need};
 use crate::app::principal::Principal;
 use crate::app::App;
 use crate::fhir::registry::ResourceDef;
@@ -15,6 +16,7 @@ pub async fn search(
     principal: &Principal,
     spec: SearchSpec,
 ) -> Result<SearchPage, AppError> {
+    require(principal, &spec.resource_type, Need::Search)?;
     Ok(app
         .store
         .read(principal.access(), move |tx| tx.search(&spec))
@@ -28,6 +30,7 @@ pub async fn count(
     def: &'static ResourceDef,
     criteria: Vec<Criterion>,
 ) -> Result<u64, AppError> {
+    require(principal, def.name, Need::Search)?;
     Ok(app
         .store
         .read(principal.access(), move |tx| {
@@ -51,6 +54,7 @@ pub async fn later_page(
     count: usize,
     base: String,
 ) -> Result<Option<(SearchRequest, SearchPage)>, AppError> {
+    require(principal, def.name, Need::Search)?;
     let found = app
         .store
         .read(principal.access(), move |tx| {
@@ -84,6 +88,10 @@ pub async fn history(
     principal: &Principal,
     query: HistoryQuery,
 ) -> Result<Vec<HistoryRow>, AppError> {
+    if let Some(ty) = &query.resource_type {
+        let need = if query.id.is_some() { Need::Read } else { Need::Search };
+        require(principal, ty, need)?;
+    }
     Ok(app
         .store
         .read(principal.access(), move |tx| tx.history(&query))

@@ -2,6 +2,7 @@
 //! checks (validation, references, conditional create, routing on intake, the Task
 //! workflow) in one unit of work.
 
+use crate::app::access::{require, Need};
 use crate::app::conditional::{nothing_deleted, Target};
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
@@ -80,6 +81,7 @@ pub async fn create(
     if_none_exist: Option<Vec<Criterion>>,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
+    require(principal, def.name, Need::Create)?;
     let workflow = Workflow::new(app, principal);
     let unit = create_unit(def, incoming, if_none_exist, req.base, req.pref, workflow)?;
     run_write(app, principal, req.idempotency, unit).await
@@ -138,6 +140,7 @@ pub async fn read(
     version_id: Option<i64>,
     base: &str,
 ) -> Result<Reply, AppError> {
+    require(principal, def.name, Need::Read)?;
     let ty = def.name;
     let rid = id.clone();
     let org = principal.organization.clone();
@@ -191,6 +194,7 @@ pub async fn update(
     if_match: Option<i64>,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
+    require(principal, def.name, Need::Update)?;
     let workflow = Workflow::new(app, principal);
     let unit = update_unit(
         def, target, incoming, if_match, req.base, req.pref, workflow,
@@ -293,6 +297,7 @@ pub async fn delete(
     pref: ReturnPref,
     idempotency: Option<Idempotency>,
 ) -> Result<Reply, AppError> {
+    require(principal, def.name, Need::Delete)?;
     let unit = delete_unit(principal, def, target, if_match, pref)?;
     run_write(app, principal, idempotency, unit).await
 }

@@ -32,6 +32,7 @@ pub async fn explain_request(
     body: Value,
     base: String,
 ) -> Result<(Decision, Value), AppError> {
+    crate::app::access::require(principal, "ServiceRequest", crate::app::access::Need::Read)?;
     if matches!(
         body.get("type").and_then(Value::as_str),
         Some("transaction" | "batch")

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::app::conditional::Target;
 use crate::app::error::{AppError, ErrorKind};
+use crate::app::access::Need;
 use crate::app::principal::Principal;
 use crate::app::reply::{status, Reply, ReturnPref};
 use crate::app::resources::{business_rules, create_unit, delete_unit, update_unit};
@@ -336,6 +337,13 @@ pub async fn validate(
     base: String,
 ) -> Result<Reply, AppError> {
     check_profile(def, params.profile.as_deref())?;
+    let need = match params.mode {
+        Some(Mode::Create) => Need::Create,
+        Some(Mode::Update) => Need::Update,
+        Some(Mode::Delete) => Need::Delete,
+        Some(Mode::Profile) | None => Need::Read,
+    };
+    crate::app::access::require(principal, def.name, need)?;
     let audited_id = id.clone();
     let (issues, what) = match action(def, id, params)? {
         Action::Issues(issues) => (issues, String::new()),

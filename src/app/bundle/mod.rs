@@ -59,6 +59,7 @@ pub async fn post(
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
     let plan = Plan::new(&incoming.value, raw, app.max_bundle_entries)?;
+    plan.require(principal)?;
     let wf = Workflow::new(app, principal);
     let (base, pref) = (req.base, req.pref);
     run_write(app, principal, req.idempotency, move |tx| {
@@ -142,6 +143,23 @@ impl Plan {
     /// The resource type each entry acts on, by entry index.
     pub fn entry_types(&self) -> impl Iterator<Item = (usize, &'static str)> + '_ {
         self.prepared.iter().map(|p| (p.req.index, p.def.name))
+    }
+
+    /// Refuses (403, naming the entry) a Bundle with an entry the token's scopes do
+    /// not grant.
+    pub fn require(&self, principal: &Principal) -> Result<(), AppError> {
+        use crate::app::access::{require, Need};
+        for p in &self.prepared {
+            let need = match (&p.req.method, &p.req.target) {
+                (Method::Post, _) => Need::Create,
+                (Method::Put | Method::Patch, _) => Need::Update,
+                (Method::Delete, _) => Need::Delete,
+                (Method::Get, Target::Instance { .. }) => Need::Read,
+                (Method::Get, _) => Need::Search,
+            };
+            require(principal, p.def.name, need).map_err(|e| entry_error(p.req.index, e))?;
+        }
+        Ok(())
     }
 
     pub fn is_transaction(&self) -> bool {

@@ -107,6 +107,7 @@ pub async fn status(
     id: String,
     base: String,
 ) -> Result<Value, AppError> {
+    crate::app::access::require(principal, "Subscription", crate::app::access::Need::Read)?;
     let result = app
         .store
         .transaction(principal.access(), move |tx| {
@@ -144,6 +145,7 @@ pub async fn events(
     query: EventsQuery,
     base: String,
 ) -> Result<Value, AppError> {
+    crate::app::access::require(principal, "Subscription", crate::app::access::Need::Read)?;
     let result = app
         .store
         .transaction(principal.access(), move |tx| {
