@@ -1,8 +1,8 @@
 //! Search and history: each request is one read unit of work through the store's
 //! door (narrowed to the principal's read scope, audited in the same transaction).
 
-use crate::app::error::AppError;
 use crate::app::access::{require, Need};
+use crate::app::error::AppError;
 use crate::app::principal::Principal;
 use crate::app::App;
 use crate::fhir::registry::ResourceDef;
@@ -89,7 +89,11 @@ pub async fn history(
     query: HistoryQuery,
 ) -> Result<Vec<HistoryRow>, AppError> {
     if let Some(ty) = &query.resource_type {
-        let need = if query.id.is_some() { Need::Read } else { Need::Search };
+        let need = if query.id.is_some() {
+            Need::Read
+        } else {
+            Need::Search
+        };
         require(principal, ty, need)?;
     }
     Ok(app

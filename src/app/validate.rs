@@ -13,9 +13,9 @@ use std::convert::Infallible;
 
 use serde_json::Value;
 
+use crate::app::access::Need;
 use crate::app::conditional::Target;
 use crate::app::error::{AppError, ErrorKind};
-use crate::app::access::Need;
 use crate::app::principal::Principal;
 use crate::app::reply::{status, Reply, ReturnPref};
 use crate::app::resources::{business_rules, create_unit, delete_unit, update_unit};

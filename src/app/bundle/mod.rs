@@ -8,12 +8,13 @@
 mod patch;
 mod response;
 mod search;
+mod target;
 mod unchanged;
 
 use std::collections::{HashMap, HashSet};
 
 use self::response::{response, Done, Results};
-use crate::app::conditional;
+use self::target::{decide_target, delete};
 use crate::app::error::{AppError, ErrorKind};
 use crate::app::principal::Principal;
 use crate::app::reply::{self, status, Reply, ReturnPref};
@@ -32,10 +33,7 @@ use crate::fhir::registry::ResourceDef;
 use crate::fhir::resource::IncomingResource;
 use crate::fhir::transaction::{self, BundleKind, EntryRequest, Method, Target};
 use crate::fhir::validate::validate_resource;
-use crate::store::{
-    conditional_lock_key, CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, Tx,
-    UpdateOutcome,
-};
+use crate::store::{conditional_lock_key, Criterion, Failure, Lookup, Tx, UpdateOutcome};
 
 /// An entry checked before the unit of work starts.
 #[derive(Clone)]
@@ -444,82 +442,6 @@ fn in_entry<T>(
     match kind {
         BundleKind::Transaction => f(tx),
         BundleKind::Batch => tx.savepoint(f),
-    }
-}
-
-fn delete(tx: &mut Tx<'_>, e: &Prepared) -> Result<Done, Failure<AppError>> {
-    let ty = e.def.name;
-    let target = match (&e.req.target, &e.criteria) {
-        (Target::Instance { id, .. }, _) => conditional::Target::Id(id.clone()),
-        (_, Some(criteria)) => conditional::Target::Criteria(criteria.clone()),
-        _ => {
-            return Err(Failure::Abort(AppError::bad_request(
-                IssueCode::Invalid,
-                "No target",
-            )))
-        }
-    };
-    let Some(id) = target.delete_id(tx, ty)? else {
-        return Ok(Done::Deleted);
-    };
-    match tx.delete(ty, &id, e.if_match)? {
-        DeleteOutcome::Deleted { .. } | DeleteOutcome::AlreadyDeleted => Ok(Done::Deleted),
-        DeleteOutcome::NotFound => Err(Failure::Abort(AppError::not_found(format!(
-            "{ty}/{id} does not exist"
-        )))),
-        DeleteOutcome::VersionMismatch { current } => {
-            Err(Failure::Abort(AppError::precondition_failed(format!(
-                "ifMatch does not match the current version of {ty}/{id}, which is {}",
-                reply::etag(current)
-            ))))
-        }
-    }
-}
-
-/// The id a POST or PUT entry writes to, and whether it creates; or, for a
-/// conditional create that matched, the finished result.
-type Decided = ((String, bool), Option<Done>);
-
-fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Failure<AppError>> {
-    let ty = e.def.name;
-    match (&e.req.method, &e.req.target) {
-        (Method::Post, _) => {
-            if let Some(criteria) = &e.criteria {
-                match tx.conditional(ty, criteria)? {
-                    Some(CreateOutcome::Matched(v)) => {
-                        return Ok(((v.id.clone(), false), Some(Done::Version(status::OK, v))))
-                    }
-                    Some(_) => {
-                        return Err(Failure::Abort(AppError::precondition_failed(
-                            "ifNoneExist matches more than one resource",
-                        )))
-                    }
-                    None => {}
-                }
-            }
-            Ok(((uuid::Uuid::new_v4().to_string(), true), None))
-        }
-        (Method::Put, Target::Instance { id, .. }) => {
-            conditional::check_writable(tx, ty, id)?;
-            Ok(((id.clone(), false), None))
-        }
-        (Method::Put, Target::Conditional { .. }) => {
-            // The body's id takes part in the decision (http.html#cond-update).
-            let criteria = e.criteria.clone().unwrap_or_default();
-            let body: serde_json::Value = e
-                .req
-                .resource
-                .as_deref()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_default();
-            let id = conditional::Target::Criteria(criteria).update_id(tx, ty, &body)?;
-            // Not `created`: written as an update, which creates what does not exist.
-            Ok(((id, false), None))
-        }
-        _ => Err(Failure::Abort(AppError::bad_request(
-            IssueCode::NotSupported,
-            "Unsupported entry",
-        ))),
     }
 }
 
