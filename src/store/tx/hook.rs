@@ -3,6 +3,7 @@
 //! outbox).
 
 use super::{AuditRecord, Tx, TxError};
+use crate::fhir::patient_of::patients_of;
 use crate::store::types::StoredVersion;
 
 /// Side effects of writes that live outside the store (the notification outbox): the
@@ -51,14 +52,24 @@ impl Tx<'_> {
             Change::Update => ("U", "update"),
             Change::Delete => ("D", "delete"),
         };
-        self.audit(AuditRecord {
-            action,
-            interaction,
-            resource_type: &v.resource_type,
-            resource_id: Some(&v.id),
-            version_id: Some(v.version_id),
-            outcome: "success",
-        })?;
+        // A deletion has no body: its patient is the deleted version's.
+        let patients = match (&v.body, change) {
+            (None, Change::Delete) if v.version_id > 1 => {
+                self.patients_of_version(&v.resource_type, &v.id, v.version_id - 1)?
+            }
+            (body, _) => patients_of(&v.resource_type, Some(&v.id), body.as_deref()),
+        };
+        self.audit_about(
+            AuditRecord {
+                action,
+                interaction,
+                resource_type: &v.resource_type,
+                resource_id: Some(&v.id),
+                version_id: Some(v.version_id),
+                outcome: "success",
+            },
+            patients,
+        )?;
         match self.hook {
             Some(hook) => hook.after_write(self, v, change),
             None => Ok(()),
