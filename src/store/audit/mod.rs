@@ -44,7 +44,7 @@ impl AuditEntry {
 }
 
 /// The columns of [`AuditEntry`], in its order.
-pub(super) const ENTRY_COLUMNS: (
+type EntryColumns = (
     audit_events::seq,
     audit_events::recorded,
     audit_events::request_id,
@@ -60,7 +60,9 @@ pub(super) const ENTRY_COLUMNS: (
     audit_events::chain_pos,
     audit_events::prev_hash,
     audit_events::hash,
-) = (
+);
+
+pub(super) const ENTRY_COLUMNS: EntryColumns = (
     audit_events::seq,
     audit_events::recorded,
     audit_events::request_id,

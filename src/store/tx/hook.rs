@@ -32,6 +32,21 @@ pub enum Change {
 }
 
 impl Tx<'_> {
+    /// The patients version `version_id` of `ty/id` concerns (its body read for it,
+    /// unless it is a Patient); none when the version is unknown.
+    pub fn patients_of_version(
+        &mut self,
+        ty: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Vec<String>, TxError> {
+        if ty == "Patient" {
+            return Ok(patients_of(ty, Some(id), None));
+        }
+        let body = super::version(self.conn, ty, id, version_id)?.and_then(|v| v.body);
+        Ok(patients_of(ty, Some(id), body.as_deref()))
+    }
+
     /// Asks for the hook's `committed` once this unit of work has committed (the
     /// delivery worker wakes up for the events just written).
     pub fn wake_after_commit(&self) {

@@ -189,21 +189,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The patients version `version_id` of `ty/id` concerns (its body read for it,
-    /// unless it is a Patient); none when the version is unknown.
-    pub fn patients_of_version(
-        &mut self,
-        ty: &str,
-        id: &str,
-        version_id: i64,
-    ) -> Result<Vec<String>, TxError> {
-        if ty == "Patient" {
-            return Ok(patients_of(ty, Some(id), None));
-        }
-        let body = version(self.conn, ty, id, version_id)?.and_then(|v| v.body);
-        Ok(patients_of(ty, Some(id), body.as_deref()))
-    }
-
     /// Whether the read scope lets this unit of work see `ty/id`.
     pub fn visible(&mut self, ty: &str, id: &str) -> Result<bool, TxError> {
         Ok(match self.access.scope.of(ty) {
