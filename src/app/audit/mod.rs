@@ -92,7 +92,10 @@ async fn rows(
         .store
         .read(principal.access(), move |tx| {
             let rows = tx.audit_events(&query)?;
-            let id = query.seq.map(|s| s.to_string());
+            let id = match (interaction, query.seqs.as_deref()) {
+                ("read", Some([seq])) => Some(seq.to_string()),
+                _ => None,
+            };
             tx.audit(AuditRecord {
                 action: "R",
                 interaction,
@@ -121,7 +124,7 @@ pub async fn read(
     let not_found = || AppError::not_found(format!("No AuditEvent/{id}"));
     let seq = id.parse::<i64>().map_err(|_| not_found())?;
     let query = AuditQuery {
-        seq: Some(seq),
+        seqs: Some(vec![seq]),
         count: 1,
         ..AuditQuery::default()
     };
@@ -194,6 +197,18 @@ type Parsed = (AuditQuery, Vec<(String, String)>, Vec<Issue>);
 
 /// The query of a search's parameters, the parameters kept (for links) and warnings.
 fn parse(pairs: &[(String, String)], lenient: bool) -> Result<Parsed, AppError> {
+    // PostgreSQL text cannot hold NUL: refused before anything reaches the database, as
+    // every other search does.
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        let shown = name.replace('\0', "\\0");
+        return Err(invalid(
+            &shown,
+            format!("Search parameter '{shown}' contains a NUL character (%00), which no value may hold"),
+        ));
+    }
     let mut q = AuditQuery {
         count: i64::try_from(searchset::count(searchset::value(pairs, "_count"), false)?)
             .unwrap_or(i64::MAX),
@@ -213,10 +228,12 @@ fn parse(pairs: &[(String, String)], lenient: bool) -> Result<Parsed, AppError> 
                 continue;
             }
             "_id" => {
-                let seq = value.parse().map_err(|_| {
-                    invalid(name, "_id of an AuditEvent is a sequence number".into())
-                })?;
-                q.seq = Some(seq);
+                // An id that is no sequence number names no AuditEvent: it matches nothing.
+                let seqs: Vec<i64> = values().map(|v| v.parse().unwrap_or(-1)).collect();
+                q.seqs = Some(match q.seqs.take() {
+                    None => seqs,
+                    Some(before) => before.into_iter().filter(|s| seqs.contains(s)).collect(),
+                });
             }
             "patient" => {
                 for v in values() {
@@ -231,12 +248,21 @@ fn parse(pairs: &[(String, String)], lenient: bool) -> Result<Parsed, AppError> 
                     q.patients.push(patient);
                 }
             }
-            "date" => q.recorded.push(date_bounds(value).ok_or_else(|| {
-                invalid(
-                    name,
-                    "date must be a FHIR date or dateTime, with prefix eq, ge, gt, le or lt".into(),
-                )
-            })?),
+            "date" => {
+                let alternatives = values()
+                    .map(date_bounds)
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            name,
+                            "date must be FHIR dates or dateTimes, each with prefix eq, ge, gt, \
+                             le or lt"
+                                .into(),
+                        )
+                    })?;
+                q.recorded.push(alternatives);
+            }
             "agent" => {
                 for v in values() {
                     let is_actor = v == "anonymous"
@@ -252,14 +278,18 @@ fn parse(pairs: &[(String, String)], lenient: bool) -> Result<Parsed, AppError> 
                 }
             }
             "entity" => {
-                let (ty, id) = match value.split_once('/') {
-                    Some((ty, id)) => (ty.to_owned(), Some(id.to_owned())),
-                    None => (value.clone(), None),
-                };
-                if ty.is_empty() || id.as_deref() == Some("") {
-                    return Err(invalid(name, "entity must be <type>/<id> or <type>".into()));
+                let mut alternatives = Vec::new();
+                for v in values() {
+                    let (ty, id) = match v.split_once('/') {
+                        Some((ty, id)) => (ty.to_owned(), Some(id.to_owned())),
+                        None => (v.to_owned(), None),
+                    };
+                    if ty.is_empty() || id.as_deref() == Some("") {
+                        return Err(invalid(name, "entity must be <type>/<id> or <type>".into()));
+                    }
+                    alternatives.push((ty, id));
                 }
-                q.entity = Some((ty, id));
+                q.entities.push(alternatives);
             }
             _ => {
                 let message = format!(
@@ -347,9 +377,12 @@ mod tests {
         assert_eq!(q.patients, ["Patient/a", "Patient/b"]);
         assert_eq!(q.actors, ["party:Organization/o", "client:c"]);
         assert_eq!(q.organizations, ["Organization/o"]);
-        assert_eq!(q.entity, Some(("Task".into(), Some("t".into()))));
+        assert_eq!(
+            q.entities,
+            [vec![("Task".to_owned(), Some("t".to_owned()))]]
+        );
         assert_eq!(q.count, 5);
-        assert!(q.recorded[0].0.is_some() && q.recorded[0].1.is_none());
+        assert!(q.recorded[0][0].0.is_some() && q.recorded[0][0].1.is_none());
         assert_eq!(kept.len(), 4, "_count is added back by the links");
     }
 
@@ -358,6 +391,11 @@ mod tests {
         assert!(parse(&pairs(&[("patient", "Group/g")]), false).is_err());
         assert!(parse(&pairs(&[("date", "yesterday")]), false).is_err());
         assert!(parse(&pairs(&[("subtype", "read")]), false).is_err());
+        assert!(parse(&pairs(&[("agent", "a\0b")]), false).is_err());
+        let (q, _, _) = parse(&pairs(&[("_id", "x,3,4"), ("_id", "4,5")]), false).unwrap();
+        assert_eq!(q.seqs, Some(vec![4]));
+        let (q, _, _) = parse(&pairs(&[("date", "lt2000,ge2020")]), false).unwrap();
+        assert_eq!(q.recorded[0].len(), 2);
         let (_, _, warnings) = parse(&pairs(&[("subtype", "read")]), true).unwrap();
         assert_eq!(warnings.len(), 1);
     }

@@ -4,6 +4,7 @@
 pub mod chain;
 
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::db::{DbConnection, MultiBackend};
 use super::schema::{audit_event_patients, audit_events};
@@ -85,18 +86,36 @@ pub(super) const ENTRY_COLUMNS: EntryColumns = (
 /// extra one tells a next page exists).
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    pub seq: Option<i64>,
+    /// Rows with one of these sequence numbers (`Some(empty)`: none).
+    pub seqs: Option<Vec<i64>>,
     /// `Patient/<id>`: rows concerning any of them.
     pub patients: Vec<String>,
-    /// `recorded` within `[low, high]` (microseconds), each bound optional.
-    pub recorded: Vec<(Option<i64>, Option<i64>)>,
+    /// `recorded` within `[low, high]` (microseconds, each bound optional): every
+    /// criterion holds, by one of its alternatives.
+    pub recorded: Vec<Vec<(Option<i64>, Option<i64>)>>,
     /// Rows whose actor is one of `actors` or whose organisation one of `organizations`.
     pub actors: Vec<String>,
     pub organizations: Vec<String>,
-    /// (type, id): the resource the row is about.
-    pub entity: Option<(String, Option<String>)>,
+    /// (type, id): the resource the row is about (every criterion holds, by one of its
+    /// alternatives; no id: any of that type).
+    pub entities: Vec<Vec<(String, Option<String>)>>,
     pub after: Option<i64>,
     pub count: i64,
+}
+
+type Condition = Box<dyn BoxableExpression<audit_events::table, MultiBackend, SqlType = Bool>>;
+
+/// `a OR b OR ...` as a balanced tree: SQLite refuses expressions nested more than 1,000
+/// deep, and a search may name 1,000 alternatives.
+fn any_of(mut conditions: Vec<Condition>) -> Option<Condition> {
+    if conditions.len() <= 1 {
+        return conditions.pop();
+    }
+    let right = conditions.split_off(conditions.len() / 2);
+    match (any_of(conditions), any_of(right)) {
+        (Some(l), Some(r)) => Some(Box::new(l.or(r))),
+        (one, other) => one.or(other),
+    }
 }
 
 impl Tx<'_> {
@@ -107,8 +126,8 @@ impl Tx<'_> {
             .order(audit_events::seq)
             .limit(q.count.saturating_add(1))
             .into_boxed::<MultiBackend>();
-        if let Some(seq) = q.seq {
-            sql = sql.filter(audit_events::seq.eq(seq));
+        if let Some(seqs) = &q.seqs {
+            sql = sql.filter(audit_events::seq.eq_any(seqs.clone()));
         }
         if let Some(after) = q.after {
             sql = sql.filter(audit_events::seq.gt(after));
@@ -122,12 +141,16 @@ impl Tx<'_> {
                 ),
             );
         }
-        for (low, high) in &q.recorded {
-            if let Some(low) = low {
-                sql = sql.filter(audit_events::recorded.ge(*low));
-            }
-            if let Some(high) = high {
-                sql = sql.filter(audit_events::recorded.le(*high));
+        for alternatives in &q.recorded {
+            let each = alternatives.iter().map(|(low, high)| -> Condition {
+                Box::new(
+                    audit_events::recorded
+                        .ge(low.unwrap_or(i64::MIN))
+                        .and(audit_events::recorded.le(high.unwrap_or(i64::MAX))),
+                )
+            });
+            if let Some(any) = any_of(each.collect()) {
+                sql = sql.filter(any);
             }
         }
         if !q.actors.is_empty() || !q.organizations.is_empty() {
@@ -139,10 +162,19 @@ impl Tx<'_> {
                         .assume_not_null()),
             );
         }
-        if let Some((ty, id)) = &q.entity {
-            sql = sql.filter(audit_events::resource_type.eq(ty.clone()));
-            if let Some(id) = id {
-                sql = sql.filter(audit_events::resource_id.eq(id.clone()));
+        for alternatives in &q.entities {
+            let each = alternatives.iter().map(|(ty, id)| -> Condition {
+                match id {
+                    Some(id) => Box::new(
+                        audit_events::resource_type
+                            .eq(ty.clone())
+                            .and(audit_events::resource_id.eq(id.clone()).assume_not_null()),
+                    ),
+                    None => Box::new(audit_events::resource_type.eq(ty.clone())),
+                }
+            });
+            if let Some(any) = any_of(each.collect()) {
+                sql = sql.filter(any);
             }
         }
         Ok(sql.load(self.conn)?)
