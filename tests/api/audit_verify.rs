@@ -93,6 +93,19 @@ impl Sql {
     }
 }
 
+impl Sql {
+    /// The first chained row that names exactly one patient.
+    fn with_patient(&mut self) -> i64 {
+        let sql = "SELECT seq, outcome FROM audit_events WHERE chain_pos IS NOT NULL \
+                   AND patients IS NOT NULL AND patients NOT LIKE '% %' ORDER BY seq LIMIT 1";
+        let rows: Vec<One> = match self {
+            Self::Sqlite(c) => diesel::sql_query(sql).load(c).unwrap(),
+            Self::Postgres(c) => diesel::sql_query(sql).load(c).unwrap(),
+        };
+        rows.first().expect("a row with one patient").seq
+    }
+}
+
 /// A patient created, read and searched: audit rows with and without patients.
 async fn some_trail(app: &TestApp) {
     let created = app
@@ -150,6 +163,24 @@ async fn verify_names_an_edited_row_then_a_deleted_one(app: TestApp) {
     sql.run(&format!(
         "UPDATE audit_events SET outcome = '{}' WHERE seq = {}",
         second.outcome, second.seq
+    ));
+    assert!(intact(&verify(&app)) >= rows);
+
+    // Hiding a row from `AuditEvent?patient=` (its patient index row deleted) is named too.
+    let patient_row = sql.with_patient();
+    sql.run(&format!(
+        "DELETE FROM audit_event_patients WHERE seq = {patient_row}"
+    ));
+    let stderr = broken(&verify(&app));
+    assert!(
+        stderr.contains(&format!(
+            "seq {patient_row}: its patients differ from audit_event_patients (index edited)"
+        )),
+        "{stderr}"
+    );
+    sql.run(&format!(
+        "INSERT INTO audit_event_patients (patient, seq) \
+         SELECT patients, seq FROM audit_events WHERE seq = {patient_row}"
     ));
     assert!(intact(&verify(&app)) >= rows);
 

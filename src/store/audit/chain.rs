@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::AuditEntry;
 use crate::store::db::DbConnection;
-use crate::store::schema::{audit_chain, audit_events};
+use crate::store::schema::{audit_chain, audit_event_patients, audit_events};
 
 /// `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -133,9 +133,21 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
             .select(super::ENTRY_COLUMNS)
             .load(conn)?;
         let done = rows.len() < usize::try_from(WALK_BATCH).unwrap_or(usize::MAX);
+        let indexed = patient_index(conn, &rows)?;
         for row in rows {
             if let Some(broken) = check(&row, expected, &prev) {
                 return Ok(ChainReport::Broken(broken));
+            }
+            // `AuditEvent?patient=` reads the index: a row hidden from it is as good as
+            // deleted for the patient asking who looked at their data.
+            let listed: Vec<&str> = indexed
+                .get(&row.seq)
+                .map_or_else(Vec::new, |p| p.iter().map(String::as_str).collect());
+            if listed != row.patient_list() {
+                return Ok(ChainReport::Broken(format!(
+                    "seq {}: its patients differ from audit_event_patients (index edited)",
+                    row.seq
+                )));
             }
             prev = row.hash.unwrap_or_default();
             expected += 1;
@@ -171,6 +183,28 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
         verified,
         unsealed: u64::try_from(unsealed).unwrap_or(0),
     })
+}
+
+/// `audit_event_patients` of `rows`: seq -> patients, sorted.
+fn patient_index(
+    conn: &mut DbConnection,
+    rows: &[AuditEntry],
+) -> QueryResult<std::collections::HashMap<i64, Vec<String>>> {
+    let mut out: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    for chunk in seqs.chunks(1000) {
+        let found: Vec<(i64, String)> = audit_event_patients::table
+            .filter(audit_event_patients::seq.eq_any(chunk.to_vec()))
+            .select((audit_event_patients::seq, audit_event_patients::patient))
+            .load(conn)?;
+        for (seq, patient) in found {
+            out.entry(seq).or_default().push(patient);
+        }
+    }
+    for patients in out.values_mut() {
+        patients.sort();
+    }
+    Ok(out)
 }
 
 /// The first thing wrong with `row`, expected at `position` after a row hashed `prev`.
