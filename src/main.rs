@@ -59,6 +59,23 @@ enum Command {
         after_help = "Example:\n  wor-hub postcodes import postcodes-2023.csv"
     )]
     Postcodes(PostcodesCommand),
+    /// The audit trail (NEN 7513).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wor-hub audit verify --database-url postgres://wor@db.internal/wor"
+    )]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Chain the rows not chained yet, then walk the hash chain from its start: exit 0
+    /// with the number of rows verified, or exit 1 naming the first broken link (a row
+    /// edited or deleted).
+    #[command(
+        after_help = "Example:\n  wor-hub audit verify --database-url postgres://wor@db.internal/wor"
+    )]
+    Verify(DatabaseArgs),
 }
 
 #[derive(Subcommand)]
@@ -116,6 +133,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => a.clone(),
         Command::Migrate(a)
         | Command::Reindex(a)
+        | Command::Audit(AuditCommand::Verify(a))
         | Command::Postcodes(PostcodesCommand::Import { config: a, .. }) => a.into(),
         Command::Directory(DirectoryCommand::Import { config, .. })
         | Command::Route(RouteCommand::Explain { config, .. }) => config.into(),
@@ -163,6 +181,9 @@ fn main() -> ExitCode {
                 } else {
                     out(&text)
                 }
+            }
+            Command::Audit(AuditCommand::Verify(_)) => {
+                out(&format!("{}\n", tools::audit_verify(&settings).await?))
             }
             Command::Postcodes(PostcodesCommand::Import { file, .. }) => {
                 let counts = tools::postcodes_import(&settings, &file).await?;

@@ -104,6 +104,9 @@ impl Application {
             })?
             .port();
         spawn_housekeeping(app.store.clone(), settings.request_retention);
+        // Chains the audit rows committed since (cheap when there are none).
+        app.store
+            .spawn_audit_sealer(std::time::Duration::from_secs(1));
         spawn_overdue_marker(app.clone(), settings.overdue_check_interval);
         let base = settings.base_url.clone().unwrap_or_else(|| {
             let mut addr = settings.listen;

@@ -1,6 +1,6 @@
 //! Operator commands that work on the database directly: `wor-hub directory import`,
-//! `wor-hub route explain` and `wor-hub postcodes import`. `main.rs` parses the
-//! arguments and prints.
+//! `wor-hub route explain`, `wor-hub postcodes import` and `wor-hub audit verify`.
+//! `main.rs` parses the arguments and prints.
 
 use std::fmt::Write as _;
 
@@ -13,6 +13,7 @@ use crate::fhir::resource::IncomingResource;
 use crate::referral::route::Decision;
 use crate::referral::task::summary;
 use crate::startup::{file_base, open_store};
+use crate::store::ChainReport;
 
 /// The application on the configured database, for one command.
 async fn open_app(settings: &Settings) -> Result<App, String> {
@@ -30,6 +31,20 @@ pub async fn directory_import(settings: &Settings, bytes: &[u8]) -> Result<Impor
         Ok(ImportOutcome::Imported(counts)) => Ok(counts),
         Ok(ImportOutcome::NotEmpty) => Ok(ImportCounts::default()),
         Err(e) => Err(e.describe("\n")),
+    }
+}
+
+/// `wor-hub audit verify`: seals what is not chained yet, then walks the chain. `Ok`:
+/// the line to print; `Err`: the first broken link.
+pub async fn audit_verify(settings: &Settings) -> Result<String, String> {
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    match store.verify_audit().await.map_err(|e| e.to_string())? {
+        ChainReport::Intact { verified, unsealed } => Ok(format!(
+            "audit trail intact: {verified} rows verified, {unsealed} not yet sealed"
+        )),
+        ChainReport::Broken(link) => Err(format!("audit trail broken: {link}")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! application (`crate::app`), respond.
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
+mod audit;
 mod conformance;
 mod crud;
 pub mod edge;
@@ -28,7 +29,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
-use crate::fhir::capability::Served;
+use crate::fhir::capability::{ReadOnlyType, Served};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
 
@@ -129,7 +130,22 @@ pub const SERVED: Served = Served {
     conditional_create: true,
     conditional_update: true,
     conditional_delete: "single",
-    read_only: crate::app::conformance::SERVED_TYPES,
+    read_only: &[
+        crate::app::conformance::SERVED_TYPES,
+        std::slice::from_ref(&AUDIT_EVENT),
+    ],
+};
+
+/// What the CapabilityStatement says of AuditEvent: read and search only.
+const AUDIT_EVENT: ReadOnlyType = ReadOnlyType {
+    name: "AuditEvent",
+    search_params: crate::app::audit::PARAMS,
+    documentation: "The audit trail (NEN 7513, README 'Audit trail'): every read, search, \
+        create, update, delete, notification and token grant touching patient data, with \
+        who, which organisation, what, which patients, when, outcome and the request id. For \
+        coordinators only (403 otherwise); in seq order, _count per page with a next link; \
+        create, update, patch and delete answer 405. Rows are chained by SHA-256 hash \
+        (wor-hub audit verify).",
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -173,6 +189,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource(format!("/{}/{{id}}/{{rest:.*}}", conformance::TYPE_PATTERN))
                     .default_service(web::to(conformance::not_served)),
+            )
+            // The audit trail: read and search only (before the `{type}` routes).
+            .service(
+                web::resource("/AuditEvent")
+                    .route(web::get().to(audit::search))
+                    .route(web::head().to(audit::search))
+                    .default_service(web::to(audit::read_only)),
+            )
+            .service(
+                web::resource("/AuditEvent/_search")
+                    .route(web::post().to(audit::search_post))
+                    .default_service(web::to(audit::read_only)),
+            )
+            .service(
+                web::resource("/AuditEvent/{id}")
+                    .route(web::get().to(audit::read))
+                    .route(web::head().to(audit::read))
+                    .default_service(web::to(audit::read_only)),
+            )
+            .service(
+                web::resource("/AuditEvent/{id}/{rest:.*}")
+                    .default_service(web::to(audit::not_served)),
             )
             .service(
                 web::resource("/ServiceRequest/$route")

@@ -11,9 +11,11 @@
 //! - `directory`, `postcodes`: imports
 //! - `conditional`: conditional update and delete; `validate`: `$validate` (dry runs)
 //! - `conformance`: the hub's conformance resources, served read-only from memory
+//! - `audit`: the audit trail as AuditEvent (coordinators), the token grant's record
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 
 pub mod access;
+pub mod audit;
 pub mod bundle;
 pub mod conditional;
 pub mod conformance;

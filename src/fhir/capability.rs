@@ -26,8 +26,9 @@ pub struct Served {
     pub conditional_update: bool,
     /// `DELETE [type]?criteria`: `not-supported`, `single` or `multiple`.
     pub conditional_delete: &'static str,
-    /// Types served read-only (read and search-type only), not stored.
-    pub read_only: &'static [ReadOnlyType],
+    /// Types served read-only (read and search-type only), not as stored versions
+    /// (the conformance resources, the audit trail).
+    pub read_only: &'static [&'static [ReadOnlyType]],
 }
 
 /// A resource type served read-only from memory (the hub's conformance resources).
@@ -184,7 +185,13 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
             drop_empty_lists(&mut r);
             r
         })
-        .chain(served.read_only.iter().map(read_only_resource))
+        .chain(
+            served
+                .read_only
+                .iter()
+                .flat_map(|t| t.iter())
+                .map(read_only_resource),
+        )
         .collect();
     let mut statement = json!({
         "resourceType": "CapabilityStatement",

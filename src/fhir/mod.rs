@@ -11,6 +11,7 @@ pub mod index;
 pub mod instant;
 pub mod outcome;
 pub mod patch;
+pub mod patient_of;
 pub mod references;
 pub mod registry;
 pub mod resource;

@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 use super::db::DbConnection;
-use super::schema::{audit_events, audit_journal_batches};
+use super::schema::{audit_event_patients, audit_events, audit_journal_batches};
 
-/// One audit record, owned (it may wait in the journal).
+/// One audit record, owned (it may wait in the journal). Fields added later carry
+/// `#[serde(default)]`: journal files written before them still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditRow {
     pub recorded: i64,
@@ -29,10 +31,99 @@ pub struct AuditRow {
     pub resource_id: Option<String>,
     pub version_id: Option<i64>,
     pub outcome: String,
+    /// The organisation the actor acted for (`Organization/<id>`, ...).
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// The patients concerned (`Patient/<id>`, sorted, without repeats).
+    #[serde(default)]
+    pub patients: Vec<String>,
+}
+
+#[derive(QueryableByName)]
+struct SeqRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
 }
 
 impl AuditRow {
+    /// `patients` as stored in `audit_events.patients` (`None`: no patient).
+    pub fn patients_column(&self) -> Option<String> {
+        (!self.patients.is_empty()).then(|| self.patients.join(" "))
+    }
+
+    /// Inserts the rows (unchained: the sealer chains them once committed) and, per
+    /// patient of a row, one `audit_event_patients` row.
     pub(super) fn insert(rows: &[AuditRow], conn: &mut DbConnection) -> QueryResult<()> {
+        let mut plain: Vec<&AuditRow> = Vec::new();
+        let mut links: Vec<(String, i64)> = Vec::new();
+        for row in rows {
+            if row.patients.is_empty() {
+                plain.push(row);
+                continue;
+            }
+            // Its seq is needed for the patient rows.
+            Self::insert_plain(&plain, conn)?;
+            plain.clear();
+            let seq = row.insert_returning(conn)?;
+            links.extend(row.patients.iter().map(|p| (p.clone(), seq)));
+        }
+        Self::insert_plain(&plain, conn)?;
+        for chunk in links.chunks(500) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(patient, seq)| {
+                    (
+                        audit_event_patients::patient.eq(patient),
+                        audit_event_patients::seq.eq(*seq),
+                    )
+                })
+                .collect();
+            match conn {
+                DbConnection::Sqlite(c) => {
+                    diesel::insert_into(audit_event_patients::table)
+                        .values(values)
+                        .execute(c)?;
+                }
+                DbConnection::Postgres(c) => {
+                    diesel::insert_into(audit_event_patients::table)
+                        .values(values)
+                        .execute(c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_returning(&self, conn: &mut DbConnection) -> QueryResult<i64> {
+        let sql = match conn {
+            DbConnection::Sqlite(_) => {
+                "INSERT INTO audit_events (recorded, request_id, actor, action, interaction, \
+                 resource_type, resource_id, version_id, outcome, organization, patients) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+            }
+            DbConnection::Postgres(_) => {
+                "INSERT INTO audit_events (recorded, request_id, actor, action, interaction, \
+                 resource_type, resource_id, version_id, outcome, organization, patients) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq"
+            }
+        };
+        let row: SeqRow = diesel::sql_query(sql)
+            .bind::<BigInt, _>(self.recorded)
+            .bind::<Text, _>(&self.request_id)
+            .bind::<Text, _>(&self.actor)
+            .bind::<Text, _>(&self.action)
+            .bind::<Text, _>(&self.interaction)
+            .bind::<Text, _>(&self.resource_type)
+            .bind::<Nullable<Text>, _>(&self.resource_id)
+            .bind::<Nullable<BigInt>, _>(self.version_id)
+            .bind::<Text, _>(&self.outcome)
+            .bind::<Nullable<Text>, _>(&self.organization)
+            .bind::<Nullable<Text>, _>(self.patients_column())
+            .get_result(conn)?;
+        Ok(row.seq)
+    }
+
+    fn insert_plain(rows: &[&AuditRow], conn: &mut DbConnection) -> QueryResult<()> {
         for chunk in rows.chunks(500) {
             let values: Vec<_> = chunk
                 .iter()
@@ -47,6 +138,7 @@ impl AuditRow {
                         audit_events::resource_id.eq(&r.resource_id),
                         audit_events::version_id.eq(r.version_id),
                         audit_events::outcome.eq(&r.outcome),
+                        audit_events::organization.eq(&r.organization),
                     )
                 })
                 .collect();
@@ -279,6 +371,8 @@ mod tests {
             resource_id: Some("p".into()),
             version_id: Some(1),
             outcome: "success".into(),
+            organization: None,
+            patients: vec!["Patient/p".into()],
         }
     }
 
@@ -296,6 +390,17 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.contains("-audit-journal."))
             .collect()
+    }
+
+    #[test]
+    fn a_journal_line_written_before_the_chain_still_reads() {
+        let old = r#"{"recorded":1,"request_id":"r","actor":"anonymous","action":"R","interaction":"read","resource_type":"Patient","resource_id":"p","version_id":1,"outcome":"success"}"#;
+        let row: AuditRow = serde_json::from_str(old).unwrap();
+        assert_eq!(row.organization, None);
+        assert!(row.patients.is_empty());
+        assert_eq!(row.patients_column(), None);
+        let new = serde_json::to_string(&row).unwrap();
+        assert!(new.contains(r#""patients":[]"#), "{new}");
     }
 
     #[tokio::test]

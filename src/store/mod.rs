@@ -3,6 +3,7 @@
 //! never on an actix worker. This module knows nothing about HTTP.
 
 mod access;
+pub mod audit;
 mod clock;
 pub mod db;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use access::{Access, AuditContext, ReadScope, Visible};
+pub use audit::{AuditEntry, AuditQuery, ChainReport};
 pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use grants::{Grant, Relation};

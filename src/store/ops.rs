@@ -205,14 +205,18 @@ impl Tx<'_> {
         } else {
             "history-system"
         };
-        self.audit(AuditRecord {
-            action: "R",
-            interaction,
-            resource_type: q.resource_type.as_deref().unwrap_or("*"),
-            resource_id: q.id.as_deref(),
-            version_id: None,
-            outcome: "success",
-        })?;
+        let versions: Vec<StoredVersion> = out.iter().map(|r| r.version.clone()).collect();
+        self.audit_about(
+            AuditRecord {
+                action: "R",
+                interaction,
+                resource_type: q.resource_type.as_deref().unwrap_or("*"),
+                resource_id: q.id.as_deref(),
+                version_id: None,
+                outcome: "success",
+            },
+            super::search::disclosed(&versions, &[]),
+        )?;
         Ok(out)
     }
 }
@@ -250,14 +254,17 @@ impl Tx<'_> {
                 let found = self
                     .current(resource_type, existing)?
                     .ok_or(TxError::Retry)?;
-                self.audit(AuditRecord {
-                    action: "R",
-                    interaction: "create",
-                    resource_type,
-                    resource_id: Some(existing),
-                    version_id: Some(found.version_id),
-                    outcome: "matched-existing",
-                })?;
+                self.audit_about(
+                    AuditRecord {
+                        action: "R",
+                        interaction: "create",
+                        resource_type,
+                        resource_id: Some(existing),
+                        version_id: Some(found.version_id),
+                        outcome: "matched-existing",
+                    },
+                    super::search::disclosed(std::slice::from_ref(&found), &[]),
+                )?;
                 Ok(Some(CreateOutcome::Matched(found)))
             }
             (Some(_), Some(_)) => Ok(Some(CreateOutcome::MultipleMatches)),

@@ -99,8 +99,30 @@ diesel::table! {
         resource_id -> Nullable<Text>,
         version_id -> Nullable<BigInt>,
         outcome -> Text,
+        organization -> Nullable<Text>,
+        patients -> Nullable<Text>,
+        chain_pos -> Nullable<BigInt>,
+        prev_hash -> Nullable<Text>,
+        hash -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    audit_event_patients (patient, seq) {
+        patient -> Text,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_chain (id) {
+        id -> Integer,
+        position -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(audit_events, audit_event_patients);
 
 diesel::allow_tables_to_appear_in_same_query!(
     resources,

@@ -1,6 +1,8 @@
 //! Black-box API tests: one binary, one module per area.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod audit_trail;
+mod audit_verify;
 mod bad_input;
 mod batch_search;
 mod cli;

@@ -262,14 +262,18 @@ impl Worker {
                         }
                         // What was disclosed to the endpoint, as reads are audited.
                         for (ty, focus, version) in &job.foci {
-                            tx.audit(AuditRecord {
-                                action: "R",
-                                interaction: "notification",
-                                resource_type: ty,
-                                resource_id: Some(focus),
-                                version_id: Some(*version),
-                                outcome: "success",
-                            })?;
+                            let patients = tx.patients_of_version(ty, focus, *version)?;
+                            tx.audit_about(
+                                AuditRecord {
+                                    action: "R",
+                                    interaction: "notification",
+                                    resource_type: ty,
+                                    resource_id: Some(focus),
+                                    version_id: Some(*version),
+                                    outcome: "success",
+                                },
+                                patients,
+                            )?;
                         }
                         if job.kind == NotificationType::EventNotification {
                             tracing::info!(subscription = %job.id, through = job.through, "notification delivered");

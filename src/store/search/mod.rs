@@ -15,6 +15,7 @@ use super::db::DbConnection;
 use super::query::{Criterion, Include, SearchPage, SearchSpec, SnapshotInfo, Sort, SNAPSHOT_CAP};
 use super::tx::{AuditRecord, Tx, TxError};
 use super::StoredVersion;
+use crate::fhir::patient_of::patients_of;
 
 /// Ids of current resources of `ty` matching all criteria (conditional operations).
 pub(crate) fn find_ids(
@@ -214,7 +215,7 @@ impl Tx<'_> {
             self.writing()?;
             self.save_snapshot(sid, ty, &spec.query, &ids, total)?;
         }
-        self.audit(search_audit(ty))?;
+        self.audit_about(search_audit(ty), disclosed(&matches, &included))?;
         Ok(SearchPage {
             search_id,
             offset: 0,
@@ -258,7 +259,10 @@ impl Tx<'_> {
         let mut matches = current_versions(self.conn, &info.resource_type, &ids)?;
         matches = self.only_visible(matches)?;
         let included = self.included(&info.resource_type, &matches, includes)?;
-        self.audit(search_audit(&info.resource_type))?;
+        self.audit_about(
+            search_audit(&info.resource_type),
+            disclosed(&matches, &included),
+        )?;
         Ok(Some(SearchPage {
             search_id: Some(search_id.to_owned()),
             offset,
@@ -296,6 +300,16 @@ impl Tx<'_> {
         }
         Ok(out)
     }
+}
+
+/// The patients a page discloses: those of its matches and includes (one audit row
+/// names them all).
+pub(crate) fn disclosed(matches: &[StoredVersion], included: &[StoredVersion]) -> Vec<String> {
+    matches
+        .iter()
+        .chain(included)
+        .flat_map(|v| patients_of(&v.resource_type, Some(&v.id), v.body.as_deref()))
+        .collect()
 }
 
 fn search_audit(ty: &str) -> AuditRecord<'_> {

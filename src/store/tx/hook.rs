@@ -3,6 +3,7 @@
 //! outbox).
 
 use super::{AuditRecord, Tx, TxError};
+use crate::fhir::patient_of::patients_of;
 use crate::store::types::StoredVersion;
 
 /// Side effects of writes that live outside the store (the notification outbox): the
@@ -31,6 +32,21 @@ pub enum Change {
 }
 
 impl Tx<'_> {
+    /// The patients version `version_id` of `ty/id` concerns (its body read for it,
+    /// unless it is a Patient); none when the version is unknown.
+    pub fn patients_of_version(
+        &mut self,
+        ty: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Vec<String>, TxError> {
+        if ty == "Patient" {
+            return Ok(patients_of(ty, Some(id), None));
+        }
+        let body = super::version(self.conn, ty, id, version_id)?.and_then(|v| v.body);
+        Ok(patients_of(ty, Some(id), body.as_deref()))
+    }
+
     /// Asks for the hook's `committed` once this unit of work has committed (the
     /// delivery worker wakes up for the events just written).
     pub fn wake_after_commit(&self) {
@@ -51,14 +67,24 @@ impl Tx<'_> {
             Change::Update => ("U", "update"),
             Change::Delete => ("D", "delete"),
         };
-        self.audit(AuditRecord {
-            action,
-            interaction,
-            resource_type: &v.resource_type,
-            resource_id: Some(&v.id),
-            version_id: Some(v.version_id),
-            outcome: "success",
-        })?;
+        // A deletion has no body: its patient is the deleted version's.
+        let patients = match (&v.body, change) {
+            (None, Change::Delete) if v.version_id > 1 => {
+                self.patients_of_version(&v.resource_type, &v.id, v.version_id - 1)?
+            }
+            (body, _) => patients_of(&v.resource_type, Some(&v.id), body.as_deref()),
+        };
+        self.audit_about(
+            AuditRecord {
+                action,
+                interaction,
+                resource_type: &v.resource_type,
+                resource_id: Some(&v.id),
+                version_id: Some(v.version_id),
+                outcome: "success",
+            },
+            patients,
+        )?;
         match self.hook {
             Some(hook) => hook.after_write(self, v, change),
             None => Ok(()),

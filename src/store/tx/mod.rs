@@ -14,6 +14,7 @@ use super::schema::{resource_versions, resources};
 use super::types::{DeleteOutcome, IndexRows, Lookup, StoredVersion, UpdateOutcome};
 use super::StoreError;
 use super::{index, search};
+use crate::fhir::patient_of::patients_of;
 
 mod error;
 mod hook;
@@ -149,8 +150,25 @@ impl Tx<'_> {
     }
 
     /// The audit record of an access, written in this transaction (or, in a read-only
-    /// unit of work, collected for the journal).
+    /// unit of work, collected for the journal). A Patient is its own patient; an
+    /// access that concerns other patients names them with [`Tx::audit_about`].
     pub fn audit(&mut self, rec: AuditRecord<'_>) -> Result<(), TxError> {
+        let patients = if rec.resource_type == "Patient" {
+            patients_of("Patient", rec.resource_id, None)
+        } else {
+            Vec::new()
+        };
+        self.audit_about(rec, patients)
+    }
+
+    /// The audit record of an access that concerns `patients` (`Patient/<id>`).
+    pub fn audit_about(
+        &mut self,
+        rec: AuditRecord<'_>,
+        mut patients: Vec<String>,
+    ) -> Result<(), TxError> {
+        patients.sort();
+        patients.dedup();
         let row = AuditRow {
             recorded: now_micros(),
             request_id: self.access.request_id.clone(),
@@ -161,6 +179,8 @@ impl Tx<'_> {
             resource_id: rec.resource_id.map(str::to_owned),
             version_id: rec.version_id,
             outcome: rec.outcome.to_owned(),
+            organization: self.access.organization.clone(),
+            patients,
         };
         match &mut self.collected {
             Some(rows) => rows.push(row),
@@ -305,22 +325,29 @@ impl Tx<'_> {
         } else {
             (version_id, Lookup::NotFound)
         };
-        self.audit(AuditRecord {
-            action: "R",
-            interaction: if version_id.is_some() {
-                "vread"
-            } else {
-                "read"
+        let patients = match &lookup {
+            Lookup::Found(found) => patients_of(ty, Some(id), found.body.as_deref()),
+            _ => patients_of(ty, Some(id), None),
+        };
+        self.audit_about(
+            AuditRecord {
+                action: "R",
+                interaction: if version_id.is_some() {
+                    "vread"
+                } else {
+                    "read"
+                },
+                resource_type: ty,
+                resource_id: Some(id),
+                version_id: v,
+                outcome: match &lookup {
+                    Lookup::Found(_) => "success",
+                    Lookup::Deleted(_) => "gone",
+                    Lookup::NotFound => "not-found",
+                },
             },
-            resource_type: ty,
-            resource_id: Some(id),
-            version_id: v,
-            outcome: match &lookup {
-                Lookup::Found(_) => "success",
-                Lookup::Deleted(_) => "gone",
-                Lookup::NotFound => "not-found",
-            },
-        })?;
+            patients,
+        )?;
         Ok(lookup)
     }
 

@@ -1,0 +1,10 @@
+DROP TABLE audit_chain;
+DROP TABLE audit_event_patients;
+DROP INDEX audit_events_actor;
+DROP INDEX audit_events_unsealed;
+DROP INDEX audit_events_chain;
+ALTER TABLE audit_events DROP COLUMN hash;
+ALTER TABLE audit_events DROP COLUMN prev_hash;
+ALTER TABLE audit_events DROP COLUMN chain_pos;
+ALTER TABLE audit_events DROP COLUMN patients;
+ALTER TABLE audit_events DROP COLUMN organization;
