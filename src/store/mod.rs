@@ -3,6 +3,7 @@
 //! never on an actix worker. This module knows nothing about HTTP.
 
 mod access;
+mod clients;
 mod clock;
 pub mod db;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use access::{Access, AuditContext, ReadScope, Visible};
+pub use clients::{ClientRow, NewToken, TokenGrant};
 pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use index::RowsOf;
