@@ -12,7 +12,9 @@
 //! - `conditional`: conditional update and delete; `validate`: `$validate` (dry runs)
 //! - `conformance`: the hub's conformance resources, served read-only from memory
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
+//! - `auth`: client registration, the token endpoint, bearer tokens
 
+pub mod auth;
 pub mod bundle;
 pub mod conditional;
 pub mod conformance;

@@ -102,8 +102,60 @@ pub fn valid_client_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
 }
 
+/// `Organization/<id>` as a client's organisation (the id as FHIR allows it).
+pub fn organization_reference(text: &str) -> Result<String, String> {
+    let id = text
+        .trim()
+        .strip_prefix("Organization/")
+        .unwrap_or_default();
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(format!("Organization/{id}"))
+    } else {
+        Err(format!(
+            "organization `{}` is not a reference Organization/<id>",
+            text.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// The token endpoint's public URL for a FHIR base (`https://hub.example.nl/fhir` ->
+/// `https://hub.example.nl/auth/token`): the server serves both from one origin, and
+/// a base whose path ends in `/fhir` names its prefix.
+pub fn token_url(fhir_base: &str) -> String {
+    let base = fhir_base.trim_end_matches('/');
+    let root = base.strip_suffix("/fhir").unwrap_or(base);
+    format!("{root}{TOKEN_PATH}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_url_beside_the_fhir_base() {
+        assert_eq!(
+            token_url("https://hub.example.nl/fhir"),
+            "https://hub.example.nl/auth/token"
+        );
+        assert_eq!(
+            token_url("https://hub.example.nl/wor/fhir/"),
+            "https://hub.example.nl/wor/auth/token"
+        );
+    }
+
+    #[test]
+    fn organization_references() {
+        assert_eq!(
+            organization_reference("Organization/tom-in-de-buurt").unwrap(),
+            "Organization/tom-in-de-buurt"
+        );
+        assert!(organization_reference("Practitioner/x").is_err());
+        assert!(organization_reference("Organization/").is_err());
+        assert!(organization_reference("Organization/a b").is_err());
+    }
+
     use super::*;
 
     #[test]
