@@ -1,6 +1,9 @@
 //! Black-box API tests: one binary, one module per area.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod auth;
+mod auth_cli;
+mod auth_support;
 mod bad_input;
 mod batch_search;
 mod cli;
