@@ -48,8 +48,9 @@ fn oauth_error(err: &OAuthError, basic_used: bool) -> HttpResponse {
         .body(json!({"error": err.code.as_str(), "error_description": err.description}).to_string())
 }
 
-/// `client_id:secret` of an `Authorization: Basic` header (each form-urlencoded,
-/// RFC 6749 §2.3.1); `Err` when the header is Basic but unreadable.
+/// `client_id:secret` of an `Authorization: Basic` header as sent (RFC 6749 §2.3.1
+/// form-urlencodes both; the use case also tries them decoded); `Err` when the header
+/// is Basic but unreadable.
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -68,13 +69,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
         .map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("v={}", s.replace('&', "%26")).as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
+    Ok(Some((id.to_owned(), secret.to_owned())))
 }
 
 /// The form parameters, each at most once (RFC 6749 §3.2).

@@ -127,9 +127,21 @@ async fn authenticate_client(
     }
 }
 
+/// RFC 6749 §2.3.1 form-urlencodes id and secret inside Basic; many clients (curl -u)
+/// do not. Both readings are tried.
+fn form_decoded(raw: &str) -> String {
+    form_urlencoded::parse(format!("v={}", raw.replace('&', "%26")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 async fn basic(store: &Store, id: &str, given: &str) -> Result<ClientRow, TokenFailure> {
     let refused = || OAuthError::invalid_client("unknown client or wrong secret");
-    let client = store.client(id).await?.ok_or_else(refused)?;
+    let client = match store.client(id).await? {
+        Some(c) => c,
+        None => store.client(&form_decoded(id)).await?.ok_or_else(refused)?,
+    };
     let Some(hash) = client.secret_hash.clone() else {
         return Err(OAuthError::invalid_client(
             "this client is registered without a secret: authenticate with a client_assertion",
@@ -137,9 +149,14 @@ async fn basic(store: &Store, id: &str, given: &str) -> Result<ClientRow, TokenF
         .into());
     };
     let given = given.to_owned();
-    let ok = tokio::task::spawn_blocking(move || secret::verify_secret(&given, &hash))
-        .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let ok = tokio::task::spawn_blocking(move || {
+        secret::verify_secret(&given, &hash) || {
+            let decoded = form_decoded(&given);
+            decoded != given && secret::verify_secret(&decoded, &hash)
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Internal(e.to_string()))?;
     if ok {
         Ok(client)
     } else {
