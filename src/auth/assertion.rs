@@ -126,12 +126,22 @@ pub fn verify(
     }
     let set: JwkSet = serde_json::from_str(jwks)
         .map_err(|_| OAuthError::invalid_client("the client's registered JWKS is unusable"))?;
-    let candidates: Vec<&Jwk> = set
+    let fits = |k: &&Jwk| algorithm_of(k) == Some(header.alg);
+    let mut candidates: Vec<&Jwk> = set
         .keys
         .iter()
+        .filter(fits)
         .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
-        .filter(|k| algorithm_of(k) == Some(header.alg))
         .collect();
+    if candidates.is_empty() && header.kid.is_some() {
+        // A JWKS registered without key ids: its keys of the algorithm are tried.
+        candidates = set
+            .keys
+            .iter()
+            .filter(fits)
+            .filter(|k| k.common.key_id.is_none())
+            .collect();
+    }
     if candidates.is_empty() {
         return Err(OAuthError::invalid_client(match &header.kid {
             Some(kid) => format!(
@@ -197,5 +207,97 @@ fn describe(err: Option<jsonwebtoken::errors::Error>) -> String {
         ErrorKind::MissingRequiredClaim(claim) => format!("client_assertion has no {claim}"),
         ErrorKind::ImmatureSignature => "client_assertion is not valid yet (nbf)".into(),
         _ => "client_assertion is not a valid JWT".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P384_SHA384_FIXED_SIGNING};
+
+    const URL: &str = "https://hub.example.nl/auth/token";
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A P-384 key: its signing key and its public JWK (without kid).
+    fn ec_key() -> (EncodingKey, serde_json::Value) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-384",
+            "x": b64(&point[1..49]), "y": b64(&point[49..97])});
+        (EncodingKey::from_ec_der(pkcs8.as_ref()), jwk)
+    }
+
+    fn assertion(key: &EncodingKey, kid: Option<&str>, exp: i64, jti: &str) -> String {
+        let mut header = Header::new(Algorithm::ES384);
+        header.kid = kid.map(str::to_owned);
+        let claims =
+            serde_json::json!({"iss": "gp", "sub": "gp", "aud": URL, "exp": exp, "jti": jti});
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn a_jwks_without_kids_verifies_by_trying_its_keys() {
+        let (key, jwk) = ec_key();
+        let (_, other) = ec_key();
+        let jwks = serde_json::json!({"keys": [other, jwk]}).to_string();
+        let now = 1_800_000_000;
+        for kid in [None, Some("k-the-client-chose")] {
+            let jwt = assertion(&key, kid, now + 60, "j1");
+            assert_eq!(unverified_issuer(&jwt).as_deref(), Some("gp"));
+            let verified = verify(&jwt, "gp", &jwks, URL, now).unwrap();
+            assert_eq!(verified.jti, "j1");
+        }
+        let (stranger, _) = ec_key();
+        let err = verify(
+            &assertion(&stranger, None, now + 60, "j2"),
+            "gp",
+            &jwks,
+            URL,
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, crate::auth::OAuthErrorCode::InvalidClient);
+        let err = verify(
+            &assertion(&key, None, now + 60, "j3"),
+            "gp",
+            &jwks,
+            URL,
+            now + 200,
+        )
+        .unwrap_err();
+        assert!(err.description.contains("expired"), "{err}");
+        let err = verify(
+            &assertion(&key, None, now + 400, "j4"),
+            "gp",
+            &jwks,
+            URL,
+            now,
+        )
+        .unwrap_err();
+        assert!(err.description.contains("five minutes"), "{err}");
+    }
+
+    #[test]
+    fn registered_jwks_hold_public_usable_keys_only() {
+        let (_, jwk) = ec_key();
+        let ok = serde_json::json!({"keys": [jwk.clone()]}).to_string();
+        assert_eq!(check_jwks(&ok).unwrap(), vec!["-".to_owned()]);
+        let mut private = jwk.clone();
+        private["d"] = serde_json::json!("secret");
+        let err = check_jwks(&serde_json::json!({"keys": [private]}).to_string()).unwrap_err();
+        assert!(err.contains("private"), "{err}");
+        let mut p256 = jwk;
+        p256["crv"] = serde_json::json!("P-256");
+        assert!(check_jwks(&serde_json::json!({"keys": [p256]}).to_string()).is_err());
+        assert!(check_jwks("{\"keys\": []}").is_err());
+        assert!(check_jwks("not json").is_err());
     }
 }

@@ -136,11 +136,29 @@ fn form_decoded(raw: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An Argon2 hash no secret matches, checked for unknown client ids.
+fn unknown_client_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let random = crate::auth::new_access_token().unwrap_or_default().0;
+        secret::hash_secret(&random).unwrap_or_default()
+    })
+}
+
 async fn basic(store: &Store, id: &str, given: &str) -> Result<ClientRow, TokenFailure> {
     let refused = || OAuthError::invalid_client("unknown client or wrong secret");
     let client = match store.client(id).await? {
-        Some(c) => c,
-        None => store.client(&form_decoded(id)).await?.ok_or_else(refused)?,
+        Some(c) => Some(c),
+        None => store.client(&form_decoded(id)).await?,
+    };
+    let Some(client) = client else {
+        // As slow as a wrong secret: the answer's timing does not tell which ids exist.
+        let given = given.to_owned();
+        let _ = tokio::task::spawn_blocking(move || {
+            secret::verify_secret(&given, unknown_client_hash())
+        })
+        .await;
+        return Err(refused().into());
     };
     let Some(hash) = client.secret_hash.clone() else {
         return Err(OAuthError::invalid_client(
