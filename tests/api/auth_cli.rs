@@ -198,3 +198,77 @@ fn serve_refuses_to_run_open_on_a_network_address() {
         "{err}"
     );
 }
+
+/// Starts `serve` with these flags and returns its log lines up to "wor-hub listening"
+/// (the server is killed then), or `None` when it exits first.
+fn start_and_stop(db: &Path, listen: &str) -> Option<Vec<String>> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--initial-directory",
+            "none",
+            "--listen",
+            listen,
+            "--database-url",
+        ])
+        .arg(db)
+        .env_remove("WOR_HUB_CONFIG")
+        .env_remove("WOR_HUB_ALLOW_OPEN_NETWORK")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let listening = line.contains("wor-hub listening");
+        lines.push(line);
+        if listening {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return Some(lines);
+        }
+    }
+    child.wait().unwrap();
+    None
+}
+
+/// Open on loopback with a warning; on a network address only once a client exists.
+#[test]
+fn open_mode_is_warned_and_a_registered_client_allows_a_network_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let log = start_and_stop(&db, "127.0.0.1:0").expect("starts open on loopback");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"WARN\"") && l.contains("no client is registered")),
+        "{log:?}"
+    );
+    assert!(
+        start_and_stop(&db, "0.0.0.0:0").is_none(),
+        "refused while open"
+    );
+    // A monitor may name an organisation that is not stored.
+    let url = db.to_string_lossy().into_owned();
+    let out = client(
+        &url,
+        &[
+            "add",
+            "--client-id",
+            "ggd",
+            "--role",
+            "monitor",
+            "--organization",
+            "Organization/ggd",
+            "--secret-stdin",
+        ],
+        Some(SECRET),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = start_and_stop(&db, "0.0.0.0:0").expect("starts with a client registered");
+    assert!(
+        !log.iter().any(|l| l.contains("no client is registered")),
+        "{log:?}"
+    );
+}
