@@ -376,3 +376,72 @@ async fn expired_tokens_are_refused_on_sqlite() {
 async fn expired_tokens_are_refused_on_postgres() {
     expired_tokens_are_refused(Backend::Postgres).await;
 }
+
+/// Two instances on one database behind one public URL: a token from one works on the
+/// other, and an assertion used at one is a replay at the other.
+async fn instances_share_tokens_and_used_assertions(backend: Backend) {
+    const PUBLIC: &str = "https://hub.example.nl/fhir";
+    let keys = keys();
+    let app = spawn_secured_with(backend, &keys, std::time::Duration::from_secs(300), |s| {
+        s.base_url = Some(PUBLIC.into());
+    })
+    .await;
+    let mut settings = wor_hub::config::Settings::for_database(app.database.clone());
+    settings.db_pool_size = 2;
+    settings.base_url = Some(PUBLIC.into());
+    let second = wor_hub::startup::Application::build(&settings)
+        .await
+        .expect("second instance starts");
+    let other = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+
+    let mut c = claims(&app, PERFORMER);
+    c["aud"] = json!("https://hub.example.nl/auth/token");
+    let assertion = sign(Algorithm::RS384, Some("rsa1"), &keys.rsa, &c);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "system/Patient.rs"),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let res = app
+        .client
+        .post(token_url(&app))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let token = access_token(res).await;
+    let res = app
+        .client
+        .get(format!("{other}/fhir/Patient"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the other instance accepts the token");
+
+    let res = app
+        .client
+        .post(format!("{other}/auth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let text = oauth_error(res, 400, "invalid_client").await;
+    assert!(text.contains("jti"), "{text}");
+}
+
+#[tokio::test]
+async fn instances_share_tokens_and_used_assertions_on_sqlite() {
+    instances_share_tokens_and_used_assertions(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn instances_share_tokens_and_used_assertions_on_postgres() {
+    instances_share_tokens_and_used_assertions(Backend::Postgres).await;
+}

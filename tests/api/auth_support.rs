@@ -136,8 +136,19 @@ pub async fn get_with(app: &TestApp, path: &str, token: &str) -> Response {
 /// The server with the sample directory and two registered clients (from the config,
 /// as `[[clients]]` registers them); `lifetime` of its access tokens.
 pub async fn spawn_secured(backend: Backend, keys: &Keys, lifetime: Duration) -> TestApp {
+    spawn_secured_with(backend, keys, lifetime, |_| {}).await
+}
+
+/// [`spawn_secured`] with more settings.
+pub async fn spawn_secured_with(
+    backend: Backend,
+    keys: &Keys,
+    lifetime: Duration,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let jwks = keys.jwks.clone();
     spawn(backend, move |s: &mut Settings| {
+        tweak(s);
         s.initial_directory = InitialDirectory::Sample;
         s.access_token_lifetime = lifetime;
         s.clients = vec![
