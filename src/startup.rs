@@ -215,7 +215,9 @@ async fn authentication(
     }
     // On a non-loopback address the server never runs open, even when the last
     // client is removed while it runs (unless explicitly allowed).
-    Ok(Gate::new(!loopback && !settings.allow_open_network))
+    let gate = Gate::new(!loopback && !settings.allow_open_network, registered);
+    gate.spawn_refresh(store.clone());
+    Ok(gate)
 }
 
 /// Takes a [`ServingLock`] off the async runtime (a PostgreSQL connection blocks).

@@ -5,8 +5,9 @@
 
 pub mod token;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::app::principal::ClientRole;
 use crate::auth::scope::ScopeSet;
@@ -204,37 +205,47 @@ pub async fn authenticate(
 
 /// Whether /fhir requests need a token: once any client is registered (in the
 /// database, so a `client add` on another instance counts), or always on a server
-/// that may not run open. The answer is kept for a second, so an unauthenticated
-/// server does not ask the database on every request.
+/// that may not run open. A background task asks the database every second; requests
+/// read the answer without waiting for the database (an unauthenticated server does
+/// not query it per request, and a request's body is read without delay).
 pub struct Gate {
     /// Never open (a non-loopback listen address without --allow-open-network).
     closed: bool,
-    cached: Mutex<Option<(Instant, bool)>>,
+    registered: Arc<AtomicBool>,
 }
 
-/// How long the "are clients registered" answer is reused.
-const GATE_TTL: Duration = Duration::from_secs(1);
+/// How often the background task asks whether clients are registered.
+const GATE_REFRESH: Duration = Duration::from_secs(1);
 
 impl Gate {
-    pub fn new(closed: bool) -> Self {
+    /// `registered`: whether clients are registered now (asked at start-up).
+    pub fn new(closed: bool, registered: bool) -> Self {
         Self {
             closed,
-            cached: Mutex::new(None),
+            registered: Arc::new(AtomicBool::new(registered)),
         }
     }
 
-    pub async fn requires_token(&self, store: &Store) -> Result<bool, StoreError> {
-        if self.closed {
-            return Ok(true);
-        }
-        let cached = *self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, answer)) = cached {
-            if at.elapsed() < GATE_TTL {
-                return Ok(answer);
+    /// Keeps the answer current (call once, on the runtime).
+    pub fn spawn_refresh(&self, store: Store) {
+        let registered = self.registered.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GATE_REFRESH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.has_clients().await {
+                    Ok(answer) => registered.store(answer, Ordering::Relaxed),
+                    // Keep the last answer; the pool logs connection failures.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot ask whether clients are registered")
+                    }
+                }
             }
-        }
-        let answer = store.has_clients().await?;
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), answer));
-        Ok(answer)
+        });
+    }
+
+    pub fn requires_token(&self) -> bool {
+        self.closed || self.registered.load(Ordering::Relaxed)
     }
 }
