@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod clients;
+pub use clients::{ClientConfig, ClientSecret};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "wor-hub.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -25,6 +28,8 @@ pub const DEFAULT_OVERDUE_CHECK_INTERVAL: &str = "10m";
 pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
 /// The request head (request line and headers) must arrive within this time (else 408).
 pub const DEFAULT_HEAD_TIMEOUT: &str = "5s";
+/// How long an access token from `/auth/token` is valid.
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME: &str = "5m";
 
 /// The flags of `serve`: every setting. Each flag can also be given as an environment
 /// variable or in the config file.
@@ -93,11 +98,23 @@ pub struct ConfigArgs {
     /// longest delivery (timeouts are at most 60 s) [default: 2m].
     #[arg(long, env = "WOR_HUB_NOTIFICATION_LEASE", value_name = "DURATION")]
     pub notification_lease: Option<String>,
-    /// Open mode (until client authentication exists): `true` lets a request from a
-    /// loopback address that names no party in `X-Acting-Party` act as any party;
-    /// `false` requires the header on every Task update [default: true].
+    /// Open mode applies only while no client is registered (README "Authentication"):
+    /// then requests are not authenticated and name their party in `X-Acting-Party`;
+    /// `true` lets a request from a loopback address that names no party act as any
+    /// party, `false` requires the header on every Task update. Once a client is
+    /// registered every /fhir request needs a bearer token and this does nothing
+    /// [default: true].
     #[arg(long, env = "WOR_HUB_OPEN_MODE", value_name = "BOOL")]
     pub open_mode: Option<bool>,
+    /// Without any registered client the server is unauthenticated, so `serve` refuses
+    /// a non-loopback --listen address. `true` allows it anyway: only where something
+    /// else keeps others out (a container port published on loopback only, or a
+    /// gateway that authenticates) [default: false].
+    #[arg(long, env = "WOR_HUB_ALLOW_OPEN_NETWORK", value_name = "BOOL")]
+    pub allow_open_network: Option<bool>,
+    /// How long an access token issued by /auth/token is valid, e.g. `5m` [default: 5m].
+    #[arg(long, env = "WOR_HUB_ACCESS_TOKEN_LIFETIME", value_name = "DURATION")]
+    pub access_token_lifetime: Option<String>,
     /// How long a client may take to send a request body, counted from the end of its
     /// head; a slower body gets 408 [default: 30s].
     #[arg(long, env = "WOR_HUB_BODY_TIMEOUT", value_name = "DURATION")]
@@ -196,12 +213,16 @@ struct FileConfig {
     notification_retry_horizon: Option<String>,
     notification_lease: Option<String>,
     open_mode: Option<bool>,
+    allow_open_network: Option<bool>,
+    access_token_lifetime: Option<String>,
     body_timeout: Option<String>,
     head_timeout: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     behind_proxy: Option<bool>,
+    /// `[[clients]]`: clients registered (or updated) at start-up.
+    clients: Option<Vec<clients::FileClient>>,
 }
 
 /// What to load into an empty database on first start.
@@ -313,6 +334,12 @@ pub struct Settings {
     pub notification_lease: std::time::Duration,
     /// See [`ConfigArgs::open_mode`].
     pub open_mode: bool,
+    /// See [`ConfigArgs::allow_open_network`].
+    pub allow_open_network: bool,
+    /// See [`ConfigArgs::access_token_lifetime`].
+    pub access_token_lifetime: std::time::Duration,
+    /// `[[clients]]` of the config file, registered at start-up.
+    pub clients: Vec<ClientConfig>,
     /// See [`ConfigArgs::body_timeout`].
     pub body_timeout: std::time::Duration,
     /// See [`ConfigArgs::head_timeout`].
@@ -339,7 +366,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             key,
             message: message.into(),
@@ -461,6 +488,15 @@ impl Settings {
             args.tls_key.clone().or(file.tls_key),
             args.tls_client_ca.clone().or(file.tls_client_ca),
         )?;
+        let access_token_lifetime = duration(
+            "access_token_lifetime",
+            pick(&args.access_token_lifetime, file.access_token_lifetime),
+            DEFAULT_ACCESS_TOKEN_LIFETIME,
+        )?;
+        let clients = match (&file.clients, &args.config) {
+            (Some(list), Some(path)) => clients::load(list, path)?,
+            _ => Vec::new(),
+        };
 
         let initial_directory = match pick(&args.initial_directory, file.initial_directory) {
             None => InitialDirectory::Sample,
@@ -483,6 +519,12 @@ impl Settings {
             notification_retry_horizon,
             notification_lease,
             open_mode: args.open_mode.or(file.open_mode).unwrap_or(true),
+            allow_open_network: args
+                .allow_open_network
+                .or(file.allow_open_network)
+                .unwrap_or(false),
+            access_token_lifetime,
+            clients,
             body_timeout,
             head_timeout,
             tls,
@@ -510,6 +552,9 @@ impl Settings {
             notification_retry_horizon: std::time::Duration::from_secs(72 * 3600),
             notification_lease: std::time::Duration::from_secs(120),
             open_mode: true,
+            allow_open_network: false,
+            access_token_lifetime: std::time::Duration::from_secs(300),
+            clients: Vec::new(),
             body_timeout: std::time::Duration::from_secs(30),
             head_timeout: std::time::Duration::from_secs(5),
             tls: None,
@@ -586,81 +631,4 @@ fn validate_base_url(url: &str) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_url_forms() {
-        assert_eq!(
-            DatabaseUrl::parse("x.db").unwrap(),
-            DatabaseUrl::Sqlite("x.db".into())
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
-            DatabaseUrl::Sqlite("/tmp/x.db".into())
-        );
-        assert!(matches!(
-            DatabaseUrl::parse("postgresql://u:p@h/db").unwrap(),
-            DatabaseUrl::Postgres(_)
-        ));
-        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
-        assert!(DatabaseUrl::parse(":memory:").is_err());
-    }
-
-    #[test]
-    fn password_is_redacted() {
-        let url = DatabaseUrl::parse("postgres://hub:secret@db:5432/hub").unwrap();
-        assert_eq!(url.redacted(), "postgres://hub:***@db:5432/hub");
-    }
-
-    #[test]
-    fn flags_override_file_and_bad_values_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hub.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n",
-        )
-        .unwrap();
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            max_body_bytes: Some(8192),
-            ..ConfigArgs::default()
-        };
-        let s = Settings::load(&args).unwrap();
-        assert_eq!(s.listen.port(), 9000);
-        assert_eq!(s.max_body_bytes, 8192);
-
-        std::fs::write(&path, "listen = \"nonsense\"\n").unwrap();
-        let err = Settings::load(&args).unwrap_err().to_string();
-        assert!(err.contains("listen"), "{err}");
-
-        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
-        let err = Settings::load(&args).unwrap_err().to_string();
-        assert!(err.contains("lisen"), "{err}");
-    }
-
-    fn example_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/wor-hub.example.toml")
-    }
-
-    #[test]
-    fn shipped_example_config_is_valid() {
-        let args = ConfigArgs {
-            config: Some(example_path()),
-            ..ConfigArgs::default()
-        };
-        let s = Settings::load(&args).unwrap();
-        assert!(matches!(s.database, DatabaseUrl::Postgres(_)));
-        assert!(
-            s.base_url.is_some(),
-            "the example sets base_url, as production should"
-        );
-        assert_eq!(s.request_retention.as_secs(), 24 * 3600);
-        assert_eq!(s.initial_directory, InitialDirectory::None);
-        assert_eq!(s.contact_deadline.as_secs(), 14 * 86_400);
-        assert!(!s.open_mode);
-        assert_eq!(s.body_timeout.as_secs(), 30);
-        assert_eq!(s.head_timeout.as_secs(), 5);
-    }
-}
+mod tests;

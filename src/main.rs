@@ -65,6 +65,69 @@ enum Command {
         after_help = "Example:\n  wor-hub audit verify --database-url postgres://wor@db.internal/wor"
     )]
     Audit(AuditCommand),
+    /// Manage the clients that may get access tokens (README "Authentication"). Once
+    /// one is registered every /fhir request needs a bearer token; changes take effect
+    /// on running servers at once.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wor-hub client add --client-id gp-alphen --role referrer \
+                      --organization Organization/huisartsen-alphen --jwks-file gp-alphen.jwks.json"
+    )]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client with its public keys (private_key_jwt, RS384 or ES384) or a
+    /// secret read from standard input (client_secret_basic).
+    #[command(after_help = "Examples:\n  \
+        wor-hub client add --client-id gp-alphen --role referrer \
+        --organization Organization/huisartsen-alphen --jwks-file gp-alphen.jwks.json\n  \
+        head -c 32 /dev/urandom | base64 | tee secret.txt | wor-hub client add --client-id tom \
+        --role performer --organization Organization/tom-in-de-buurt --secret-stdin")]
+    Add {
+        /// The client id (`iss` and `sub` of its assertions).
+        #[arg(long, value_name = "ID")]
+        client_id: String,
+        #[arg(long, value_parser = ["referrer", "performer", "coordinator", "monitor"])]
+        role: String,
+        /// The organisation the client acts for; it must be stored (except for a monitor).
+        #[arg(long, value_name = "Organization/ID")]
+        organization: String,
+        /// The client's public keys, a JSON Web Key Set file.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "secret_stdin",
+            required_unless_present = "secret_stdin"
+        )]
+        jwks_file: Option<PathBuf>,
+        /// Read the client secret (at least 16 characters) from standard input; only
+        /// its Argon2 hash is stored.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Allowed SMART system scopes, e.g. "system/Task.rus system/Patient.rs"
+        /// [default: the role's scopes, README "Authentication"].
+        #[arg(long, value_name = "SCOPES")]
+        scopes: Option<String>,
+        #[command(flatten)]
+        config: DatabaseArgs,
+    },
+    /// List the registered clients, one JSON object a line (key ids, never keys or
+    /// secrets).
+    #[command(after_help = "Example:\n  wor-hub client list --database-url wor-hub.db")]
+    List {
+        #[command(flatten)]
+        config: DatabaseArgs,
+    },
+    /// Remove a client; its access tokens stop working at once.
+    #[command(after_help = "Example:\n  wor-hub client remove --client-id gp-alphen")]
+    Remove {
+        #[arg(long, value_name = "ID")]
+        client_id: String,
+        #[command(flatten)]
+        config: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,7 +197,12 @@ fn main() -> ExitCode {
         Command::Migrate(a)
         | Command::Reindex(a)
         | Command::Audit(AuditCommand::Verify(a))
-        | Command::Postcodes(PostcodesCommand::Import { config: a, .. }) => a.into(),
+        | Command::Postcodes(PostcodesCommand::Import { config: a, .. })
+        | Command::Client(
+            ClientCommand::Add { config: a, .. }
+            | ClientCommand::List { config: a }
+            | ClientCommand::Remove { config: a, .. },
+        ) => a.into(),
         Command::Directory(DirectoryCommand::Import { config, .. })
         | Command::Route(RouteCommand::Explain { config, .. }) => config.into(),
     };
@@ -185,6 +253,36 @@ fn main() -> ExitCode {
             Command::Audit(AuditCommand::Verify(_)) => {
                 out(&format!("{}\n", tools::audit_verify(&settings).await?))
             }
+            Command::Client(ClientCommand::Add {
+                client_id,
+                role,
+                organization,
+                jwks_file,
+                secret_stdin,
+                scopes,
+                ..
+            }) => {
+                let secret = if secret_stdin {
+                    Some(read_secret()?)
+                } else {
+                    None
+                };
+                let add = tools::ClientAdd {
+                    client_id,
+                    role,
+                    organization,
+                    scopes,
+                    jwks_file,
+                    secret,
+                };
+                out(&tools::client_add(&settings, add).await?)
+            }
+            Command::Client(ClientCommand::List { .. }) => {
+                out(&tools::client_list(&settings).await?)
+            }
+            Command::Client(ClientCommand::Remove { client_id, .. }) => {
+                out(&tools::client_remove(&settings, &client_id).await?)
+            }
             Command::Postcodes(PostcodesCommand::Import { file, .. }) => {
                 let counts = tools::postcodes_import(&settings, &file).await?;
                 out(&format!(
@@ -230,4 +328,17 @@ fn out(text: &str) -> Result<(), String> {
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The client secret from standard input: its first line, without the line end.
+fn read_secret() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the secret from standard input: {e}"))?;
+    let secret = line.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        return Err("--secret-stdin: standard input holds no secret".into());
+    }
+    Ok(secret)
 }

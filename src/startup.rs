@@ -28,6 +28,10 @@ pub struct AppState {
     pub open_mode: bool,
     /// See [`Settings::body_timeout`].
     pub body_timeout: std::time::Duration,
+    /// Whether /fhir requests need a bearer token (see [`crate::app::auth::Gate`]).
+    pub gate: crate::app::auth::Gate,
+    /// See [`Settings::access_token_lifetime`].
+    pub access_token_lifetime: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,12 @@ pub enum StartupError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     PlainHttp(String),
+    /// A `[[clients]]` entry of the config file cannot be registered.
+    #[error("cannot register client {client_id} from the config file: {message}")]
+    Client { client_id: String, message: String },
+    /// No client is registered and the listen address is not loopback.
+    #[error("{0}")]
+    Open(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -82,6 +92,7 @@ impl Application {
         let store = open_store(&settings.database, settings.db_pool_size).await?;
         let app = App::new(store, settings);
         load_initial_directory(&app, settings).await?;
+        let gate = authentication(&app.store, settings).await?;
         // Compile the per-type schema validators off the request path (~100 ms in a
         // debug build) so the first request of each type does not pay for it.
         tokio::task::spawn_blocking(|| {
@@ -130,6 +141,8 @@ impl Application {
             started: format_instant(now_micros()),
             open_mode: settings.open_mode,
             body_timeout: settings.body_timeout,
+            gate,
+            access_token_lifetime: settings.access_token_lifetime,
         });
         let server = HttpServer::new(move || {
             actix_web::App::new()
@@ -182,6 +195,54 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Registers the config file's clients, then decides whether the server may run open
+/// (no client registered): only on a loopback address, unless --allow-open-network.
+async fn authentication(
+    store: &Store,
+    settings: &Settings,
+) -> Result<crate::app::auth::Gate, StartupError> {
+    use crate::app::auth::{register, Gate, RegisterError, Registration};
+    for client in &settings.clients {
+        register(store, &Registration::from(client), true)
+            .await
+            .map_err(|e| match e {
+                RegisterError::Refused(message) => StartupError::Client {
+                    client_id: client.client_id.clone(),
+                    message,
+                },
+                RegisterError::Store(source) => StartupError::Database {
+                    url: settings.database.redacted(),
+                    source,
+                },
+            })?;
+    }
+    let registered = store
+        .has_clients()
+        .await
+        .map_err(|source| StartupError::Database {
+            url: settings.database.redacted(),
+            source,
+        })?;
+    let loopback = settings.listen.ip().is_loopback();
+    if !registered {
+        if !loopback && !settings.allow_open_network {
+            return Err(StartupError::Open(format!(
+                "refusing to serve {} without client authentication: no client is registered;                  register one (wor-hub client add, or [[clients]] in the config file), listen on                  a loopback address, or set --allow-open-network true where nothing else can reach it",
+                settings.listen
+            )));
+        }
+        tracing::warn!(
+            listen = %settings.listen,
+            "no client is registered: the server is open (no authentication, X-Acting-Party names the party) until one is"
+        );
+    }
+    // On a non-loopback address the server never runs open, even when the last
+    // client is removed while it runs (unless explicitly allowed).
+    let gate = Gate::new(!loopback && !settings.allow_open_network, registered);
+    gate.spawn_refresh(store.clone());
+    Ok(gate)
 }
 
 /// Takes a [`ServingLock`] off the async runtime (a PostgreSQL connection blocks).

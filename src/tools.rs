@@ -138,3 +138,82 @@ pub async fn postcodes_import(
         .await
         .map_err(|e| format!("{shown}: {}", e.describe("; ")))
 }
+
+/// What `wor-hub client add` registers.
+pub struct ClientAdd {
+    pub client_id: String,
+    pub role: String,
+    pub organization: String,
+    pub scopes: Option<String>,
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// The secret, read from standard input.
+    pub secret: Option<String>,
+}
+
+/// `wor-hub client add`: registers a client; a running server sees it at once.
+pub async fn client_add(settings: &Settings, add: ClientAdd) -> Result<String, String> {
+    use crate::app::auth::{register, Registration};
+    use crate::app::principal::ClientRole;
+    let role = ClientRole::from_code(&add.role)
+        .ok_or("--role: use referrer, performer, coordinator or monitor")?;
+    let jwks = match &add.jwks_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let registration = Registration {
+        client_id: add.client_id.clone(),
+        role,
+        organization: add.organization,
+        scopes: add.scopes,
+        jwks,
+        secret: add.secret.map(crate::config::ClientSecret::Plain),
+    };
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    register(&store, &registration, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = store
+        .client(&add.client_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the client was not stored")?;
+    Ok(format!(
+        "registered client {} ({} for {}); scopes: {}\n",
+        row.client_id, row.role, row.organization, row.scopes
+    ))
+}
+
+/// `wor-hub client list`: one JSON object a line; key ids, never keys or secrets.
+pub async fn client_list(settings: &Settings) -> Result<String, String> {
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = store.clients().await.map_err(|e| e.to_string())?;
+    Ok(rows.iter().fold(String::new(), |mut out, row| {
+        let _ = writeln!(out, "{}", crate::app::auth::listing(row));
+        out
+    }))
+}
+
+/// `wor-hub client remove`: the client and its access tokens, at once.
+pub async fn client_remove(settings: &Settings, client_id: &str) -> Result<String, String> {
+    let store = open_store(&settings.database, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    if store
+        .remove_client(client_id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Ok(format!(
+            "removed client {client_id}; its access tokens are revoked\n"
+        ))
+    } else {
+        Err(format!("no client {client_id} is registered"))
+    }
+}

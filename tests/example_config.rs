@@ -42,6 +42,9 @@ fn example_config_lists_every_setting() {
         notification_retry_horizon: _,
         notification_lease: _,
         open_mode: _,
+        allow_open_network: _,
+        access_token_lifetime: _,
+        clients: _, // [[clients]] tables, no flag (`wor-hub client add` instead)
         body_timeout: _,
         head_timeout: _,
         tls: _,
@@ -64,6 +67,8 @@ fn example_config_lists_every_setting() {
         "notification_retry_horizon",
         "notification_lease",
         "open_mode",
+        "allow_open_network",
+        "access_token_lifetime",
         "body_timeout",
         "head_timeout",
         "tls_cert",

@@ -154,6 +154,8 @@ pub async fn outcome_for_every_error(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // The token endpoint answers errors as OAuth 2.0 JSON (RFC 6749 §5.2), not FHIR.
+    let oauth = req.path().starts_with("/auth/");
     let res = match next.call(req).await {
         Ok(res) => res,
         // An error a middleware passed up (rather than a response): the same, as an
@@ -169,7 +171,9 @@ pub async fn outcome_for_every_error(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/fhir+json"));
+        .is_some_and(|ct| {
+            ct.starts_with("application/fhir+json") || (oauth && ct.starts_with("application/json"))
+        });
     if !(status.is_client_error() || status.is_server_error()) || fhir_json {
         return Ok(res.map_into_left_body());
     }

@@ -9,6 +9,7 @@ use actix_web::web::Data;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
 use crate::api::edge::{body_limit, read_body};
+use crate::app::auth::AuthenticatedClient;
 use crate::app::principal::Principal;
 use crate::app::resources::WriteRequest;
 use crate::app::write::idempotency;
@@ -194,14 +195,28 @@ impl FromRequest for RequestCtx {
         let client_request_id = rid.filter(|r| r.from_client).map(|r| r.id);
         let state = req.app_data::<Data<AppState>>();
         let configured = state.and_then(|s| s.base_url.clone());
-        let party = match acting_party(req) {
-            Ok(party) => party,
-            Err(e) => return ready(Err(e)),
+        // A bearer token's client (the /fhir middleware checked it): X-Acting-Party
+        // is ignored, the client acts for its registered organisation.
+        let client = req.extensions().get::<AuthenticatedClient>().cloned();
+        let principal = if let Some(c) = client {
+            Principal::client(
+                request_id,
+                client_request_id,
+                &c.client_id,
+                c.role,
+                c.organization,
+                c.scopes,
+            )
+        } else {
+            let party = match acting_party(req) {
+                Ok(party) => party,
+                Err(e) => return ready(Err(e)),
+            };
+            // Open mode: an unnamed request from loopback may act as any party.
+            let open = state.is_some_and(|s| s.open_mode)
+                && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+            Principal::from_request(request_id, client_request_id, party, open)
         };
-        // Open mode: an unnamed request from loopback may act as any party.
-        let open = state.is_some_and(|s| s.open_mode)
-            && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-        let principal = Principal::from_request(request_id, client_request_id, party, open);
         let base_url = match configured {
             Some(url) => url,
             None => match base_from_request(req) {
@@ -220,7 +235,7 @@ impl FromRequest for RequestCtx {
 /// host as actix reads them (`Forwarded`, `X-Forwarded-Proto`/`-Host`, `Host`). They
 /// go into `Location` and every URL the server writes, so anything but an http(s)
 /// scheme and a `host[:port]` is refused (400 naming the header) rather than echoed.
-fn base_from_request(req: &HttpRequest) -> Result<String, ApiError> {
+pub(crate) fn base_from_request(req: &HttpRequest) -> Result<String, ApiError> {
     let headers = req.headers();
     let forwarded = |key: &str| {
         headers

@@ -3,6 +3,7 @@
 //! Routes for `$operations` and `_history` are registered before `/{type}/{id}`.
 
 mod audit;
+mod auth;
 mod conformance;
 mod crud;
 pub mod edge;
@@ -152,6 +153,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/fhir")
             .wrap(from_fn(negotiate::negotiate))
+            // Outermost: a request without a valid token gets no further.
+            .wrap(from_fn(auth::bearer))
+            .service(
+                web::resource("/.well-known/smart-configuration")
+                    .route(web::get().to(auth::smart_configuration))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .service(
                 web::resource(["", "/"])
                     .route(web::post().to(transaction::bundle))
@@ -279,6 +287,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(crud::conditional_delete))
                     .default_service(web::to(method_not_allowed)),
             ),
+    )
+    .service(
+        web::resource(crate::auth::TOKEN_PATH)
+            .route(web::post().to(auth::token))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/.well-known/smart-configuration")
+            .route(web::get().to(auth::smart_configuration))
+            .default_service(web::to(method_not_allowed)),
     )
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))

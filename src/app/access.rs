@@ -290,19 +290,3 @@ pub fn require(principal: &Principal, resource_type: &str, need: Need) -> Result
         ),
     ))
 }
-
-// TEMPORARY until the client-authentication branch lands with its SMART scope parser.
-impl Principal {
-    pub fn allows(&self, resource_type: &str, letter: char) -> bool {
-        if !matches!(self.role, crate::app::principal::Role::Client(_)) {
-            return true;
-        }
-        self.scopes.iter().any(|s| {
-            s.strip_prefix("system/")
-                .and_then(|rest| rest.split_once('.'))
-                .is_some_and(|(ty, letters)| {
-                    (ty == "*" || ty == resource_type) && letters.contains(letter)
-                })
-        })
-    }
-}

@@ -13,9 +13,11 @@
 //! - `conformance`: the hub's conformance resources, served read-only from memory
 //! - `audit`: the audit trail as AuditEvent (coordinators), the token grant's record
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
+//! - `auth`: client registration, the token endpoint, bearer tokens
 
 pub mod access;
 pub mod audit;
+pub mod auth;
 pub mod bundle;
 pub mod conditional;
 pub mod conformance;

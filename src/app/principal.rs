@@ -4,6 +4,7 @@
 //! mode map onto it; client authentication will build it from tokens instead. Jobs and
 //! CLI commands act as a named system principal.
 
+use crate::auth::scope::ScopeSet;
 use crate::referral::workflow::Party;
 use crate::store::{Access, ReadScope};
 
@@ -140,6 +141,16 @@ impl Principal {
         }
     }
 
+    /// Whether the granted SMART scopes allow `letter` (one of `c`reate, `r`ead,
+    /// `u`pdate, `d`elete, `s`earch) on `resource_type`. Only authenticated clients
+    /// are limited by scopes: every other role is allowed (its rules are elsewhere).
+    pub fn allows(&self, resource_type: &str, letter: char) -> bool {
+        match self.role {
+            Role::Client(_) => ScopeSet::lenient(&self.scopes).allows(resource_type, letter),
+            _ => true,
+        }
+    }
+
     /// The party the Task workflow sees.
     pub fn party(&self) -> Option<Party> {
         match self.role {
@@ -160,5 +171,48 @@ impl Principal {
             organization: self.organization.clone(),
             scope: self.scope.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(role: ClientRole, scopes: &[&str]) -> Principal {
+        Principal::client(
+            "r".into(),
+            None,
+            "gp",
+            role,
+            "Organization/x".into(),
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+        )
+    }
+
+    #[test]
+    fn clients_are_limited_by_their_scopes() {
+        let p = client(
+            ClientRole::Performer,
+            &["system/Task.rus", "system/Patient.rs"],
+        );
+        assert!(p.allows("Task", 'r'));
+        assert!(p.allows("Task", 'u'));
+        assert!(!p.allows("Task", 'c'));
+        assert!(!p.allows("Task", 'd'));
+        assert!(p.allows("Patient", 's'));
+        assert!(!p.allows("Patient", 'u'));
+        assert!(!p.allows("ServiceRequest", 'r'));
+        assert!(!client(ClientRole::Monitor, &[]).allows("Task", 'r'));
+        let coordinator = client(ClientRole::Coordinator, &["system/*.cruds"]);
+        assert!(coordinator.allows("Organization", 'd'));
+    }
+
+    #[test]
+    fn other_roles_are_not_limited_by_scopes() {
+        assert!(Principal::system("cli:test").allows("Task", 'd'));
+        let open = Principal::from_request("r".into(), None, None, true);
+        assert!(open.allows("Patient", 'c'));
+        let anonymous = Principal::from_request("r".into(), None, None, false);
+        assert!(anonymous.allows("Patient", 'r'));
     }
 }

@@ -209,6 +209,7 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
         "rest": [{
             "mode": "server",
             "documentation": REST_DOCUMENTATION,
+            "security": security(base_url),
             "resource": resources,
             "interaction": served
                 .system_interactions
@@ -221,6 +222,28 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
         statement["patchFormat"] = json!([JSON_PATCH, "application/fhir+json"]);
     }
     statement
+}
+
+/// `rest.security`: SMART Backend Services (always declared: clients may be registered
+/// at any time; while none is, the server runs open on loopback only).
+fn security(base_url: &str) -> Value {
+    json!({
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"
+            }],
+            "text": "SMART Backend Services (OAuth 2.0 client credentials)"
+        }],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": crate::auth::token_url(base_url)}]
+        }],
+        "description": "Once a client is registered, every request except metadata needs \
+            Authorization: Bearer with an access token from the token endpoint (client \
+            credentials; private_key_jwt RS384/ES384 or client_secret_basic; SMART v2 system \
+            scopes). See /.well-known/smart-configuration."
+    })
 }
 
 /// What PATCH accepts (http.html#patch), for the `patch` interaction's documentation.

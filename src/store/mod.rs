@@ -4,6 +4,7 @@
 
 mod access;
 pub mod audit;
+mod clients;
 mod clock;
 pub mod db;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use access::{Access, AuditContext, ReadScope, Visible};
 pub use audit::{AuditEntry, AuditQuery, ChainReport};
+pub use clients::{ClientRow, NewToken, TokenGrant};
 pub use db::Backend;
 use db::{DbConnection, Pool};
 pub use grants::{Grant, Relation};

@@ -214,3 +214,35 @@ diesel::table! {
         relation -> Text,
     }
 }
+
+diesel::table! {
+    auth_clients (client_id) {
+        client_id -> Text,
+        role -> Text,
+        organization -> Text,
+        scopes -> Text,
+        jwks -> Nullable<Text>,
+        secret_hash -> Nullable<Text>,
+        created -> BigInt,
+    }
+}
+
+diesel::table! {
+    auth_tokens (token_hash) {
+        token_hash -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        expires -> BigInt,
+    }
+}
+
+diesel::table! {
+    auth_jtis (client_id, jti) {
+        client_id -> Text,
+        jti -> Text,
+        expires -> BigInt,
+    }
+}
+
+diesel::joinable!(auth_tokens -> auth_clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(auth_tokens, auth_clients);

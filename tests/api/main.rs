@@ -1,8 +1,12 @@
 //! Black-box API tests: one binary, one module per area.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod access;
 mod audit_trail;
 mod audit_verify;
+mod auth;
+mod auth_cli;
+mod auth_support;
 mod bad_input;
 mod batch_search;
 mod cli;
