@@ -229,7 +229,9 @@ async fn authentication(
     if !registered {
         if !loopback && !settings.allow_open_network {
             return Err(StartupError::Open(format!(
-                "refusing to serve {} without client authentication: no client is registered;                  register one (wor-hub client add, or [[clients]] in the config file), listen on                  a loopback address, or set --allow-open-network true where nothing else can reach it",
+                "refusing to serve {} without client authentication: no client is registered; \
+                 register one (wor-hub client add, or [[clients]] in the config file), listen on \
+                 a loopback address, or set --allow-open-network true where nothing else can reach it",
                 settings.listen
             )));
         }

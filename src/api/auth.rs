@@ -128,7 +128,7 @@ pub async fn token(
         Err(e) => return Ok(oauth_error(&e, basic_used)),
     };
     let url = token_url(&req, &state)?;
-    match token::issue(&state.app.store, request, &url, state.access_token_lifetime).await {
+    match token::issue(&state.app, request, &url, state.access_token_lifetime).await {
         Ok(issued) => Ok(no_store(HttpResponse::Ok())
             .content_type("application/json")
             .body(
@@ -145,6 +145,7 @@ pub async fn token(
             Ok(oauth_error(&e, basic_used))
         }
         Err(TokenFailure::Store(e)) => Err(e.into()),
+        Err(TokenFailure::Audit(e)) => Err(e.into()),
     }
 }
 

@@ -353,6 +353,66 @@ async fn every_path_is_narrowed_to_the_organisation(app: TestApp) {
         status(&w.other, app, &format!("Patient/{patient_a}")).await,
         404
     );
+    // NEN 7513: the trail names the client, its organisation and the patient, and
+    // holds the token grant; a coordinator searches it, a referrer may not.
+    let trail = json_of(
+        w.coordinator
+            .send(
+                app,
+                Method::GET,
+                &format!("AuditEvent?agent=client:gp-a-his&patient=Patient/{patient_a}&_count=100"),
+                None,
+            )
+            .await,
+    )
+    .await;
+    let events: Vec<&Value> = trail["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    assert!(events.len() >= 3, "{trail}");
+    for ev in &events {
+        assert_eq!(
+            ev["agent"][0]["who"]["identifier"]["value"],
+            "client:gp-a-his"
+        );
+        assert_eq!(ev["agent"][1]["who"]["reference"], GP_A);
+    }
+    let code = |ev: &Value| {
+        ev["subtype"].as_array().unwrap().last().unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let codes: Vec<String> = events.iter().map(|ev| code(ev)).collect();
+    for interaction in ["create", "read", "search-type"] {
+        assert!(
+            codes.iter().any(|c| c == interaction),
+            "{interaction} not in {codes:?}"
+        );
+    }
+    let grants = json_of(
+        w.coordinator
+            .send(
+                app,
+                Method::GET,
+                "AuditEvent?agent=client:gp-a-his&entity=token",
+                None,
+            )
+            .await,
+    )
+    .await;
+    assert!(
+        grants["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| code(&e["resource"]) == "token"),
+        "{grants}"
+    );
+    assert_eq!(status(&w.gp_a, app, "AuditEvent").await, 403);
     // The coordinator reads everything.
     assert_eq!(found(&w.coordinator, app, "ServiceRequest").await.len(), 2);
 

@@ -27,8 +27,12 @@ async fn signed_assertions_get_tokens_that_read_fhir(app: TestApp, keys: Keys) {
     let token = body["access_token"].as_str().unwrap();
     let res = get_with(&app, "Patient", token).await;
     assert_eq!(res.status(), 200);
+    // The token carries no Organization scope: its use cases refuse (403).
     let res = get_with(&app, "Organization/tom-in-de-buurt", token).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 403);
+    let outcome: Value = res.json().await.unwrap();
+    let said = outcome["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(said.contains("system/Organization.r"), "{said}");
 
     let es = sign(
         Algorithm::ES384,

@@ -156,6 +156,8 @@ async fn plain_http_is_refused_off_loopback_unless_behind_a_proxy() {
         Ok(_) => panic!("served plain HTTP on 0.0.0.0"),
     }
     s.behind_proxy = true;
+    // No client is registered: the open-mode rule needs its own permission too.
+    s.allow_open_network = true;
     let port = serve(s).await;
     let res = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
         .await

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::app::principal::{ClientRole, Principal};
 use crate::auth::scope::ScopeSet;
 use crate::auth::{assertion, secret, OAuthError, OAuthErrorCode, CLIENT_CREDENTIALS, JWT_BEARER};
 use crate::store::{ClientRow, NewToken, Store, StoreError};
@@ -32,6 +33,8 @@ pub struct IssuedToken {
 /// Why no token: the client's mistake (RFC 6749 §5.2), or the database.
 #[derive(Debug)]
 pub enum TokenFailure {
+    /// The audit record of the grant could not be written: no token.
+    Audit(crate::app::error::AppError),
     OAuth(OAuthError),
     Store(StoreError),
 }
@@ -51,7 +54,7 @@ impl From<StoreError> for TokenFailure {
 /// Authenticates the client and issues a token valid for `lifetime`. `token_url` is
 /// this endpoint's public URL (the assertion's audience).
 pub async fn issue(
-    store: &Store,
+    app: &crate::app::App,
     req: TokenRequest,
     token_url: &str,
     lifetime: Duration,
@@ -70,6 +73,7 @@ pub async fn issue(
             .into())
         }
     }
+    let store = &app.store;
     let client = authenticate_client(store, &req, token_url).await?;
     let requested = req
         .scope
@@ -99,6 +103,20 @@ pub async fn issue(
             expires: now.saturating_add(crate::app::micros(lifetime)),
         })
         .await?;
+    // NEN 7513: the grant of access to patient data is itself on the audit trail.
+    if let Some(role) = ClientRole::from_code(&client.role) {
+        let principal = Principal::client(
+            uuid::Uuid::new_v4().to_string(),
+            None,
+            &client.client_id,
+            role,
+            client.organization.clone(),
+            Vec::new(),
+        );
+        crate::app::audit::token_grant(app, &principal, true)
+            .await
+            .map_err(TokenFailure::Audit)?;
+    }
     tracing::info!(client_id = %client.client_id, scope = %granted, expires_in, "access token issued");
     Ok(IssuedToken {
         access_token,
