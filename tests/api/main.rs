@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod access;
+mod access_support;
 mod audit_trail;
 mod audit_verify;
 mod auth;
