@@ -80,7 +80,7 @@ pub fn seal_batch(conn: &mut DbConnection) -> QueryResult<usize> {
             .filter(audit_events::chain_pos.is_null())
             .order(audit_events::seq)
             .limit(SEAL_BATCH)
-            .select(super::ENTRY_COLUMNS)
+            .select(AuditEntry::as_select())
             .load(c)?;
         for row in &rows {
             position += 1;
@@ -130,7 +130,7 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
             .filter(audit_events::chain_pos.ge(expected))
             .order(audit_events::chain_pos)
             .limit(WALK_BATCH)
-            .select(super::ENTRY_COLUMNS)
+            .select(AuditEntry::as_select())
             .load(conn)?;
         let done = rows.len() < usize::try_from(WALK_BATCH).unwrap_or(usize::MAX);
         let indexed = patient_index(conn, &rows)?;

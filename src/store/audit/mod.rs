@@ -14,7 +14,8 @@ use super::{Store, StoreError};
 pub use chain::ChainReport;
 
 /// One stored audit row.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
 pub struct AuditEntry {
     pub seq: i64,
     pub recorded: i64,
@@ -43,43 +44,6 @@ impl AuditEntry {
             .unwrap_or_default()
     }
 }
-
-/// The columns of [`AuditEntry`], in its order.
-type EntryColumns = (
-    audit_events::seq,
-    audit_events::recorded,
-    audit_events::request_id,
-    audit_events::actor,
-    audit_events::action,
-    audit_events::interaction,
-    audit_events::resource_type,
-    audit_events::resource_id,
-    audit_events::version_id,
-    audit_events::outcome,
-    audit_events::organization,
-    audit_events::patients,
-    audit_events::chain_pos,
-    audit_events::prev_hash,
-    audit_events::hash,
-);
-
-pub(super) const ENTRY_COLUMNS: EntryColumns = (
-    audit_events::seq,
-    audit_events::recorded,
-    audit_events::request_id,
-    audit_events::actor,
-    audit_events::action,
-    audit_events::interaction,
-    audit_events::resource_type,
-    audit_events::resource_id,
-    audit_events::version_id,
-    audit_events::outcome,
-    audit_events::organization,
-    audit_events::patients,
-    audit_events::chain_pos,
-    audit_events::prev_hash,
-    audit_events::hash,
-);
 
 /// A search of the audit trail: every given criterion holds (values of one criterion
 /// are alternatives). Results in `seq` order, after `after`, at most `count + 1` (the
@@ -122,7 +86,7 @@ impl Tx<'_> {
     /// Audit rows matching `q` (the caller checks the principal may read them).
     pub fn audit_events(&mut self, q: &AuditQuery) -> Result<Vec<AuditEntry>, TxError> {
         let mut sql = audit_events::table
-            .select(ENTRY_COLUMNS)
+            .select(AuditEntry::as_select())
             .order(audit_events::seq)
             .limit(q.count.saturating_add(1))
             .into_boxed::<MultiBackend>();
