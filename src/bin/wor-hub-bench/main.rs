@@ -26,22 +26,21 @@
 //! The client runs in the same process and on the same cores as the server.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod ceiling;
+mod databases;
 mod load;
 
 use ceiling::storage_ceiling;
+use databases::Databases;
 use load::{load, ms, Limit, Outcome};
 
 use clap::Parser;
-use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
 use serde_json::Value;
-use wor_hub::config::{DatabaseUrl, Settings};
+use wor_hub::config::Settings;
 use wor_hub::fhir::identifiers::is_valid_bsn;
 use wor_hub::fhir::instant::{format_instant, now_micros};
 use wor_hub::startup::Application;
@@ -114,83 +113,6 @@ fn referral(bsn: &str, n: u64) -> String {
     REFERRAL
         .replace(FIXTURE_BSN, bsn)
         .replace(FIXTURE_SR_ID, &format!("BENCH-{n:09}"))
-}
-
-/// Where the run's databases live, to create fresh ones and clean up at the end.
-enum Databases {
-    Sqlite(PathBuf),
-    Postgres { admin: String, created: Vec<String> },
-}
-
-impl Databases {
-    fn new(postgres: Option<String>) -> Result<Self, String> {
-        match postgres {
-            Some(admin) => Ok(Self::Postgres {
-                admin,
-                created: Vec::new(),
-            }),
-            None => {
-                let dir = std::env::temp_dir()
-                    .join(format!("wor-hub-bench-{}", uuid::Uuid::new_v4().simple()));
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                Ok(Self::Sqlite(dir))
-            }
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "SQLite",
-            Self::Postgres { .. } => "PostgreSQL",
-        }
-    }
-
-    /// A fresh, empty database.
-    fn fresh(&mut self, label: &str) -> Result<DatabaseUrl, String> {
-        match self {
-            Self::Sqlite(dir) => Ok(DatabaseUrl::Sqlite(dir.join(format!("{label}.db")))),
-            Self::Postgres { admin, created } => {
-                let name = format!("wor_hub_bench_{label}_{}", uuid::Uuid::new_v4().simple());
-                PgConnection::establish(admin)
-                    .and_then(|mut c| {
-                        c.batch_execute(&format!("CREATE DATABASE {name}"))
-                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
-                    })
-                    .map_err(|e| format!("cannot create database {name}: {e}"))?;
-                created.push(name.clone());
-                let (before_query, query) = match admin.split_once('?') {
-                    Some((b, q)) => (b, format!("?{q}")),
-                    None => (admin.as_str(), String::new()),
-                };
-                let server = match before_query.rsplit_once('/') {
-                    Some((server, _db)) if server.contains("//") && !server.ends_with('/') => {
-                        server
-                    }
-                    _ => before_query.trim_end_matches('/'),
-                };
-                Ok(DatabaseUrl::Postgres(format!("{server}/{name}{query}")))
-            }
-        }
-    }
-
-    /// Removes what [`Databases::fresh`] made (best effort: the in-process server still
-    /// holds connections, hence `WITH (FORCE)`).
-    fn clean_up(&self) {
-        match self {
-            Self::Sqlite(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Self::Postgres { admin, created } => {
-                if let Ok(mut c) = PgConnection::establish(admin) {
-                    for name in created {
-                        let _ = c
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// The measurement plan: `--smoke` or the full run.

@@ -1,0 +1,85 @@
+//! The benchmark's databases: fresh ones per measurement (a SQLite file in a temporary
+//! directory, or a new database on the PostgreSQL server given), removed at the end.
+
+use std::path::PathBuf;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use wor_hub::config::DatabaseUrl;
+
+/// Where the run's databases live, to create fresh ones and clean up at the end.
+pub enum Databases {
+    Sqlite(PathBuf),
+    Postgres { admin: String, created: Vec<String> },
+}
+
+impl Databases {
+    pub fn new(postgres: Option<String>) -> Result<Self, String> {
+        match postgres {
+            Some(admin) => Ok(Self::Postgres {
+                admin,
+                created: Vec::new(),
+            }),
+            None => {
+                let dir = std::env::temp_dir()
+                    .join(format!("wor-hub-bench-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Ok(Self::Sqlite(dir))
+            }
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "SQLite",
+            Self::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// A fresh, empty database.
+    pub fn fresh(&mut self, label: &str) -> Result<DatabaseUrl, String> {
+        match self {
+            Self::Sqlite(dir) => Ok(DatabaseUrl::Sqlite(dir.join(format!("{label}.db")))),
+            Self::Postgres { admin, created } => {
+                let name = format!("wor_hub_bench_{label}_{}", uuid::Uuid::new_v4().simple());
+                PgConnection::establish(admin)
+                    .and_then(|mut c| {
+                        c.batch_execute(&format!("CREATE DATABASE {name}"))
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
+                    })
+                    .map_err(|e| format!("cannot create database {name}: {e}"))?;
+                created.push(name.clone());
+                let (before_query, query) = match admin.split_once('?') {
+                    Some((b, q)) => (b, format!("?{q}")),
+                    None => (admin.as_str(), String::new()),
+                };
+                let server = match before_query.rsplit_once('/') {
+                    Some((server, _db)) if server.contains("//") && !server.ends_with('/') => {
+                        server
+                    }
+                    _ => before_query.trim_end_matches('/'),
+                };
+                Ok(DatabaseUrl::Postgres(format!("{server}/{name}{query}")))
+            }
+        }
+    }
+
+    /// Removes what [`Databases::fresh`] made (best effort: the in-process server still
+    /// holds connections, hence `WITH (FORCE)`).
+    pub fn clean_up(&self) {
+        match self {
+            Self::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Self::Postgres { admin, created } => {
+                if let Ok(mut c) = PgConnection::establish(admin) {
+                    for name in created {
+                        let _ = c
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                    }
+                }
+            }
+        }
+    }
+}
