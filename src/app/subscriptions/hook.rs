@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::app::principal::ClientRole;
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::registry;
 use crate::notify;
-use crate::store::query::Match;
 use crate::store::{
-    Change, Criterion, SecretChange, StoredVersion, SubscriptionFacts, Tx, TxError, WriteHook,
+    Change, ReadScope, SecretChange, StoredVersion, SubscriptionFacts, Tx, TxError, WriteHook,
 };
 
 /// The hook the application registers with the store.
@@ -117,27 +117,28 @@ fn record_events(tx: &mut Tx<'_>, v: &StoredVersion) -> Result<(), TxError> {
         if !topic.triggers(previous.as_ref(), current.as_ref()) {
             continue;
         }
-        if !sub.filter_query.is_empty() {
-            // The search engine's own matching, on the index rows just written.
-            let query = format!("{}&_id={}", sub.filter_query, v.id);
-            let Ok(criteria) = parse_criteria(def, &query, &[]) else {
-                continue;
-            };
-            if !tx.find_ids(&v.resource_type, &criteria)?.contains(&v.id) {
-                continue;
-            }
-        }
-        // A subscriber never learns of what it may not read: a Subscription a
-        // client created is narrowed by what the client's organisation reads.
+        // A subscriber never learns of what it may not read: a Subscription a client
+        // created is narrowed as the client's searches are (its organisation's
+        // grants), the focus and every chained criterion of its filter alike.
         let creators = tx.creators_of("Subscription", &sub.id)?;
-        if !creators.is_empty() {
-            let visible = [
-                Criterion::GrantedTo(creators),
-                Criterion::Any(vec![Match::Id(v.id.clone())]),
-            ];
-            if tx.find_ids(&v.resource_type, &visible)?.is_empty() {
-                continue;
-            }
+        let scope = match creators.as_slice() {
+            [] => ReadScope::All,
+            [one, ..] => crate::app::access::read_scope(ClientRole::Performer, one),
+        };
+        let query = if sub.filter_query.is_empty() {
+            format!("_id={}", v.id)
+        } else {
+            format!("{}&_id={}", sub.filter_query, v.id)
+        };
+        // The search engine's own matching, on the index rows just written.
+        let Ok(criteria) = parse_criteria(def, &query, &[]) else {
+            continue;
+        };
+        let Some(criteria) = scope.narrow(&v.resource_type, &criteria) else {
+            continue;
+        };
+        if !tx.find_ids(&v.resource_type, &criteria)?.contains(&v.id) {
+            continue;
         }
         tx.record_event(&sub.id, v)?;
     }
