@@ -37,8 +37,14 @@ pub const DIRECTORY: [&str; 5] = [
     "PractitionerRole",
 ];
 
-/// The read scope of a client of `organization` in `role`.
+/// The read scope of a client of `organization` in `role`, now.
 pub fn read_scope(role: ClientRole, organization: &str) -> ReadScope {
+    read_scope_at(role, organization, crate::fhir::instant::now_micros())
+}
+
+/// The read scope of a client of `organization` in `role` at `at` (microseconds): a
+/// row bounded by a Consent's provision period grants only within it.
+pub fn read_scope_at(role: ClientRole, organization: &str, at: i64) -> ReadScope {
     let mut types: BTreeMap<String, Vec<Criterion>> = BTreeMap::new();
     match role {
         ClientRole::Coordinator => return ReadScope::All,
@@ -50,7 +56,10 @@ pub fn read_scope(role: ClientRole, organization: &str) -> ReadScope {
             for ty in PATIENT_DATA {
                 types.insert(
                     ty.to_owned(),
-                    vec![Criterion::GrantedTo(vec![organization.to_owned()])],
+                    vec![Criterion::GrantedTo {
+                        organizations: vec![organization.to_owned()],
+                        at,
+                    }],
                 );
             }
         }

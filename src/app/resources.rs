@@ -20,9 +20,7 @@ use crate::fhir::resource::IncomingResource;
 use crate::fhir::validate::validate_resource;
 use crate::referral::access::WITHHELD_REASON;
 use crate::referral::directory::read_service;
-use crate::store::{
-    CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, Relation, Tx, UpdateOutcome,
-};
+use crate::store::{CreateOutcome, Criterion, DeleteOutcome, Failure, Lookup, Tx, UpdateOutcome};
 
 /// Where a write came from and how to answer it.
 #[derive(Debug, Clone)]
@@ -149,9 +147,9 @@ pub async fn read(
         .read(principal.access(), move |r| {
             let lookup = r.read(ty, &rid, version_id)?;
             let withheld = match (&lookup, &org) {
-                (Lookup::NotFound, Some(org)) => {
-                    r.relations(ty, &rid, org)?.contains(&Relation::Withheld)
-                }
+                // Not readable now, yet the organisation works on it: withheld (no
+                // Consent permits, or its provision period is over or to come).
+                (Lookup::NotFound, Some(org)) => !r.relations(ty, &rid, org)?.is_empty(),
                 _ => false,
             };
             Ok((lookup, withheld))

@@ -66,10 +66,10 @@ pub fn referrers(r: &Referral<'_>) -> Vec<String> {
     out
 }
 
-/// Whether a Consent lets the referral's performers read the Patient's details:
-/// active, for this Patient, not a denial at its top level, and within its
-/// provision period (if it has one) at `now`.
-pub fn consent_permits(consent: &Value, patient: &str, now: i64) -> bool {
+/// When a Consent lets the referral's performers read the Patient's details: `None`
+/// when it never does (not active, of another Patient, a denial at its top level);
+/// else its provision period as (from, until) in microseconds, `None` ends unbounded.
+pub fn consent_window(consent: &Value, patient: &str) -> Option<(Option<i64>, Option<i64>)> {
     let active = consent.get("status").and_then(Value::as_str) == Some("active");
     let same_patient = reference_at(consent, "/patient/reference")
         .is_some_and(|(ty, id)| ty == "Patient" && id == patient);
@@ -78,16 +78,52 @@ pub fn consent_permits(consent: &Value, patient: &str, now: i64) -> bool {
         .and_then(|p| p.get("type"))
         .and_then(Value::as_str)
         == Some("deny");
+    if !active || !same_patient || denied {
+        return None;
+    }
     let period = provision.and_then(|p| p.get("period"));
-    let started = period
-        .and_then(|p| p.get("start"))
-        .and_then(Value::as_str)
-        .is_none_or(|s| date_range(s).is_some_and(|(low, _)| low <= now));
-    let not_ended = period
-        .and_then(|p| p.get("end"))
-        .and_then(Value::as_str)
-        .is_none_or(|e| date_range(e).is_some_and(|(_, high)| now <= high));
-    active && same_patient && !denied && started && not_ended
+    let bound = |key: &str| -> Result<Option<(i64, i64)>, ()> {
+        match period.and_then(|p| p.get(key)).and_then(Value::as_str) {
+            None => Ok(None),
+            Some(text) => date_range(text).map(Some).ok_or(()),
+        }
+    };
+    // An unreadable bound permits nothing (the schema check refuses such dates).
+    let from = bound("start").ok()?.map(|(low, _)| low);
+    let until = bound("end").ok()?.map(|(_, high)| high);
+    Some((from, until))
+}
+
+/// Whether a Consent lets the referral's performers read the Patient at `now`:
+/// active, for this Patient, not a denial at its top level, and within its provision
+/// period (if it has one).
+pub fn consent_permits(consent: &Value, patient: &str, now: i64) -> bool {
+    consent_window(consent, patient).is_some_and(|w| covers(w, now))
+}
+
+fn covers((from, until): (Option<i64>, Option<i64>), at: i64) -> bool {
+    from.is_none_or(|f| f <= at) && until.is_none_or(|u| at <= u)
+}
+
+/// The window in which performers read the Patient: that of a Consent permitting
+/// now (the one lasting longest), else of the next one to start; `None`: none.
+fn patient_window(r: &Referral<'_>, patient: &str) -> Option<(Option<i64>, Option<i64>)> {
+    let windows: Vec<_> = r
+        .consents
+        .iter()
+        .filter_map(|(_, c)| consent_window(c, patient))
+        .collect();
+    let now_ = windows
+        .iter()
+        .filter(|w| covers(**w, r.now))
+        .max_by_key(|(_, until)| until.unwrap_or(i64::MAX));
+    let next = || {
+        windows
+            .iter()
+            .filter(|(from, _)| from.is_some_and(|f| f > r.now))
+            .min_by_key(|(from, _)| *from)
+    };
+    now_.or_else(next).copied()
 }
 
 /// Why a performer does not read the Patient, for the Task's note and the refusal.
@@ -98,19 +134,12 @@ pub fn grants(r: &Referral<'_>) -> Vec<Grant> {
     let patient = reference_at(r.service_request, "/subject/reference")
         .filter(|(ty, _)| *ty == "Patient")
         .map(|(_, id)| id);
-    let permitted = patient.is_some_and(|p| {
-        r.consents
-            .iter()
-            .any(|(_, consent)| consent_permits(consent, p, r.now))
-    });
+    let window = patient.and_then(|p| patient_window(r, p));
+    let permitted = window.is_some_and(|w| covers(w, r.now));
     let mut out = Vec::new();
+    let mut patient_rows = Vec::new();
     let mut grant = |org: &str, ty: &str, id: &str, relation: Relation| {
-        out.push(Grant {
-            organization: org.to_owned(),
-            resource_type: ty.to_owned(),
-            resource_id: id.to_owned(),
-            relation,
-        });
+        out.push(row(org, ty, id, relation, (None, None)));
     };
     for org in referrers(r) {
         let rel = Relation::Referrer;
@@ -146,14 +175,34 @@ pub fn grants(r: &Referral<'_>) -> Vec<Grant> {
         for (ty, out_id) in outputs(task) {
             grant(&org, ty, out_id, rel);
         }
-        if let Some(p) = patient {
-            let rel = if permitted { rel } else { Relation::Withheld };
-            grant(&org, "Patient", p, rel);
+        if let (Some(p), Some(window)) = (patient, window) {
+            patient_rows.push(row(&org, "Patient", p, rel, window));
+        }
+        if let (Some(p), false) = (patient, permitted) {
+            patient_rows.push(row(&org, "Patient", p, Relation::Withheld, (None, None)));
         }
     }
+    out.extend(patient_rows);
     out.sort();
     out.dedup();
     out
+}
+
+fn row(
+    org: &str,
+    ty: &str,
+    id: &str,
+    relation: Relation,
+    (valid_from, valid_until): (Option<i64>, Option<i64>),
+) -> Grant {
+    Grant {
+        organization: org.to_owned(),
+        resource_type: ty.to_owned(),
+        resource_id: id.to_owned(),
+        relation,
+        valid_from,
+        valid_until,
+    }
 }
 
 /// What a Task reports back (`Task.output.valueReference`), as `(type, id)`.
@@ -207,10 +256,62 @@ mod tests {
         })
     }
 
+    /// Readable at [`NOW`]: a reading row whose window covers it.
     fn readable(grants: &[Grant], org: &str, what: &str) -> bool {
-        [Relation::Referrer, Relation::Performer]
-            .into_iter()
-            .any(|rel| has(grants, org, what, rel))
+        grants.iter().any(|g| {
+            g.organization == org
+                && format!("{}/{}", g.resource_type, g.resource_id) == what
+                && matches!(g.relation, Relation::Referrer | Relation::Performer)
+                && covers((g.valid_from, g.valid_until), NOW)
+        })
+    }
+
+    #[test]
+    fn a_consent_period_bounds_the_performers_rows() {
+        let sr = sr();
+        let tasks = vec![task("t", "Organization/w", "accepted")];
+        let consent = |period: Value| {
+            vec![(
+                "c".to_owned(),
+                json!({"resourceType": "Consent", "status": "active",
+                       "patient": {"reference": "Patient/p"},
+                       "provision": {"period": period}}),
+            )]
+        };
+        let referral = |consents: &[(String, Value)]| {
+            grants(&Referral {
+                id: "s",
+                service_request: &sr,
+                senders: &[],
+                requester_organization: None,
+                tasks: &tasks,
+                consents,
+                now: NOW,
+            })
+        };
+        let patient_rows = |g: &[Grant]| -> Vec<(Relation, Option<i64>, Option<i64>)> {
+            g.iter()
+                .filter(|g| g.resource_type == "Patient")
+                .map(|g| (g.relation, g.valid_from, g.valid_until))
+                .collect()
+        };
+        // Until the end of 2027-06-30: readable now, bounded.
+        let g = referral(&consent(json!({"end": "2027-06-30"})));
+        assert!(readable(&g, "Organization/w", "Patient/p"));
+        let rows = patient_rows(&g);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let until = rows[0].2.unwrap();
+        assert!(until > NOW && !covers((None, Some(until)), until + 1));
+        // From 2027-03-01: not yet (withheld now), a row that starts then.
+        let g = referral(&consent(json!({"start": "2027-03-01"})));
+        assert!(!readable(&g, "Organization/w", "Patient/p"));
+        assert!(has(&g, "Organization/w", "Patient/p", Relation::Withheld));
+        let from = patient_rows(&g)
+            .iter()
+            .find(|r| r.0 == Relation::Performer)
+            .and_then(|r| r.1)
+            .unwrap();
+        assert!(from > NOW);
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl ReadScope {
             Criterion::All(cs) => {
                 Criterion::All(cs.iter().map(|c| self.narrow_chains(c)).collect())
             }
-            Criterion::Missing { .. } | Criterion::GrantedTo(_) => c.clone(),
+            Criterion::Missing { .. } | Criterion::GrantedTo { .. } => c.clone(),
         }
     }
 

@@ -541,6 +541,8 @@ async fn grants_narrow_reads_searches_and_chains() {
         resource_type: ty.into(),
         resource_id: id.into(),
         relation,
+        valid_from: None,
+        valid_until: None,
     };
     let rows = vec![
         grant("Patient", "a", Relation::Performer),
@@ -554,7 +556,12 @@ async fn grants_narrow_reads_searches_and_chains() {
         })
         .await
         .unwrap();
-    let granted = || vec![Criterion::GrantedTo(vec!["Organization/x".into()])];
+    let granted = || {
+        vec![Criterion::GrantedTo {
+            organizations: vec!["Organization/x".into()],
+            at: 0,
+        }]
+    };
     let mut types = BTreeMap::new();
     types.insert("Patient".to_owned(), granted());
     types.insert("Task".to_owned(), granted());
@@ -583,7 +590,10 @@ async fn grants_narrow_reads_searches_and_chains() {
     let mut types = BTreeMap::new();
     types.insert(
         "Patient".to_owned(),
-        vec![Criterion::GrantedTo(vec!["Organization/y".into()])],
+        vec![Criterion::GrantedTo {
+            organizations: vec!["Organization/y".into()],
+            at: 0,
+        }],
     );
     let y = ReadScope::Only(Arc::new(types));
     assert_eq!(count(&store, &y, "Patient", "").await, 0);

@@ -55,6 +55,9 @@ pub struct Grant {
     pub resource_type: String,
     pub resource_id: String,
     pub relation: Relation,
+    /// Grants only from / until then (microseconds); `None`: no bound.
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
 }
 
 /// Creator rows have no anchor: they are not recomputed.
@@ -78,6 +81,8 @@ impl Tx<'_> {
                         g::resource_id.eq(&r.resource_id),
                         g::anchor.eq(anchor),
                         g::relation.eq(r.relation.code()),
+                        g::valid_from.eq(r.valid_from),
+                        g::valid_until.eq(r.valid_until),
                     )
                 })
                 .collect();
@@ -147,32 +152,6 @@ impl Tx<'_> {
             .collect();
         out.sort();
         out.dedup();
-        Ok(out)
-    }
-
-    /// The rows following `anchor`, in a stable order (tests, `route explain`).
-    pub fn grants_of(&mut self, anchor: &str) -> Result<Vec<Grant>, TxError> {
-        let rows: Vec<(String, String, String, String)> = g::table
-            .filter(g::anchor.eq(anchor))
-            .select((
-                g::organization,
-                g::resource_type,
-                g::resource_id,
-                g::relation,
-            ))
-            .load(self.conn)?;
-        let mut out: Vec<Grant> = rows
-            .into_iter()
-            .filter_map(|(organization, resource_type, resource_id, rel)| {
-                Some(Grant {
-                    organization,
-                    resource_type,
-                    resource_id,
-                    relation: Relation::from_code(&rel)?,
-                })
-            })
-            .collect();
-        out.sort();
         Ok(out)
     }
 }

@@ -17,8 +17,9 @@ pub enum Criterion {
         missing: bool,
     },
     /// One of these organisations (`Organization/<id>`) may read the resource
-    /// (`access_grants`): how a read scope narrows, never a client's own criterion.
-    GrantedTo(Vec<String>),
+    /// (`access_grants`) at this moment (microseconds): how a read scope narrows, never
+    /// a client's own criterion.
+    GrantedTo { organizations: Vec<String>, at: i64 },
 }
 
 /// The index table a parameter's rows live in.

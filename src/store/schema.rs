@@ -212,6 +212,8 @@ diesel::table! {
         resource_id -> Text,
         anchor -> Text,
         relation -> Text,
+        valid_from -> Nullable<BigInt>,
+        valid_until -> Nullable<BigInt>,
     }
 }
 

@@ -331,6 +331,29 @@ async fn consent_decides_whether_a_performer_reads_the_patient(app: TestApp) {
         status(&w.owner, app, &format!("Patient/{patient_a}")).await,
         403
     );
+    // A Consent whose provision period ends: readable until then, withheld after,
+    // without any write in between.
+    let ends = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let ends = ends
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut until = consent.clone();
+    until["patient"]["reference"] = json!(format!("Patient/{patient_a}"));
+    until["provision"] = json!({"period": {"end": ends}});
+    let res = w
+        .gp_a
+        .send(app, Method::POST, "Consent", Some(&until))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        status(&w.owner, app, &format!("Patient/{patient_a}")).await,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        status(&w.owner, app, &format!("Patient/{patient_a}")).await,
+        403
+    );
     // The GP still reads its patient.
     assert_eq!(
         status(&w.gp_a, app, &format!("Patient/{patient_a}")).await,

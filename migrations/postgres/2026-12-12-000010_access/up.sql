@@ -13,6 +13,10 @@ CREATE TABLE access_grants (
     -- referrer | performer | creator: may read; withheld: the organisation works on
     -- the referral but no active Consent lets it read this resource (a Patient)
     relation TEXT NOT NULL,
+    -- microseconds: the row grants only from / until then (a Consent's provision
+    -- period); NULL: no bound
+    valid_from BIGINT,
+    valid_until BIGINT,
     PRIMARY KEY (organization, resource_type, resource_id, anchor, relation)
 );
 CREATE INDEX access_grants_anchor ON access_grants (anchor);

@@ -104,7 +104,7 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
             .text_bind(param)
             .push(")");
         }
-        Criterion::GrantedTo(organizations) => {
+        Criterion::GrantedTo { organizations, at } => {
             sql.push(&format!(
                 "{alias}.id IN (SELECT resource_id FROM access_grants WHERE resource_type = "
             ))
@@ -113,7 +113,10 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
             .text_list(organizations)
             .push(" AND relation IN ")
             .text_list(&crate::store::grants::Relation::READS.map(str::to_owned))
-            .push(")");
+            .push(&format!(
+                " AND (valid_from IS NULL OR valid_from <= {at}) \
+                 AND (valid_until IS NULL OR valid_until >= {at}))"
+            ));
         }
     }
     sql
