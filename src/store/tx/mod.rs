@@ -36,6 +36,7 @@ pub(super) fn run<T, E>(
     for _ in 0..MAX_ATTEMPTS {
         let wake = std::cell::Cell::new(false);
         let result = conn.transaction::<T, Failure<E>, _>(|c| {
+            take_sqlite_write_lock(c)?;
             let mut tx = Tx::new(c, access, hook);
             tx.wake = Some(&wake);
             f(&mut tx)
@@ -61,6 +62,20 @@ pub(super) fn run<T, E>(
     Err(WriteError::Store(StoreError::Conflict(
         "The resource was changed concurrently by other requests; retry".into(),
     )))
+}
+
+/// On SQLite, makes a write unit's first statement a write, as `BEGIN IMMEDIATE`
+/// would: the unit then waits (busy_timeout) for another process's writer, such as a
+/// `wor-hub client add` next to the running server, instead of failing with "database
+/// is locked" when its read snapshot is older than that writer's commit (a deferred
+/// transaction cannot upgrade then). Within one process writers are serialised already.
+fn take_sqlite_write_lock<E>(conn: &mut DbConnection) -> Result<(), Failure<E>> {
+    if let DbConnection::Sqlite(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("DELETE FROM request_records WHERE 1 = 0")
+            .map_err(|e| Failure::Tx(TxError::from(e)))?;
+    }
+    Ok(())
 }
 
 /// Operations inside one transaction.
