@@ -45,7 +45,14 @@ pub async fn post(
     let key = check_document(&incoming.value)?;
     let tx_bundle = transaction_of(&incoming.value)?;
     let raw = serde_json::to_vec(&tx_bundle).map_err(|e| AppError::internal(&e))?;
-    let plan = Plan::new(&tx_bundle, &raw, app.max_bundle_entries).map_err(shift)?;
+    // A type the hub does not store is a 404 at a URL, but in a document it is content
+    // the hub cannot take: 422.
+    let plan = Plan::new(&tx_bundle, &raw, app.max_bundle_entries).map_err(|mut e| {
+        if e.kind == ErrorKind::NotFound {
+            e.kind = ErrorKind::Unprocessable;
+        }
+        shift(e)
+    })?;
     plan.require(principal).map_err(shift)?;
     let def = registry::resource("Bundle").ok_or_else(|| AppError::internal(&"no Bundle"))?;
     let rows = index_rows(def, &incoming.value);

@@ -331,6 +331,11 @@ async fn bad_documents_are_refused_and_nothing_is_stored(app: TestApp) {
     refused(&app, &doc, 400, "not-found", at).await;
 
     let mut doc = document(DOC_ID);
+    doc["entry"][2]["resource"] = json!({"resourceType": "Observation", "status": "final",
+                                         "code": {"text": "x"}});
+    refused(&app, &doc, 422, "not-supported", "Bundle.entry[2]").await;
+
+    let mut doc = document(DOC_ID);
     doc["type"] = json!("transaction");
     refused(&app, &doc, 422, "not-supported", "Bundle.type").await;
     let tx: Value = serde_json::from_str(FIXTURE).unwrap();
