@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::access_support::{found, status, world};
 use crate::backend_tests;
 use crate::helpers::{expect_outcome, has_issue, load_sample, the_task, TestApp};
 
@@ -11,6 +12,7 @@ backend_tests!(
     the_same_document_twice_is_accepted_once,
     the_stored_document_reads_back_unchanged,
     bad_documents_are_refused_and_nothing_is_stored,
+    only_the_sending_organisation_reads_its_document,
 );
 
 const FIXTURE: &str = include_str!("../fixtures/referral-transaction.json");
@@ -351,4 +353,32 @@ async fn bad_documents_are_refused_and_nothing_is_stored(app: TestApp) {
     );
 
     assert_eq!(counts(&app).await, before, "nothing stored");
+}
+
+async fn only_the_sending_organisation_reads_its_document(app: TestApp) {
+    let w = world(app).await;
+    let res = w
+        .gp_a
+        .send(
+            &w.app,
+            reqwest::Method::POST,
+            "Bundle",
+            Some(&document(DOC_ID)),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let loc = location(&res);
+    let id = loc.split('/').rev().nth(2).unwrap().to_owned();
+    let path = format!("Bundle/{id}");
+    assert_eq!(status(&w.gp_a, &w.app, &path).await, 200);
+    let query = format!("Bundle?identifier=urn:ietf:rfc:3986|{DOC_ID}");
+    assert_eq!(
+        found(&w.gp_a, &w.app, &query).await,
+        std::slice::from_ref(&path)
+    );
+    assert!(found(&w.gp_b, &w.app, &query).await.is_empty());
+    assert_eq!(status(&w.gp_b, &w.app, &path).await, 404);
+    // A performer has no Bundle scope: it reads the referral, not the document.
+    assert_eq!(status(&w.owner, &w.app, &path).await, 403);
+    assert_eq!(status(&w.coordinator, &w.app, &path).await, 200);
 }
