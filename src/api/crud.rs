@@ -23,6 +23,13 @@ pub async fn create(
     body: FhirBody,
 ) -> Result<HttpResponse, ApiError> {
     let def = resource_def(&path)?;
+    if def.name == "Bundle" {
+        // A document (README "Document intake"); transactions go to POST /fhir.
+        let write = ctx.write(pref, "POST", &req, &body.raw);
+        let reply =
+            crate::app::document::post(&state.app, &ctx.principal, body.resource, write).await?;
+        return Ok(reply.into());
+    }
     let if_none_exist = match req.headers().get("if-none-exist") {
         None => None,
         Some(raw) => {

@@ -88,6 +88,17 @@ pub const SERVED: Served = Served {
              masked on read and refused in Bundles. $status and $events recover missed events.",
         ),
         (
+            "Bundle",
+            "Documents (README 'Document intake', profiles/README-document-intake.md): POST \
+             /fhir/Bundle takes a referral as a document (Bundle.type document, Composition first, \
+             Bundle.identifier and timestamp, every Composition reference resolved inside the \
+             Bundle). The document is stored as received and its resources are written as the \
+             equivalent transaction (Patient by BSN, Organization and Practitioner by AGB, the \
+             ServiceRequest by its identifier, conditionally), routed as any referral, in one unit \
+             of work. The same document again: 200 with the stored one; another document with that \
+             identifier: 409. Read, vread, history and search only; other Bundle types go to POST /fhir.",
+        ),
+        (
             "Task",
             "Workflow (README 'Referral workflow'): updates require If-Match (412 without, or \
              stale) and name the acting party in the X-Acting-Party header (Organization/<id> of \
@@ -267,6 +278,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/{type}/{id}/_history/{vid}")
                     .route(web::get().to(crud::vread))
                     .route(web::head().to(crud::vread))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            // Documents: stored as received, read and searched, never changed.
+            .service(
+                web::resource("/{type:Bundle}/{id}")
+                    .route(web::get().to(crud::read))
+                    .route(web::head().to(crud::read))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/{type:Bundle}")
+                    .route(web::post().to(crud::create))
+                    .route(web::get().to(search::search))
+                    .route(web::head().to(search::search))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

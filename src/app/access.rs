@@ -19,7 +19,9 @@ use crate::store::query::{Match, RefTarget};
 use crate::store::{Change, Criterion, ReadScope, StoredVersion, Tx, TxError};
 
 /// Resource types of patient data: an organisation reads only those granted to it.
-pub const PATIENT_DATA: [&str; 6] = [
+/// A document (Bundle) is read by the organisation whose client sent it.
+pub const PATIENT_DATA: [&str; 7] = [
+    "Bundle",
     "Patient",
     "ServiceRequest",
     "Task",

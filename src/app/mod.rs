@@ -22,6 +22,7 @@ pub mod bundle;
 pub mod conditional;
 pub mod conformance;
 pub mod directory;
+pub mod document;
 pub mod error;
 pub mod patch;
 pub mod postcodes;

@@ -144,6 +144,26 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                     .map(|(name, definition)| json!({ "name": name, "definition": definition }))
                     .collect::<Vec<_>>(),
             });
+            if def.name == "Bundle" {
+                // Documents are stored as received and never changed (README "Document intake").
+                r["interaction"] = [
+                    "read",
+                    "vread",
+                    "create",
+                    "search-type",
+                    "history-instance",
+                    "history-type",
+                ]
+                .iter()
+                .filter(|code| served.type_interactions.contains(code))
+                .map(|code| interaction(code))
+                .collect();
+                r["updateCreate"] = json!(false);
+                r["conditionalCreate"] = json!(false);
+                r["conditionalUpdate"] = json!(false);
+                r["conditionalDelete"] = json!("not-supported");
+                r["operation"] = json!([]);
+            }
             let profiles: Vec<&str> = served
                 .supported_profiles
                 .iter()

@@ -190,6 +190,12 @@ fn prepare(req: EntryRequest) -> Result<Prepared, AppError> {
     let index = req.index;
     let def = resource_def(req.target.resource_type()).map_err(|e| entry_error(index, e))?;
     let fail = |e: AppError| entry_error(index, e);
+    if def.name == "Bundle" && req.method != Method::Get {
+        return Err(fail(AppError::bad_request(
+            IssueCode::NotSupported,
+            "Documents are stored only by POST /fhir/Bundle, never as Bundle entries",
+        )));
+    }
     if let Target::Instance { id, .. } = &req.target {
         logical_id(id).map_err(fail)?;
     }

@@ -410,6 +410,21 @@ const CONSENT: &[SearchParamDef] = &[
     ),
 ];
 
+/// Documents received at POST /fhir/Bundle (README "Document intake").
+const BUNDLE: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("Bundle-identifier"),
+    param!(
+        "type",
+        Token,
+        ["type"],
+        [],
+        "Bundle-type",
+        "document (the only type stored)"
+    ),
+];
+
 const LOCATION: &[SearchParamDef] = &[ID, LAST_UPDATED, identifier!("Location-identifier")];
 
 const QUESTIONNAIRE_RESPONSE: &[SearchParamDef] = &[
@@ -497,6 +512,10 @@ const SUBSCRIPTION: &[SearchParamDef] = &[
 
 /// Every resource type served under `/fhir/<type>`.
 pub const RESOURCES: &[ResourceDef] = &[
+    ResourceDef {
+        name: "Bundle",
+        search_params: BUNDLE,
+    },
     ResourceDef {
         name: "Consent",
         search_params: CONSENT,
