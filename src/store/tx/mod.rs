@@ -64,11 +64,10 @@ pub(super) fn run<T, E>(
     )))
 }
 
-/// On SQLite, makes a write unit's first statement a write, as `BEGIN IMMEDIATE`
-/// would: the unit then waits (busy_timeout) for another process's writer, such as a
-/// `wor-hub client add` next to the running server, instead of failing with "database
-/// is locked" when its read snapshot is older than that writer's commit (a deferred
-/// transaction cannot upgrade then). Within one process writers are serialised already.
+/// On SQLite, a write unit's first statement is a write (as `BEGIN IMMEDIATE`): it
+/// waits (busy_timeout) for another process's writer, such as `wor-hub client add`
+/// next to the server, where a deferred transaction with an older snapshot would fail
+/// with "database is locked". Within one process writers are serialised already.
 fn take_sqlite_write_lock<E>(conn: &mut DbConnection) -> Result<(), Failure<E>> {
     if let DbConnection::Sqlite(c) = conn {
         use diesel::connection::SimpleConnection;
