@@ -14,6 +14,7 @@ pub mod directory {
 }
 mod health;
 mod history;
+mod message;
 mod metadata;
 pub(crate) mod negotiate;
 mod paging;
@@ -174,6 +175,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource(["", "/"])
                     .route(web::post().to(transaction::bundle))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/$process-message")
+                    .route(web::post().to(message::process))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

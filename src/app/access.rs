@@ -18,10 +18,12 @@ use crate::referral::access::{consent_permits, grants, local_ref, Referral, WITH
 use crate::store::query::{Match, RefTarget};
 use crate::store::{Change, Criterion, ReadScope, StoredVersion, Tx, TxError};
 
-/// Resource types of patient data: an organisation reads only those granted to it.
-/// A document (Bundle) is read by the organisation whose client sent it.
-pub const PATIENT_DATA: [&str; 7] = [
+/// Resource types an organisation reads only as granted to it: patient data, and what
+/// its clients keep for themselves. A document or message (Bundle) is read by the
+/// organisation whose client sent it, a Subscription or Endpoint by its creator's.
+pub const PATIENT_DATA: [&str; 8] = [
     "Bundle",
+    "Endpoint",
     "Patient",
     "ServiceRequest",
     "Task",

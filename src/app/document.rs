@@ -41,6 +41,7 @@ pub async fn post(
     incoming: IncomingResource,
     req: WriteRequest,
 ) -> Result<Reply, AppError> {
+    crate::app::message::only_referrers(principal)?;
     require(principal, "Bundle", Need::Create)?;
     let key = check_document(&incoming.value)?;
     let tx_bundle = transaction_of(&incoming.value)?;
@@ -100,7 +101,7 @@ fn reused() -> AppError {
     )
 }
 
-fn without_id_and_meta(value: &Value) -> Value {
+pub(crate) fn without_id_and_meta(value: &Value) -> Value {
     let mut v = value.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("id");
@@ -285,7 +286,7 @@ fn match_query(ty: &str, resource: &Value) -> Option<String> {
     )
 }
 
-fn at_entry(i: usize, mut e: AppError) -> AppError {
+pub(crate) fn at_entry(i: usize, mut e: AppError) -> AppError {
     for issue in &mut e.issues {
         issue.expression = Some(match issue.expression.take() {
             Some(x) => {
@@ -299,7 +300,7 @@ fn at_entry(i: usize, mut e: AppError) -> AppError {
 }
 
 /// Maps `Bundle.entry[k]` of the transaction to `Bundle.entry[k + 1]` of the document.
-fn shift(mut e: AppError) -> AppError {
+pub(crate) fn shift(mut e: AppError) -> AppError {
     let fix = |s: &str| -> String {
         let mut out = String::new();
         let mut rest = s;

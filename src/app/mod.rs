@@ -24,6 +24,7 @@ pub mod conformance;
 pub mod directory;
 pub mod document;
 pub mod error;
+pub mod message;
 pub mod patch;
 pub mod postcodes;
 pub mod principal;

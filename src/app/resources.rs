@@ -64,6 +64,11 @@ pub(crate) fn business_rules(resource_type: &str, resource: &serde_json::Value) 
             issues.extend(crate::referral::positive_health::check(resource));
         }
         "Subscription" => issues.extend(crate::app::subscriptions::check(resource)),
+        "Endpoint" => {
+            if let Err(found) = crate::notify::read_message_endpoint(resource) {
+                issues.extend(found);
+            }
+        }
         _ => {}
     }
     issues

@@ -89,6 +89,16 @@ pub struct Issue {
     pub diagnostics: String,
     /// FHIRPath of the element concerned, e.g. `Patient.name[0].family`.
     pub expression: Option<String>,
+    /// `issue.details`: one coding and its text.
+    pub details: Option<Details>,
+}
+
+/// `OperationOutcome.issue.details` as this server fills it: one coding and a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub system: &'static str,
+    pub code: &'static str,
+    pub text: &'static str,
 }
 
 impl Issue {
@@ -98,6 +108,7 @@ impl Issue {
             code,
             diagnostics: diagnostics.into(),
             expression: None,
+            details: None,
         }
     }
 
@@ -107,6 +118,7 @@ impl Issue {
             code,
             diagnostics: diagnostics.into(),
             expression: None,
+            details: None,
         }
     }
 
@@ -116,12 +128,19 @@ impl Issue {
             code: IssueCode::Informational,
             diagnostics: diagnostics.into(),
             expression: None,
+            details: None,
         }
     }
 
     #[must_use]
     pub fn at(mut self, expression: impl Into<String>) -> Self {
         self.expression = Some(expression.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_details(mut self, details: Details) -> Self {
+        self.details = Some(details);
         self
     }
 
@@ -134,6 +153,12 @@ impl Issue {
         issue.insert("severity".into(), json!(self.severity.as_str()));
         issue.insert("code".into(), json!(self.code.as_str()));
         issue.insert("diagnostics".into(), json!(self.diagnostics));
+        if let Some(d) = &self.details {
+            issue.insert(
+                "details".into(),
+                json!({"coding": [{"system": d.system, "code": d.code}], "text": d.text}),
+            );
+        }
         if let Some(expr) = &self.expression {
             issue.insert("expression".into(), json!([expr]));
         }

@@ -6,6 +6,7 @@
 mod bundle;
 mod delivery;
 mod endpoint;
+mod message_endpoint;
 mod secret;
 mod subscription;
 mod topic;
@@ -25,6 +26,7 @@ pub use bundle::{
 };
 pub use delivery::{backoff, signature, BACKOFF_CAP, SIGNATURE_HEADER};
 pub use endpoint::endpoint_allowed;
+pub use message_endpoint::{is_messaging, read_message_endpoint, MessageEndpoint};
 pub use secret::{redact_secret, EXT_SIGNING_SECRET, MIN_SECRET_CHARS, SECRET_MASK};
 pub use subscription::{
     read_subscription, SubscriptionSpec, DEFAULT_MAX_COUNT, DEFAULT_TIMEOUT, EXT_FILTER_CRITERIA,

@@ -477,7 +477,7 @@ fn read_headers(channel: &Value, issues: &mut Vec<Issue>) -> Vec<(String, String
     headers
 }
 
-fn parse_header(header: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_header(header: &str) -> Result<(String, String), String> {
     let Some((name, value)) = header.split_once(':') else {
         return Err("a header must have the form \"Name: value\"".to_owned());
     };

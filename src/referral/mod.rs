@@ -7,6 +7,7 @@ pub mod age;
 pub mod business_status;
 pub mod codes;
 pub mod directory;
+pub mod message;
 pub mod municipality;
 pub mod positive_health;
 pub mod postcode;

@@ -218,6 +218,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    messages (source, message_id) {
+        source -> Text,
+        message_id -> Text,
+        event -> Text,
+        endpoint_id -> Text,
+        request_bundle -> Text,
+        response_bundle -> Text,
+        service_request -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
     auth_clients (client_id) {
         client_id -> Text,
         role -> Text,

@@ -15,14 +15,14 @@ backend_tests!(
     only_the_sending_organisation_reads_its_document,
 );
 
-const FIXTURE: &str = include_str!("../fixtures/referral-transaction.json");
-const SR_SYSTEM: &str = "urn:oid:2.16.840.1.113883.2.4.3.11.999.1";
-const URN: &str = "urn:uuid:6f1c2a44-0b7e-4c1d-9a53-1d2f0c6b7e0";
+pub(crate) const FIXTURE: &str = include_str!("../fixtures/referral-transaction.json");
+pub(crate) const SR_SYSTEM: &str = "urn:oid:2.16.840.1.113883.2.4.3.11.999.1";
+pub(crate) const URN: &str = "urn:uuid:6f1c2a44-0b7e-4c1d-9a53-1d2f0c6b7e0";
 
 /// The fixture's referral as a document: a Composition first (subject the Patient,
 /// author the Practitioner, sections naming the ServiceRequest, Consent and practice),
 /// then the fixture's resources with their fullUrls and without requests.
-fn document(identifier: &str) -> Value {
+pub(crate) fn document(identifier: &str) -> Value {
     let fixture: Value = serde_json::from_str(FIXTURE).unwrap();
     let mut entries = vec![json!({
         "fullUrl": format!("{URN}0"),
@@ -61,7 +61,7 @@ fn location(res: &reqwest::Response) -> String {
 }
 
 /// The ids of the current resources of a search.
-async fn ids(app: &TestApp, query: &str) -> Vec<String> {
+pub(crate) async fn ids(app: &TestApp, query: &str) -> Vec<String> {
     let res = app.get(query).await;
     assert_eq!(res.status(), 200, "{query}");
     let bundle: Value = res.json().await.unwrap();
@@ -74,7 +74,7 @@ async fn ids(app: &TestApp, query: &str) -> Vec<String> {
 }
 
 /// The one ServiceRequest with the fixture's identifier `value`.
-async fn referral(app: &TestApp, value: &str) -> String {
+pub(crate) async fn referral(app: &TestApp, value: &str) -> String {
     let found = ids(
         app,
         &format!("ServiceRequest?identifier={SR_SYSTEM}|{value}"),
@@ -85,7 +85,7 @@ async fn referral(app: &TestApp, value: &str) -> String {
 }
 
 /// What the hub decided, without the ids and times that differ between two referrals.
-fn decision(task: &Value) -> Value {
+pub(crate) fn decision(task: &Value) -> Value {
     let mut t = task.clone();
     for k in [
         "id",

@@ -29,6 +29,7 @@ mod hostile_gen;
 mod idempotency;
 mod identifiers;
 mod limits;
+mod message_intake;
 mod metadata;
 mod notifications;
 mod notifications_lifecycle;

@@ -42,12 +42,13 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         "QuestionnaireResponse",
         "Subscription",
         "Bundle",
+        "Endpoint",
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
     // Plus the six conformance types served read-only (conformance.rs) and the audit
     // trail's AuditEvent (audit_trail.rs).
-    assert_eq!(types.len(), 19);
+    assert_eq!(types.len(), 20);
     // The Subscription entry names the topics (Subscriptions Backport IG).
     let subscription = rest["resource"]
         .as_array()

@@ -22,7 +22,8 @@ pub fn default_scopes(role: ClientRole) -> &'static str {
             "system/ServiceRequest.crus system/Task.rus system/Patient.crus system/Consent.crus \
              system/Organization.crs system/Practitioner.crs system/PractitionerRole.crs \
              system/HealthcareService.rs system/Location.rs system/Subscription.cruds \
-             system/Observation.rs system/QuestionnaireResponse.rs system/Bundle.crs"
+             system/Observation.rs system/QuestionnaireResponse.rs system/Bundle.crs \
+             system/Endpoint.cruds"
         }
         ClientRole::Performer => {
             "system/Task.rus system/ServiceRequest.rs system/Patient.rs system/Consent.rs \

@@ -31,7 +31,12 @@ impl WriteHook for OutboxHook {
     ) -> Result<(), TxError> {
         match written.resource_type.as_str() {
             "Subscription" => follow_subscription(tx, written),
-            "Task" | "ServiceRequest" if change != Change::Delete => record_events(tx, written),
+            "Endpoint" => super::messages::follow_endpoint(tx, written),
+            "Task" if change != Change::Delete => {
+                record_events(tx, written)?;
+                super::messages::record_status(tx, written)
+            }
+            "ServiceRequest" if change != Change::Delete => record_events(tx, written),
             _ => Ok(()),
         }
     }

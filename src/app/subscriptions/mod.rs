@@ -4,6 +4,7 @@
 //! (`crate::notify`); the outbox tables are the store's.
 
 mod hook;
+mod messages;
 mod recovery;
 mod worker;
 

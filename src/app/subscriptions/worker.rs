@@ -22,6 +22,9 @@ use crate::fhir::instant::now_micros;
 use crate::fhir::registry;
 use crate::fhir::resource::IncomingResource;
 use crate::notify::{self, Event, NotificationType, PayloadContent, StatusInfo};
+use crate::referral::message::STATUS_CHANNEL;
+
+use super::messages;
 use crate::store::{Attempt, AuditRecord, Failure, SubscriptionRow, Tx, TxError, UpdateOutcome};
 
 /// How the worker behaves (`--notification-retry-horizon`).
@@ -180,6 +183,10 @@ impl Worker {
             }
             return false;
         };
+        if job.bundle.is_null() {
+            // A status event with nothing left to say: acknowledged, the next goes out.
+            return self.record(&job, None).await.unwrap_or(false);
+        }
         let body = job.bundle.to_string();
         let mut request = self
             .client
@@ -346,7 +353,27 @@ struct Job {
     foci: Vec<(String, String, i64)>,
 }
 
+/// A sender Endpoint's next status message as a job of the worker.
+fn message_job(row: &SubscriptionRow, m: messages::MessageJob) -> Job {
+    Job {
+        id: row.id.clone(),
+        kind: NotificationType::EventNotification,
+        through: m.through,
+        endpoint: m.endpoint.address,
+        content_type: m.endpoint.content_type,
+        headers: m.endpoint.headers,
+        timeout: notify::DEFAULT_TIMEOUT,
+        secret: None,
+        bundle: m.bundle,
+        foci: m.foci,
+    }
+}
+
 fn load_job(tx: &mut Tx<'_>, row: &SubscriptionRow, base: &str) -> Result<Option<Job>, TxError> {
+    if row.topic == STATUS_CHANNEL {
+        let job = messages::load_message(tx, row, base)?;
+        return Ok(job.map(|m| message_job(row, m)));
+    }
     let Some(stored) = tx.current("Subscription", &row.id)? else {
         return Ok(None);
     };
@@ -446,10 +473,20 @@ pub(super) fn events_of(
 /// Writes the status the worker decided into the outbox and, as a new version, into
 /// the Subscription resource (with `error` saying why, or without it). The change
 /// clock is taken first, as every writer takes it before the outbox rows.
-fn set_status(tx: &mut Tx<'_>, id: &str, status: &str, error: Option<&str>) -> Result<(), TxError> {
+fn set_status(
+    tx: &mut Tx<'_>,
+    row_id: &str,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), TxError> {
     tx.stamp()?;
-    tx.set_subscription_status(id, status)?;
-    let Some(current) = tx.current("Subscription", id)? else {
+    tx.set_subscription_status(row_id, status)?;
+    // A sender's Endpoint has no element for the error: its outbox row keeps it.
+    let (ty, id, error) = match messages::endpoint_of_row(row_id) {
+        Some(endpoint) => ("Endpoint", endpoint, None),
+        None => ("Subscription", row_id, error),
+    };
+    let Some(current) = tx.current(ty, id)? else {
         return Ok(());
     };
     let Some(mut value) = current
@@ -473,19 +510,12 @@ fn set_status(tx: &mut Tx<'_>, id: &str, status: &str, error: Option<&str>) -> R
     let Ok(resource) = IncomingResource::parse(&text) else {
         return Ok(());
     };
-    let Some(def) = registry::resource("Subscription") else {
+    let Some(def) = registry::resource(ty) else {
         return Ok(());
     };
     let rows = index_rows(def, &resource.value);
     let render = |v, at| resource.render(id, v, at);
-    match tx.update(
-        "Subscription",
-        id,
-        &render,
-        &rows,
-        Some(current.version_id),
-        false,
-    )? {
+    match tx.update(ty, id, &render, &rows, Some(current.version_id), false)? {
         UpdateOutcome::Updated(_) | UpdateOutcome::Created(_) => Ok(()),
         // A client changed it meanwhile: try again with its version.
         UpdateOutcome::VersionMismatch { .. } | UpdateOutcome::NotFound => Err(TxError::Retry),

@@ -421,7 +421,46 @@ const BUNDLE: &[SearchParamDef] = &[
         ["type"],
         [],
         "Bundle-type",
-        "document (the only type stored)"
+        "document (received at POST /fhir/Bundle) or message (received at $process-message, and the response messages)"
+    ),
+];
+
+/// Where a message sender takes its response messages (README "Message intake").
+const ENDPOINT: &[SearchParamDef] = &[
+    ID,
+    LAST_UPDATED,
+    identifier!("Endpoint-identifier"),
+    param!(
+        "status",
+        Token,
+        ["status"],
+        [],
+        "Endpoint-status",
+        "active | suspended | error | off | entered-in-error | test"
+    ),
+    param!(
+        "connection-type",
+        Token,
+        ["connectionType"],
+        [],
+        "Endpoint-connection-type",
+        "hl7-fhir-msg for a message sender's endpoint"
+    ),
+    param!(
+        "organization",
+        Reference,
+        ["managingOrganization"],
+        ["Organization"],
+        "Endpoint-organization",
+        "The organisation that manages the endpoint (the message sender)"
+    ),
+    param!(
+        "name",
+        String,
+        ["name"],
+        [],
+        "Endpoint-name",
+        "Name (starts with; :exact, :contains)"
     ),
 ];
 
@@ -519,6 +558,10 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         name: "Consent",
         search_params: CONSENT,
+    },
+    ResourceDef {
+        name: "Endpoint",
+        search_params: ENDPOINT,
     },
     ResourceDef {
         name: "HealthcareService",
