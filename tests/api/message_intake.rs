@@ -521,3 +521,72 @@ async fn with_authentication_only_the_referrer_of_the_endpoint_sends(app: TestAp
     let bundle: Value = res.json().await.unwrap();
     assert_eq!(bundle["total"], 0, "{bundle}");
 }
+
+/// A sender's endpoint that keeps failing past the retry horizon puts its Endpoint in
+/// `error`; put back to `active`, delivery resumes with the message that failed.
+async fn a_failing_endpoint_goes_to_error_and_resumes(app: TestApp) {
+    load_sample(&app).await;
+    let rx = Receiver::start().await;
+    let endpoint_id = register_endpoint(&app, &rx.url, &[]).await;
+    let res = process(
+        &app,
+        &message("msg-e1", "referral-new", &rx.url, "HIS-2026-000370"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let task = the_task(&app, &referral(&app, "HIS-2026-000370").await).await;
+    let owner = task["owner"]["reference"].as_str().unwrap().to_owned();
+    rx.set_mode(Mode::Fail(500));
+    step(&app, &owner, &task, "accepted", None, None).await;
+    let path = format!("Endpoint/{endpoint_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let e = current(&app, &path).await;
+        if e["status"] == "error" {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {}",
+            e["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    rx.set_mode(Mode::Accept);
+    let mut active = failed.clone();
+    active["status"] = json!("active");
+    let res = app.put(&path, &active).await;
+    assert_eq!(res.status(), 200);
+    let got = rx
+        .wait_until(Duration::from_secs(15), |r| {
+            r.iter().any(|m| m.answered == 200)
+        })
+        .await;
+    let ok = got.iter().find(|m| m.answered == 200).unwrap();
+    assert_eq!(ok.body["entry"][1]["resource"]["status"], "accepted");
+    assert_eq!(current(&app, &path).await["status"], "active");
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_goes_to_error_and_resumes_on_sqlite() {
+    let app = crate::helpers::spawn(crate::helpers::Backend::Sqlite, |s| {
+        s.notification_retry_horizon = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    a_failing_endpoint_goes_to_error_and_resumes(app).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn a_failing_endpoint_goes_to_error_and_resumes_on_postgres() {
+    let app = crate::helpers::spawn(crate::helpers::Backend::Postgres, |s| {
+        s.notification_retry_horizon = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    a_failing_endpoint_goes_to_error_and_resumes(app).await;
+}
