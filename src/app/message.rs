@@ -161,6 +161,18 @@ async fn prepare_and_run(
                     })?;
                 let sr_id = written_id(&answer, header.focus_entry - 1, &base)
                     .ok_or_else(|| Failure::Abort(AppError::internal(&"no ServiceRequest")))?;
+                // Matched by identifier to a referral another organisation sent: its
+                // status is not this sender's to hear.
+                if !tx.visible("ServiceRequest", &sr_id)? {
+                    return Err(Failure::Abort(AppError::one(
+                        ErrorKind::Conflict,
+                        Issue::error(
+                            IssueCode::Duplicate,
+                            "A referral with this identifier was received from another organisation",
+                        )
+                        .at(&focus_at),
+                    )));
+                }
                 let tasks = open_tasks(tx, &sr_id)?.into_iter().collect::<Vec<_>>();
                 (sr_id, tasks)
             }
@@ -303,10 +315,13 @@ fn referral_by_identifier(
         system: SystemMatch::Exactly(system.clone()),
         code: Some(value.clone()),
     }]);
-    Ok(tx
-        .find_ids("ServiceRequest", &[criterion])?
-        .into_iter()
-        .next())
+    // Another organisation's referral is not found (as a read would not find it).
+    for id in tx.find_ids("ServiceRequest", &[criterion])? {
+        if tx.visible("ServiceRequest", &id)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 fn no_referral((system, value): &(String, String), at: &str) -> AppError {

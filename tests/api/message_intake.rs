@@ -516,10 +516,43 @@ async fn with_authentication_only_the_referrer_of_the_endpoint_sends(app: TestAp
         .send(&w.app, Method::POST, "$process-message", Some(&sent))
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // Practice B, with an Endpoint of its own, cannot take over practice A's referral
+    // by sending its identifier, nor cancel it.
+    let b_source = "https://gp-b.example.nl/his/messages";
+    let res = w
+        .gp_b
+        .send(
+            &w.app,
+            Method::POST,
+            "Endpoint",
+            Some(&endpoint(b_source, &[], Some(crate::access_support::GP_B))),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let b_sent = message("msg-b1", "referral-new", b_source, "HIS-2026-000360");
+    let res = w
+        .gp_b
+        .send(&w.app, Method::POST, "$process-message", Some(&b_sent))
+        .await;
+    let issues = expect_outcome(res, 409).await;
+    assert!(has_issue(&issues, "duplicate", None), "{issues:?}");
+    let b_cancel = message("msg-b2", "referral-cancel", b_source, "HIS-2026-000360");
+    let res = w
+        .gp_b
+        .send(&w.app, Method::POST, "$process-message", Some(&b_cancel))
+        .await;
+    let issues = expect_outcome(res, 422).await;
+    assert!(has_issue(&issues, "business-rule", None), "{issues:?}");
     // The Endpoint is practice A's: practice B does not see it.
     let res = w.gp_b.send(&w.app, Method::GET, "Endpoint", None).await;
     let bundle: Value = res.json().await.unwrap();
-    assert_eq!(bundle["total"], 0, "{bundle}");
+    let mine: Vec<&str> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["resource"]["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(mine, [b_source], "{bundle}");
 }
 
 /// A sender's endpoint that keeps failing past the retry horizon puts its Endpoint in
