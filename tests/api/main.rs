@@ -30,6 +30,7 @@ mod idempotency;
 mod identifiers;
 mod limits;
 mod message_intake;
+mod message_status;
 mod metadata;
 mod notifications;
 mod notifications_lifecycle;
