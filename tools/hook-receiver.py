@@ -5,14 +5,18 @@ Usage: python3 tools/hook-receiver.py PORT DIR
 
 Listens on http://127.0.0.1:PORT/ (PORT 0: a free port), answers every POST with 200,
 writes each body to DIR/000001.json, DIR/000002.json ... and prints one line per request
-to stdout: the SubscriptionStatus `type` parameter (the notification Bundle's first entry)
-and its event numbers, comma-separated, or `-` if it has none:
+to stdout. A Subscription notification Bundle (type history) prints the SubscriptionStatus
+`type` parameter (its first entry) and its event numbers, comma-separated, or `-` if it
+has none; a FHIR message Bundle (type message, e.g. a referral-status message to a
+sender's registered Endpoint) prints `message`, the MessageHeader's event code and the
+id of the message it answers (MessageHeader.response.identifier, or `-`):
 
     handshake -
     event-notification 1
     event-notification 2,3
+    message referral-status msg-2026-0001
 
-A body that is not such a Bundle prints `? -`. On start it says where it listens on
+A body that is neither prints `? -`. On start it says where it listens on
 stderr (`hook-receiver: listening on http://127.0.0.1:PORT/`). Stop it with Ctrl-C or
 SIGTERM. For local trials only: it checks nothing and keeps everything.
 """
@@ -25,11 +29,18 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
 def summary(body):
-    """`<type> <event numbers or ->` of a notification Bundle."""
+    """`<type> <event numbers or ->` of a notification Bundle, `message <event code>
+    <response.identifier or ->` of a message Bundle."""
     try:
-        params = json.loads(body)["entry"][0]["resource"]["parameter"]
+        bundle = json.loads(body)
+        if bundle.get("type") == "message":
+            header = bundle["entry"][0]["resource"]
+            event = header["eventCoding"]["code"]
+            answered = header.get("response", {}).get("identifier") or "-"
+            return f"message {event} {answered}"
+        params = bundle["entry"][0]["resource"]["parameter"]
         kind = next(p["valueCode"] for p in params if p.get("name") == "type")
-    except (ValueError, LookupError, TypeError, StopIteration):
+    except (ValueError, LookupError, TypeError, AttributeError, StopIteration):
         return "? -"
     numbers = []
     for p in params:
