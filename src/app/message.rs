@@ -52,13 +52,22 @@ pub const SENDER_CAUSED: Details = Details {
     text: "Refused because of the message's content, the sender's to correct; the same message again is refused again",
 };
 
-/// Marks every issue of a refusal as the sender's (`fatal-error`). A 5xx (the hub's
-/// own failure, `transient-error`) is not marked: the sender may retry it unchanged.
+/// `issue.details` of a failure of the hub itself (5xx): nothing was processed.
+pub const RECEIVER_CAUSED: Details = Details {
+    system: CS_RESPONSE_CODE,
+    code: "transient-error",
+    text: "The hub could not process the message now (its own failure); send the same message again later",
+};
+
+/// Says in every issue which party caused a refusal: the sender (`fatal-error`, 4xx)
+/// or the hub (`transient-error`, 5xx: the same message may be sent again unchanged).
 fn senders(mut e: AppError) -> AppError {
-    if !matches!(e.kind, ErrorKind::Internal | ErrorKind::Unavailable) {
-        for issue in &mut e.issues {
-            issue.details.get_or_insert(SENDER_CAUSED);
-        }
+    let cause = match e.kind {
+        ErrorKind::Internal | ErrorKind::Unavailable => RECEIVER_CAUSED,
+        _ => SENDER_CAUSED,
+    };
+    for issue in &mut e.issues {
+        issue.details.get_or_insert_with(|| cause.clone());
     }
     e
 }
@@ -490,4 +499,27 @@ fn written_id(answer: &Reply, index: usize, base: &str) -> Option<String> {
 
 fn body_of(v: &StoredVersion) -> Option<Value> {
     v.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_party_that_caused_it() {
+        let sender = senders(AppError::invalid(vec![Issue::error(
+            IssueCode::Required,
+            "x",
+        )]));
+        assert_eq!(
+            sender.issues[0].details.as_ref().map(|d| d.code),
+            Some("fatal-error")
+        );
+        let hub = senders(AppError::internal(&"disk full"));
+        assert!(hub.issues.iter().all(|i| i
+            .details
+            .as_ref()
+            .is_some_and(|d| d.code == "transient-error")));
+        assert!(!hub.issues.is_empty());
+    }
 }
