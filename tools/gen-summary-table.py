@@ -26,6 +26,7 @@ MEMBER = "package/dist/fhir/r4/profiles-resources.json"
 VERSION_INFO = "package/dist/fhir/r4/version.info"
 CONFORMANCE = [
     "CodeSystem",
+    "MessageDefinition",
     "OperationDefinition",
     "Questionnaire",
     "SearchParameter",
