@@ -554,6 +554,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("no MessageDefinition/{code}"));
             assert_eq!(md.event, Some((Some(system.to_owned()), code.to_owned())));
             let v: Value = serde_json::from_str(md.body).unwrap();
+            // R4 1..1 elements the schema does not require: status, date, event[x],
+            // focus.code and focus.min.
+            assert_eq!(md.status, "active", "{code}");
             let status = code == "referral-status";
             assert_eq!(v["date"].as_str().map(str::len), Some(10), "{code}");
             assert_eq!(

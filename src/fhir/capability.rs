@@ -328,3 +328,74 @@ const PATCH_DOCUMENTATION: &str = "JSON Patch (RFC 6902, application/json-patch+
      resource type, [n], first(), last(), extension('url') and where() with `element = literal` \
      comparisons joined by `and`; other expressions: 400. Transaction and batch entries: PATCH with a \
      Binary (JSON Patch, base64 data) or a Parameters resource.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::validate::validate_resource;
+
+    #[test]
+    fn the_statement_is_valid_r4_with_messaging_and_documents() {
+        let cs = capability_statement(
+            "https://hub.example/fhir",
+            &crate::api::SERVED,
+            "2026-12-03",
+        );
+        // The vendored schema predates 4.0.1 in its fhirVersion list.
+        let issues: Vec<_> = validate_resource("CapabilityStatement", &cs)
+            .into_iter()
+            .filter(|i| i.is_error())
+            .filter(|i| {
+                !i.expression
+                    .as_deref()
+                    .unwrap_or_default()
+                    .ends_with("fhirVersion")
+            })
+            .collect();
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(cs["rest"][0]["operation"][0]["name"], "process-message");
+        assert_eq!(
+            cs["messaging"][0]["endpoint"][0]["address"],
+            "https://hub.example/fhir/$process-message"
+        );
+        assert_eq!(
+            cs["messaging"][0]["supportedMessage"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        // R4: document.profile is 1..1.
+        assert_eq!(
+            cs["document"][0]["profile"],
+            "http://hl7.org/fhir/StructureDefinition/Bundle"
+        );
+    }
+
+    #[test]
+    fn empty_lists_are_left_out() {
+        let served = Served {
+            type_interactions: &["read"],
+            system_interactions: &[],
+            system_operations: &[],
+            type_operations: &[],
+            resource_operations: &[],
+            supported_profiles: &[],
+            resource_documentation: &[],
+            update_create: false,
+            conditional_create: false,
+            conditional_update: false,
+            conditional_delete: "not-supported",
+            read_only: &[],
+            messaging: &[],
+            documents: &[],
+        };
+        let cs = capability_statement("https://hub.example/fhir", &served, "2026-12-03");
+        for key in ["messaging", "document"] {
+            assert!(cs.get(key).is_none(), "{key}");
+        }
+        for key in ["operation", "interaction"] {
+            assert!(cs["rest"][0].get(key).is_none(), "{key}");
+        }
+    }
+}
