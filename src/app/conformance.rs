@@ -306,6 +306,20 @@ impl Criterion {
     }
 }
 
+/// The diagnostics of an unknown search parameter: the ones `ty` takes.
+fn unsupported(name: &str, ty: &str) -> String {
+    let event = if ty == "MessageDefinition" {
+        "event, "
+    } else {
+        ""
+    };
+    format!(
+        "Unsupported search parameter '{}' for {ty}: _id, url, name (:exact, :contains), \
+         status, version, {event}_count, _summary, _elements, _total",
+        name.chars().take(64).collect::<String>()
+    )
+}
+
 fn invalid(code: IssueCode, at: &str, diagnostics: String) -> Issue {
     Issue::error(code, diagnostics).at(at.chars().take(64).collect::<String>())
 }
@@ -335,69 +349,58 @@ pub fn search(
             Some((n, m)) => (n, Some(m)),
             None => (name.as_str(), None),
         };
-        let param =
-            match (base_name, modifier) {
-                ("_format" | "_pretty", None) => continue,
-                ("_count", None) => {
-                    count = searchset::count(Some(value), false)?;
+        let param = match (base_name, modifier) {
+            ("_format" | "_pretty", None) => continue,
+            ("_count", None) => {
+                count = searchset::count(Some(value), false)?;
+                continue;
+            }
+            ("_offset", None) => {
+                offset = value.parse::<usize>().map_err(|_| {
+                    AppError::invalid(vec![invalid(
+                        IssueCode::Value,
+                        name,
+                        "_offset must be a whole number".into(),
+                    )])
+                })?;
+                continue;
+            }
+            ("_summary", None) => {
+                summary = Some(parse_summary(value).map_err(|i| AppError::invalid(vec![i]))?);
+                kept.push((name.clone(), value.clone()));
+                continue;
+            }
+            ("_elements", None) => {
+                elements = Some(parse_elements(value).map_err(|i| AppError::invalid(vec![i]))?);
+                kept.push((name.clone(), value.clone()));
+                continue;
+            }
+            ("_total", None) if ["none", "estimate", "accurate"].contains(&value.as_str()) => {
+                with_total = value != "none";
+                kept.push((name.clone(), value.clone()));
+                continue;
+            }
+            ("_id", None) => Param::Id,
+            ("url", None) => Param::Url,
+            ("name", None) => Param::Name(NameMode::StartsWith),
+            ("name", Some("exact")) => Param::Name(NameMode::Exact),
+            ("name", Some("contains")) => Param::Name(NameMode::Contains),
+            ("status", None) => Param::Status,
+            ("version", None) => Param::Version,
+            ("event", None) if ty == "MessageDefinition" => Param::Event,
+            _ => {
+                let issue = invalid(IssueCode::NotSupported, name, unsupported(name, ty));
+                if lenient {
+                    warnings.push(Issue {
+                        severity: Severity::Warning,
+                        diagnostics: format!("Ignored: {}", issue.diagnostics),
+                        ..issue
+                    });
                     continue;
                 }
-                ("_offset", None) => {
-                    offset = value.parse::<usize>().map_err(|_| {
-                        AppError::invalid(vec![invalid(
-                            IssueCode::Value,
-                            name,
-                            "_offset must be a whole number".into(),
-                        )])
-                    })?;
-                    continue;
-                }
-                ("_summary", None) => {
-                    summary = Some(parse_summary(value).map_err(|i| AppError::invalid(vec![i]))?);
-                    kept.push((name.clone(), value.clone()));
-                    continue;
-                }
-                ("_elements", None) => {
-                    elements = Some(parse_elements(value).map_err(|i| AppError::invalid(vec![i]))?);
-                    kept.push((name.clone(), value.clone()));
-                    continue;
-                }
-                ("_total", None) if ["none", "estimate", "accurate"].contains(&value.as_str()) => {
-                    with_total = value != "none";
-                    kept.push((name.clone(), value.clone()));
-                    continue;
-                }
-                ("_id", None) => Param::Id,
-                ("url", None) => Param::Url,
-                ("name", None) => Param::Name(NameMode::StartsWith),
-                ("name", Some("exact")) => Param::Name(NameMode::Exact),
-                ("name", Some("contains")) => Param::Name(NameMode::Contains),
-                ("status", None) => Param::Status,
-                ("version", None) => Param::Version,
-                ("event", None) if ty == "MessageDefinition" => Param::Event,
-                _ => {
-                    let issue =
-                        invalid(
-                            IssueCode::NotSupported,
-                            name,
-                            format!(
-                        "Unsupported search parameter '{}' for {ty}: _id, url, name (:exact, \
-                         :contains), status, version, {}_count, _summary, _elements, _total",
-                        name.chars().take(64).collect::<String>(),
-                        if ty == "MessageDefinition" { "event, " } else { "" }
-                    ),
-                        );
-                    if lenient {
-                        warnings.push(Issue {
-                            severity: Severity::Warning,
-                            diagnostics: format!("Ignored: {}", issue.diagnostics),
-                            ..issue
-                        });
-                        continue;
-                    }
-                    return Err(AppError::invalid(vec![issue]));
-                }
-            };
+                return Err(AppError::invalid(vec![issue]));
+            }
+        };
         let values: Vec<String> = value.split(',').map(str::to_owned).collect();
         if values.iter().any(String::is_empty) {
             return Err(AppError::invalid(vec![invalid(
