@@ -1,7 +1,7 @@
 //! The hub's conformance resources (`app::conformance`), read-only: read
 //! `GET /fhir/{type}/{id}` and search-type `GET /fhir/{type}` (or `POST .../_search`)
 //! for StructureDefinition, CodeSystem, ValueSet, SearchParameter,
-//! OperationDefinition and Questionnaire; any write answers 405.
+//! OperationDefinition, MessageDefinition and Questionnaire; any write answers 405.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -16,7 +16,7 @@ use crate::fhir::outcome::{Issue, IssueCode};
 
 /// The URL segment of the types served, as an actix path pattern (`{type:...}`).
 pub const TYPE_PATTERN: &str =
-    "{type:CodeSystem|OperationDefinition|Questionnaire|SearchParameter|StructureDefinition|ValueSet}";
+    "{type:CodeSystem|MessageDefinition|OperationDefinition|Questionnaire|SearchParameter|StructureDefinition|ValueSet}";
 
 /// GET (or HEAD) /fhir/{type}/{id}, with `_summary` or `_elements`.
 pub async fn read(

@@ -31,7 +31,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
-use crate::fhir::capability::{ReadOnlyType, Served};
+use crate::fhir::capability::{Messaging, ReadOnlyType, Served};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
 
@@ -49,6 +49,10 @@ pub const SERVED: Served = Served {
         "search-type",
     ],
     system_interactions: &["transaction", "batch", "history-system"],
+    system_operations: &[(
+        "process-message",
+        "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+    )],
     type_operations: &[(
         "validate",
         "http://hl7.org/fhir/OperationDefinition/Resource-validate",
@@ -88,17 +92,8 @@ pub const SERVED: Served = Served {
              in the extension https://wor-hub.nl/fhir/StructureDefinition/subscription-signing-secret, \
              masked on read and refused in Bundles. $status and $events recover missed events.",
         ),
-        (
-            "Bundle",
-            "Documents (README 'Document intake', profiles/README-document-intake.md): POST \
-             /fhir/Bundle takes a referral as a document (Bundle.type document, Composition first, \
-             Bundle.identifier and timestamp, every Composition reference resolved inside the \
-             Bundle). The document is stored as received and its resources are written as the \
-             equivalent transaction (Patient by BSN, Organization and Practitioner by AGB, the \
-             ServiceRequest by its identifier, conditionally), routed as any referral, in one unit \
-             of work. The same document again: 200 with the stored one; another document with that \
-             identifier: 409. Read, vread, history and search only; other Bundle types go to POST /fhir.",
-        ),
+        ("Bundle", DOCUMENT_DOCUMENTATION),
+        ("Endpoint", ENDPOINT_DOCUMENTATION),
         (
             "Task",
             "Workflow (README 'Referral workflow'): updates require If-Match (412 without, or \
@@ -147,7 +142,76 @@ pub const SERVED: Served = Served {
         crate::app::conformance::SERVED_TYPES,
         std::slice::from_ref(&AUDIT_EVENT),
     ],
+    messaging: &[Messaging {
+        documentation: MESSAGING_DOCUMENTATION,
+        supported_messages: &[
+            (
+                "receiver",
+                "https://wor-hub.nl/fhir/MessageDefinition/referral-new",
+            ),
+            (
+                "receiver",
+                "https://wor-hub.nl/fhir/MessageDefinition/referral-update",
+            ),
+            (
+                "receiver",
+                "https://wor-hub.nl/fhir/MessageDefinition/referral-cancel",
+            ),
+            (
+                "sender",
+                "https://wor-hub.nl/fhir/MessageDefinition/referral-status",
+            ),
+        ],
+    }],
+    documents: &[(
+        "consumer",
+        "http://hl7.org/fhir/StructureDefinition/Bundle",
+        DOCUMENT_DOCUMENTATION,
+    )],
 };
+
+/// Referrals as FHIR documents: `rest.resource` Bundle and `document`.
+const DOCUMENT_DOCUMENTATION: &str = "Documents (README 'Document intake', \
+     profiles/README-document-intake.md): POST /fhir/Bundle takes a referral as a document \
+     (Bundle.type document, Composition first, Bundle.identifier and timestamp, every \
+     Composition reference resolved inside the Bundle). The document is stored as received and \
+     its resources are written as the equivalent transaction (Patient by BSN, Organization and \
+     Practitioner by AGB, the ServiceRequest by its identifier, conditionally), routed as any \
+     referral, in one unit of work. The same document again: 200 with the stored one; another \
+     document with that identifier: 409. Read, vread, history and search only; other Bundle \
+     types go to POST /fhir.";
+
+/// FHIR messaging (`messaging.documentation`).
+const MESSAGING_DOCUMENTATION: &str = "Referrals as FHIR messages \
+     (profiles/README-message-intake.md): POST /fhir/$process-message takes a Bundle of type \
+     message, MessageHeader first, eventCoding from https://wor-hub.nl/fhir/CodeSystem/message-event \
+     (referral-new, referral-update, referral-cancel). Before sending, the sender registers an \
+     Endpoint (POST /fhir/Endpoint): connectionType \
+     http://terminology.hl7.org/CodeSystem/endpoint-connection-type|hl7-fhir-msg, address exactly \
+     the MessageHeader.source.endpoint it sends from, managingOrganization its Organization, \
+     status active, any payloadType; a message whose source.endpoint names no active registered \
+     Endpoint is refused (422). Processing is synchronous only: async=true is refused (422 \
+     not-supported). A processed message is answered 200 with the response message (the same \
+     event, response.code ok, focus the ServiceRequest and its Task, both in full); a refused one \
+     with a 4xx OperationOutcome whose issues carry details.coding \
+     http://hl7.org/fhir/response-code|fatal-error (do not resend it unchanged). The same message \
+     again (same MessageHeader.id and source.endpoint, same content): 200 with the stored \
+     response; another message reusing that id: 409. response-url is not honoured: the hub sends \
+     only to the registered Endpoint's address, where the referral-status messages (one per \
+     change of the referral's Task, in order) go through the notification outbox.";
+
+/// `rest.resource` Endpoint: where FHIR messaging senders are registered.
+const ENDPOINT_DOCUMENTATION: &str = "FHIR messaging (profiles/README-message-intake.md): a \
+     sender of $process-message messages registers where its messages come from and where the \
+     hub sends referral-status messages: connectionType \
+     http://terminology.hl7.org/CodeSystem/endpoint-connection-type|hl7-fhir-msg, address \
+     exactly the MessageHeader.source.endpoint the sender uses, managingOrganization the \
+     sender's Organization, status active, payloadType (required by R4; any value), optional \
+     header (\"Name: value\" strings sent with each delivery). A message whose source.endpoint \
+     names no active registered Endpoint is refused (422). Status messages are delivered to \
+     address through the notification outbox, like rest-hook Subscriptions (in order, retried \
+     with backoff for --notification-retry-horizon); past that the Endpoint gets status error: \
+     PUT it back to active to resume.";
 
 /// What the CapabilityStatement says of AuditEvent: read and search only.
 const AUDIT_EVENT: ReadOnlyType = ReadOnlyType {

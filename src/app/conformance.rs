@@ -1,7 +1,8 @@
 //! The hub's own conformance resources (`profiles/`: StructureDefinitions, CodeSystems,
-//! ValueSets, SearchParameter, OperationDefinition, the Positive Health Questionnaire),
-//! compiled into the binary and served read-only from memory: read by id, search by
-//! `url`, `_id`, `name`, `status` and `version`, so a client resolves every canonical
+//! ValueSets, SearchParameter, OperationDefinition, the MessageDefinitions of FHIR
+//! messaging, the Positive Health Questionnaire), compiled into the binary and served
+//! read-only from memory: read by id, search by `url`, `_id`, `name`, `status` and
+//! `version` (MessageDefinition also `event`), so a client resolves every canonical
 //! the hub advertises. They are not stored: no versions, no writes, no audit (they
 //! hold no personal data).
 
@@ -22,12 +23,17 @@ use crate::fhir::outcome::{operation_outcome, Issue, IssueCode, Severity};
 const FILES: &[&str] = &[
     include_str!("../../profiles/CodeSystem-age-group.json"),
     include_str!("../../profiles/CodeSystem-cbs-municipality.json"),
+    include_str!("../../profiles/CodeSystem-message-event.json"),
     include_str!("../../profiles/CodeSystem-municipality-source.json"),
     include_str!("../../profiles/CodeSystem-service-category.json"),
     include_str!("../../profiles/CodeSystem-task-business-status.json"),
     include_str!("../../profiles/CodeSystem-task-flag.json"),
     include_str!("../../profiles/CodeSystem-task-output-type.json"),
     include_str!("../../profiles/CodeSystem-unroutable-reason.json"),
+    include_str!("../../profiles/MessageDefinition-referral-cancel.json"),
+    include_str!("../../profiles/MessageDefinition-referral-new.json"),
+    include_str!("../../profiles/MessageDefinition-referral-status.json"),
+    include_str!("../../profiles/MessageDefinition-referral-update.json"),
     include_str!("../../profiles/OperationDefinition-ServiceRequest-route.json"),
     include_str!("../../profiles/Questionnaire-positive-health.json"),
     include_str!("../../profiles/SearchParameter-Task-output.json"),
@@ -40,6 +46,7 @@ const FILES: &[&str] = &[
     include_str!("../../profiles/StructureDefinition-wor-healthcareservice.json"),
     include_str!("../../profiles/ValueSet-age-group.json"),
     include_str!("../../profiles/ValueSet-cbs-municipality.json"),
+    include_str!("../../profiles/ValueSet-message-event.json"),
     include_str!("../../profiles/ValueSet-municipality-source.json"),
     include_str!("../../profiles/ValueSet-service-category.json"),
     include_str!("../../profiles/ValueSet-task-business-status.json"),
@@ -53,6 +60,7 @@ const FILES: &[&str] = &[
 /// Questionnaires.
 pub const TYPES: &[&str] = &[
     "CodeSystem",
+    "MessageDefinition",
     "OperationDefinition",
     "Questionnaire",
     "SearchParameter",
@@ -61,7 +69,7 @@ pub const TYPES: &[&str] = &[
 ];
 
 macro_rules! params {
-    ($base:literal) => {
+    ($base:literal $(, $extra:expr)*) => {
         &[
             ReadOnlyParam {
                 name: "_id",
@@ -94,15 +102,31 @@ macro_rules! params {
                 definition: concat!("http://hl7.org/fhir/SearchParameter/", $base, "-version"),
                 documentation: "The business version",
             },
+            $($extra,)*
         ]
     };
 }
 
 const CONFORMANCE_PARAMS: &[ReadOnlyParam] = params!("conformance");
 const QUESTIONNAIRE_PARAMS: &[ReadOnlyParam] = params!("Questionnaire");
+const MESSAGE_DEFINITION_PARAMS: &[ReadOnlyParam] = params!(
+    "conformance",
+    ReadOnlyParam {
+        name: "event",
+        ty: "token",
+        definition: "http://hl7.org/fhir/SearchParameter/MessageDefinition-event",
+        documentation: "The event: eventCoding as code, system|code, |code or system|; \
+             eventUri as code",
+    }
+);
 
 const DOCUMENTATION: &str = "The hub's own conformance resources (profiles/ in the source), \
      served read-only from memory: read and search; writes answer 405.";
+
+const MESSAGE_DEFINITION_DOCUMENTATION: &str = "The hub's own conformance resources \
+     (profiles/ in the source), served read-only from memory: read and search; writes answer \
+     405. The messages of POST /fhir/$process-message (profiles/README-message-intake.md), \
+     events from https://wor-hub.nl/fhir/CodeSystem/message-event.";
 
 /// What the CapabilityStatement says of these types.
 pub const SERVED_TYPES: &[ReadOnlyType] = &[
@@ -110,6 +134,11 @@ pub const SERVED_TYPES: &[ReadOnlyType] = &[
         name: "CodeSystem",
         search_params: CONFORMANCE_PARAMS,
         documentation: DOCUMENTATION,
+    },
+    ReadOnlyType {
+        name: "MessageDefinition",
+        search_params: MESSAGE_DEFINITION_PARAMS,
+        documentation: MESSAGE_DEFINITION_DOCUMENTATION,
     },
     ReadOnlyType {
         name: "OperationDefinition",
@@ -146,6 +175,8 @@ struct Canonical {
     name: String,
     status: String,
     version: Option<String>,
+    /// MessageDefinition.event[x]: (system, code) of eventCoding, (None, uri) of eventUri.
+    event: Option<(Option<String>, String)>,
     body: &'static str,
 }
 
@@ -159,6 +190,18 @@ fn load(body: &'static str) -> Option<Canonical> {
         name: text("name").unwrap_or_default(),
         status: text("status").unwrap_or_default(),
         version: text("version"),
+        event: match (v.get("eventCoding"), text("eventUri")) {
+            (Some(coding), _) => coding.get("code").and_then(Value::as_str).map(|code| {
+                (
+                    coding
+                        .get("system")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    code.to_owned(),
+                )
+            }),
+            (None, uri) => uri.map(|u| (None, u)),
+        },
         body,
     })
 }
@@ -212,6 +255,7 @@ enum Param {
     Name(NameMode),
     Status,
     Version,
+    Event,
 }
 
 #[derive(Clone, Copy)]
@@ -245,8 +289,35 @@ impl Criterion {
                 c.status == code
             }
             Param::Version => c.version.as_deref() == Some(v.as_str()),
+            Param::Event => {
+                let Some((system, code)) = &c.event else {
+                    return false;
+                };
+                match v.split_once('|') {
+                    None => code == v,
+                    Some(("", want)) => system.is_none() && code == want,
+                    Some((want, "")) => system.as_deref() == Some(want),
+                    Some((want_system, want)) => {
+                        system.as_deref() == Some(want_system) && code == want
+                    }
+                }
+            }
         })
     }
+}
+
+/// The diagnostics of an unknown search parameter: the ones `ty` takes.
+fn unsupported(name: &str, ty: &str) -> String {
+    let event = if ty == "MessageDefinition" {
+        "event, "
+    } else {
+        ""
+    };
+    format!(
+        "Unsupported search parameter '{}' for {ty}: _id, url, name (:exact, :contains), \
+         status, version, {event}_count, _summary, _elements, _total",
+        name.chars().take(64).collect::<String>()
+    )
 }
 
 fn invalid(code: IssueCode, at: &str, diagnostics: String) -> Issue {
@@ -316,16 +387,9 @@ pub fn search(
             ("name", Some("contains")) => Param::Name(NameMode::Contains),
             ("status", None) => Param::Status,
             ("version", None) => Param::Version,
+            ("event", None) if ty == "MessageDefinition" => Param::Event,
             _ => {
-                let issue = invalid(
-                    IssueCode::NotSupported,
-                    name,
-                    format!(
-                        "Unsupported search parameter '{}' for {ty}: _id, url, name (:exact, \
-                         :contains), status, version, _count, _summary, _elements, _total",
-                        name.chars().take(64).collect::<String>()
-                    ),
-                );
+                let issue = invalid(IssueCode::NotSupported, name, unsupported(name, ty));
                 if lenient {
                     warnings.push(Issue {
                         severity: Severity::Warning,
@@ -460,5 +524,113 @@ mod tests {
         }
         let served: Vec<&str> = SERVED_TYPES.iter().map(|t| t.name).collect();
         assert_eq!(served, TYPES);
+    }
+
+    #[test]
+    fn every_message_event_has_its_message_definition() {
+        let system = "https://wor-hub.nl/fhir/CodeSystem/message-event";
+        let cs = ALL
+            .iter()
+            .find(|c| c.resource_type == "CodeSystem" && c.url == system)
+            .unwrap();
+        let cs: Value = serde_json::from_str(cs.body).unwrap();
+        let codes: Vec<&str> = cs["concept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "referral-new",
+                "referral-update",
+                "referral-cancel",
+                "referral-status"
+            ]
+        );
+        assert_eq!(cs["count"], codes.len());
+        for code in codes {
+            let md = ALL
+                .iter()
+                .find(|c| c.resource_type == "MessageDefinition" && c.id == code)
+                .unwrap_or_else(|| panic!("no MessageDefinition/{code}"));
+            assert_eq!(md.event, Some((Some(system.to_owned()), code.to_owned())));
+            let v: Value = serde_json::from_str(md.body).unwrap();
+            // R4 1..1 elements the schema does not require: status, date, event[x],
+            // focus.code and focus.min.
+            assert_eq!(md.status, "active", "{code}");
+            let status = code == "referral-status";
+            assert_eq!(v["date"].as_str().map(str::len), Some(10), "{code}");
+            // An incoming message's response (allowedResponse: the same definition)
+            // also names the referral's Task.
+            let focus = if status {
+                json!([{"code": "Task", "min": 1, "max": "1"}])
+            } else {
+                json!([{"code": "ServiceRequest", "min": 1, "max": "1"},
+                       {"code": "Task", "min": 0, "max": "1"}])
+            };
+            assert_eq!(v["focus"], focus, "{code}");
+            assert_eq!(
+                v["category"],
+                if status {
+                    "notification"
+                } else {
+                    "consequence"
+                }
+            );
+            assert_eq!(
+                v["responseRequired"],
+                if status { "never" } else { "always" }
+            );
+            if status {
+                assert!(v.get("allowedResponse").is_none());
+            } else {
+                assert_eq!(v["allowedResponse"][0]["message"], md.url);
+            }
+        }
+        // What the CapabilityStatement names resolves here.
+        for m in crate::api::SERVED.messaging {
+            for (mode, url) in m.supported_messages {
+                assert!(["sender", "receiver"].contains(mode));
+                assert!(
+                    ALL.iter()
+                        .any(|c| c.resource_type == "MessageDefinition" && c.url == *url),
+                    "{url}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn event_matches_code_system_and_code() {
+        let md = ALL
+            .iter()
+            .find(|c| c.resource_type == "MessageDefinition" && c.id == "referral-new")
+            .unwrap();
+        let system = "https://wor-hub.nl/fhir/CodeSystem/message-event";
+        let matches = |v: &str| {
+            Criterion {
+                param: Param::Event,
+                values: vec![v.to_owned()],
+            }
+            .matches(md)
+        };
+        assert!(matches("referral-new"));
+        assert!(matches(&format!("{system}|referral-new")));
+        assert!(matches(&format!("{system}|")));
+        assert!(!matches("|referral-new"));
+        assert!(!matches("referral-update"));
+        assert!(!matches("http://example.org|referral-new"));
+        // Other canonicals have no event.
+        let cs = ALL
+            .iter()
+            .find(|c| c.resource_type == "CodeSystem")
+            .unwrap();
+        assert!(!Criterion {
+            param: Param::Event,
+            values: vec!["referral-new".into()],
+        }
+        .matches(cs));
     }
 }

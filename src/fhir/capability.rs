@@ -11,6 +11,8 @@ use crate::fhir::FHIR_VERSION;
 pub struct Served {
     pub type_interactions: &'static [&'static str],
     pub system_interactions: &'static [&'static str],
+    /// (name, canonical definition) of operations on the server's base (`[base]/$name`).
+    pub system_operations: &'static [(&'static str, &'static str)],
     /// (name, canonical definition) of operations on every type.
     pub type_operations: &'static [(&'static str, &'static str)],
     /// (type, name, canonical definition) of operations on one type.
@@ -29,6 +31,37 @@ pub struct Served {
     /// Types served read-only (read and search-type only), not as stored versions
     /// (the conformance resources, the audit trail).
     pub read_only: &'static [&'static [ReadOnlyType]],
+    /// `messaging`: FHIR messages taken (`$process-message`) and sent.
+    pub messaging: &'static [Messaging],
+    /// `document`: (mode, profile, documentation) of the FHIR documents taken or produced.
+    pub documents: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// One `messaging` entry of the CapabilityStatement.
+pub struct Messaging {
+    pub documentation: &'static str,
+    /// (mode `sender` | `receiver`, MessageDefinition canonical).
+    pub supported_messages: &'static [(&'static str, &'static str)],
+}
+
+/// `messaging` (R4 CapabilityStatement.messaging): endpoint is the `$process-message`
+/// URL of this instance.
+fn messaging(base_url: &str, m: &Messaging) -> Value {
+    json!({
+        "endpoint": [{
+            "protocol": {
+                "system": "http://terminology.hl7.org/CodeSystem/message-transport",
+                "code": "http"
+            },
+            "address": format!("{base_url}/$process-message"),
+        }],
+        "documentation": m.documentation,
+        "supportedMessage": m
+            .supported_messages
+            .iter()
+            .map(|(mode, definition)| json!({ "mode": mode, "definition": definition }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// A resource type served read-only from memory (the hub's conformance resources).
@@ -236,8 +269,29 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 .iter()
                 .map(|code| interaction(code))
                 .collect::<Vec<_>>(),
+            "operation": served
+                .system_operations
+                .iter()
+                .map(|(name, definition)| json!({ "name": name, "definition": definition }))
+                .collect::<Vec<_>>(),
         }],
+        "messaging": served
+            .messaging
+            .iter()
+            .map(|m| messaging(base_url, m))
+            .collect::<Vec<_>>(),
+        "document": served
+            .documents
+            .iter()
+            .map(|(mode, profile, documentation)| json!({
+                "mode": mode,
+                "documentation": documentation,
+                "profile": profile,
+            }))
+            .collect::<Vec<_>>(),
     });
+    drop_empty_lists(&mut statement["rest"][0]);
+    drop_empty_lists(&mut statement);
     if served.type_interactions.contains(&"patch") {
         statement["patchFormat"] = json!([JSON_PATCH, "application/fhir+json"]);
     }
@@ -274,3 +328,74 @@ const PATCH_DOCUMENTATION: &str = "JSON Patch (RFC 6902, application/json-patch+
      resource type, [n], first(), last(), extension('url') and where() with `element = literal` \
      comparisons joined by `and`; other expressions: 400. Transaction and batch entries: PATCH with a \
      Binary (JSON Patch, base64 data) or a Parameters resource.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::validate::validate_resource;
+
+    #[test]
+    fn the_statement_is_valid_r4_with_messaging_and_documents() {
+        let cs = capability_statement(
+            "https://hub.example/fhir",
+            &crate::api::SERVED,
+            "2026-12-03",
+        );
+        // The vendored schema predates 4.0.1 in its fhirVersion list.
+        let issues: Vec<_> = validate_resource("CapabilityStatement", &cs)
+            .into_iter()
+            .filter(|i| i.is_error())
+            .filter(|i| {
+                !i.expression
+                    .as_deref()
+                    .unwrap_or_default()
+                    .ends_with("fhirVersion")
+            })
+            .collect();
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(cs["rest"][0]["operation"][0]["name"], "process-message");
+        assert_eq!(
+            cs["messaging"][0]["endpoint"][0]["address"],
+            "https://hub.example/fhir/$process-message"
+        );
+        assert_eq!(
+            cs["messaging"][0]["supportedMessage"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        // R4: document.profile is 1..1.
+        assert_eq!(
+            cs["document"][0]["profile"],
+            "http://hl7.org/fhir/StructureDefinition/Bundle"
+        );
+    }
+
+    #[test]
+    fn empty_lists_are_left_out() {
+        let served = Served {
+            type_interactions: &["read"],
+            system_interactions: &[],
+            system_operations: &[],
+            type_operations: &[],
+            resource_operations: &[],
+            supported_profiles: &[],
+            resource_documentation: &[],
+            update_create: false,
+            conditional_create: false,
+            conditional_update: false,
+            conditional_delete: "not-supported",
+            read_only: &[],
+            messaging: &[],
+            documents: &[],
+        };
+        let cs = capability_statement("https://hub.example/fhir", &served, "2026-12-03");
+        for key in ["messaging", "document"] {
+            assert!(cs.get(key).is_none(), "{key}");
+        }
+        for key in ["operation", "interaction"] {
+            assert!(cs["rest"][0].get(key).is_none(), "{key}");
+        }
+    }
+}

@@ -121,6 +121,12 @@ mod tests {
             QUESTIONNAIRE_POSITIVE_HEALTH,
             "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",
             "https://wor-hub.nl/fhir/SearchParameter/Task-output",
+            "https://wor-hub.nl/fhir/CodeSystem/message-event",
+            "https://wor-hub.nl/fhir/ValueSet/message-event",
+            "https://wor-hub.nl/fhir/MessageDefinition/referral-new",
+            "https://wor-hub.nl/fhir/MessageDefinition/referral-update",
+            "https://wor-hub.nl/fhir/MessageDefinition/referral-cancel",
+            "https://wor-hub.nl/fhir/MessageDefinition/referral-status",
         ] {
             assert!(urls.contains(url), "no file defines {url}");
         }

@@ -1,5 +1,6 @@
 //! The hub's conformance resources (`profiles/`) served read-only: read by id,
-//! searchable by url (and _id, name, status, version), writes 405.
+//! searchable by url (and _id, name, status, version; MessageDefinition also event),
+//! writes 405.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ backend_tests!(
     conformance_resources_are_read_only,
     capability_statement_lists_the_read_only_types,
     conformance_resources_take_head_summary_and_elements,
+    message_definitions_are_found_by_event,
 );
 
 async fn json_of(app: &TestApp, path: &str) -> Value {
@@ -125,14 +127,14 @@ async fn canonicals_are_found_by_url_and_other_parameters(app: TestApp) {
     let all = json_of(&app, "StructureDefinition").await;
     assert_eq!(all["total"], 7);
     let counted = json_of(&app, "CodeSystem?status=active&_summary=count").await;
-    assert_eq!(counted["total"], 8);
+    assert_eq!(counted["total"], 9);
     assert!(counted
         .get("entry")
         .is_none_or(|e| e.as_array().unwrap().is_empty()));
 
     // Paging with _count: next links until every match was seen once.
     let mut page = json_of(&app, "ValueSet?status=active&_count=3").await;
-    assert_eq!(page["total"], 8);
+    assert_eq!(page["total"], 9);
     let mut seen = ids(&page);
     while let Some(next) = link(&page, "next") {
         let res = app.client.get(&next).send().await.unwrap();
@@ -140,9 +142,9 @@ async fn canonicals_are_found_by_url_and_other_parameters(app: TestApp) {
         page = res.json().await.unwrap();
         seen.extend(ids(&page));
     }
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.len(), 9, "{seen:?}");
     seen.dedup();
-    assert_eq!(seen.len(), 8);
+    assert_eq!(seen.len(), 9);
 
     // POST _search with a form body.
     let res = app
@@ -226,6 +228,7 @@ async fn capability_statement_lists_the_read_only_types(app: TestApp) {
     let resources = cs["rest"][0]["resource"].as_array().unwrap();
     for ty in [
         "CodeSystem",
+        "MessageDefinition",
         "OperationDefinition",
         "Questionnaire",
         "SearchParameter",
@@ -251,7 +254,16 @@ async fn capability_statement_lists_the_read_only_types(app: TestApp) {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(params, ["_id", "url", "name", "status", "version"], "{ty}");
+        if ty == "MessageDefinition" {
+            assert_eq!(
+                params,
+                ["_id", "url", "name", "status", "version", "event"],
+                "{ty}"
+            );
+            assert_eq!(r["searchParam"][5]["type"], "token");
+        } else {
+            assert_eq!(params, ["_id", "url", "name", "status", "version"], "{ty}");
+        }
         let url = r["searchParam"][1]["type"].as_str().unwrap();
         assert_eq!(url, "uri");
         assert!(r.get("operation").is_none());
@@ -313,4 +325,86 @@ async fn conformance_resources_take_head_summary_and_elements(app: TestApp) {
     assert!(count.get("entry").is_none());
     expect_outcome(app.get("CodeSystem?_summary=true&_elements=url").await, 400).await;
     expect_outcome(app.get("CodeSystem/age-group?_summary=count").await, 400).await;
+}
+
+async fn message_definitions_are_found_by_event(app: TestApp) {
+    let system = "https://wor-hub.nl/fhir/CodeSystem/message-event";
+    let md = json_of(&app, "MessageDefinition/referral-new").await;
+    let file: Value = serde_json::from_str(include_str!(
+        "../../profiles/MessageDefinition-referral-new.json"
+    ))
+    .unwrap();
+    assert_eq!(md, file);
+    let all = json_of(&app, "MessageDefinition").await;
+    assert_eq!(
+        ids(&all),
+        [
+            "referral-cancel",
+            "referral-new",
+            "referral-status",
+            "referral-update"
+        ]
+    );
+    // event: code, system|code, |code (no system: none here), system|.
+    assert_eq!(
+        ids(&json_of(&app, "MessageDefinition?event=referral-status").await),
+        ["referral-status"]
+    );
+    assert_eq!(
+        ids(&json_of(
+            &app,
+            &format!("MessageDefinition?event={system}|referral-cancel")
+        )
+        .await),
+        ["referral-cancel"]
+    );
+    assert_eq!(
+        json_of(&app, "MessageDefinition?event=other|referral-cancel").await["total"],
+        0
+    );
+    assert_eq!(
+        json_of(&app, "MessageDefinition?event=|referral-cancel").await["total"],
+        0
+    );
+    assert_eq!(
+        json_of(&app, &format!("MessageDefinition?event={system}|")).await["total"],
+        4
+    );
+    assert_eq!(
+        ids(&json_of(&app, "MessageDefinition?event=referral-new,referral-update").await),
+        ["referral-new", "referral-update"]
+    );
+    // The event system and its value set resolve too.
+    assert_eq!(
+        ids(&json_of(&app, &format!("CodeSystem?url={system}")).await),
+        ["message-event"]
+    );
+    assert_eq!(
+        ids(&json_of(
+            &app,
+            "ValueSet?url=https://wor-hub.nl/fhir/ValueSet/message-event"
+        )
+        .await),
+        ["message-event"]
+    );
+    // event is MessageDefinition's only.
+    let issues = expect_outcome(app.get("CodeSystem?event=referral-new").await, 400).await;
+    assert!(
+        has_issue(&issues, "not-supported", Some("event")),
+        "{issues:?}"
+    );
+    // _summary=true: R4 marks event[x] as summary, responseRequired not.
+    let summary = json_of(&app, "MessageDefinition/referral-new?_summary=true").await;
+    assert!(subsetted(&summary), "{summary}");
+    assert_eq!(summary["eventCoding"], md["eventCoding"]);
+    assert!(summary.get("responseRequired").is_none(), "{summary}");
+    // Read-only like the others.
+    let res = app
+        .request(Method::PUT, "MessageDefinition/referral-new")
+        .header("Content-Type", FHIR_JSON)
+        .body(md.to_string())
+        .send()
+        .await
+        .unwrap();
+    expect_outcome(res, 405).await;
 }

@@ -46,9 +46,10 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
-    // Plus the six conformance types served read-only (conformance.rs) and the audit
+    // Plus the seven conformance types served read-only (conformance.rs) and the audit
     // trail's AuditEvent (audit_trail.rs).
-    assert_eq!(types.len(), 20);
+    assert_eq!(types.len(), 21);
+    assert!(types.contains(&"MessageDefinition"));
     // The Subscription entry names the topics (Subscriptions Backport IG).
     let subscription = rest["resource"]
         .as_array()
@@ -181,6 +182,63 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
         .map(|i| i["code"].as_str().unwrap())
         .collect();
     assert_eq!(system, ["transaction", "batch", "history-system"]);
+    // FHIR messaging: $process-message at the base, the messages taken and sent.
+    assert_eq!(
+        rest["operation"],
+        json!([{
+            "name": "process-message",
+            "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
+        }])
+    );
+    let messaging = cs["messaging"].as_array().unwrap();
+    assert_eq!(messaging.len(), 1);
+    assert_eq!(
+        messaging[0]["endpoint"][0]["address"],
+        format!("{}/$process-message", app.base)
+    );
+    let documentation = messaging[0]["documentation"].as_str().unwrap();
+    for text in ["Endpoint", "async=true", "response-url"] {
+        assert!(documentation.contains(text), "{text}");
+    }
+    let supported: Vec<(&str, &str)> = messaging[0]["supportedMessage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["mode"].as_str().unwrap(),
+                m["definition"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let definition = |code: &str| format!("https://wor-hub.nl/fhir/MessageDefinition/{code}");
+    assert_eq!(
+        supported,
+        [
+            ("receiver", definition("referral-new").as_str()),
+            ("receiver", definition("referral-update").as_str()),
+            ("receiver", definition("referral-cancel").as_str()),
+            ("sender", definition("referral-status").as_str()),
+        ]
+    );
+    // Each canonical resolves on this server.
+    for (_, url) in &supported {
+        let res = app.get(&format!("MessageDefinition?url={url}")).await;
+        assert_eq!(res.status(), 200);
+        let found: Value = res.json().await.unwrap();
+        assert_eq!(found["total"], 1, "{url}");
+    }
+    // Referral documents (R4: document.profile 1..1).
+    assert_eq!(cs["document"].as_array().unwrap().len(), 1);
+    assert_eq!(cs["document"][0]["mode"], "consumer");
+    assert_eq!(
+        cs["document"][0]["profile"],
+        "http://hl7.org/fhir/StructureDefinition/Bundle"
+    );
+    assert_eq!(
+        cs["document"][0]["documentation"],
+        of("Bundle")["documentation"]
+    );
 }
 
 async fn request_id_is_echoed_or_generated(app: TestApp) {
