@@ -171,7 +171,7 @@ pub const SERVED: Served = Served {
 };
 
 /// Referrals as FHIR documents: `rest.resource` Bundle and `document`.
-const DOCUMENT_DOCUMENTATION: &str = "Documents (README 'Document intake', \
+const DOCUMENT_DOCUMENTATION: &str = "Documents (README 'Gateway intake', \
      profiles/README-document-intake.md): POST /fhir/Bundle takes a referral as a document \
      (Bundle.type document, Composition first, Bundle.identifier and timestamp, every \
      Composition reference resolved inside the Bundle). The document is stored as received and \
@@ -194,11 +194,12 @@ const MESSAGING_DOCUMENTATION: &str = "Referrals as FHIR messages \
      not-supported). A processed message is answered 200 with the response message (the same \
      event, response.code ok, focus the ServiceRequest and its Task, both in full); a refused one \
      with a 4xx OperationOutcome whose issues carry details.coding \
-     http://hl7.org/fhir/response-code|fatal-error (do not resend it unchanged). The same message \
+     http://hl7.org/fhir/response-code|fatal-error (the sender's content: do not resend it \
+     unchanged), a 5xx with transient-error (the hub's failure: resend later). The same message \
      again (same MessageHeader.id and source.endpoint, same content): 200 with the stored \
-     response; another message reusing that id: 409. response-url is not honoured: the hub sends \
-     only to the registered Endpoint's address, where the referral-status messages (one per \
-     change of the referral's Task, in order) go through the notification outbox.";
+     response; another message reusing that id: 409. response-url is refused (422): the hub \
+     sends only to the registered Endpoint's address, where the referral-status messages (one \
+     per change of the referral's Task, in order) go through the notification outbox.";
 
 /// `rest.resource` Endpoint: where FHIR messaging senders are registered.
 const ENDPOINT_DOCUMENTATION: &str = "FHIR messaging (profiles/README-message-intake.md): a \
