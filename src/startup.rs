@@ -155,6 +155,8 @@ impl Application {
                 // Outside Compress, whose 406 for an unsupported Accept-Encoding is text.
                 .wrap(from_fn(api::edge::outcome_for_every_error))
                 .wrap(from_fn(telemetry::request_context))
+                // Outermost: counts every request with the status its client got.
+                .wrap(from_fn(api::metrics::track))
                 .configure(api::routes)
         })
         // The head of a request must arrive within --head-timeout (actix answers 408).
