@@ -32,6 +32,8 @@ pub struct AppState {
     pub gate: crate::app::auth::Gate,
     /// See [`Settings::access_token_lifetime`].
     pub access_token_lifetime: std::time::Duration,
+    /// See [`Settings::metrics`]: `GET /metrics` is served.
+    pub metrics: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,7 @@ impl Application {
             body_timeout: settings.body_timeout,
             gate,
             access_token_lifetime: settings.access_token_lifetime,
+            metrics: settings.metrics,
         });
         let server = HttpServer::new(move || {
             actix_web::App::new()

@@ -13,7 +13,14 @@ use crate::metrics::{TEXT_FORMAT, UNMATCHED};
 use crate::startup::AppState;
 
 /// Every metric of this instance; no patient data (meant for the operator's network).
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// 404 when `--metrics false`.
+pub async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.metrics {
+        return super::not_found(req).await;
+    }
     let text = crate::app::operations::metrics_text(&state.app).await?;
     Ok(HttpResponse::Ok().content_type(TEXT_FORMAT).body(text))
 }
@@ -24,7 +31,11 @@ pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(state) = req
+        .app_data::<web::Data<AppState>>()
+        .filter(|s| s.metrics)
+        .cloned()
+    else {
         return next.call(req).await;
     };
     let started = Instant::now();

@@ -247,6 +247,21 @@ async fn overdue_tasks_are_counted_on_postgres() {
     overdue_tasks_are_counted(Backend::Postgres).await;
 }
 
+/// `--metrics false`: 404, as any path the server does not serve.
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    let app = crate::helpers::spawn(Backend::Sqlite, |s| s.metrics = false)
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .get(app.base.replace("/fhir", "/metrics"))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::expect_outcome(res, 404).await;
+}
+
 /// Runs SQL on the test app's database, beside the server.
 fn run_sql(app: &TestApp, sql: &str) {
     match &app.database {
