@@ -45,6 +45,7 @@ pub async fn track(
         Ok(res) => (res.request().match_pattern(), res.status()),
         Err(e) => (None, e.as_response_error().status_code()),
     };
+    let route = route.map(|r| without_regex(&r));
     state.app.metrics.observe_request(
         method,
         route.as_deref().unwrap_or(UNMATCHED),
@@ -67,5 +68,57 @@ fn known_method(method: &actix_web::http::Method) -> &'static str {
         Method::DELETE => "DELETE",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+/// A route pattern without its segments' regular expressions: `/fhir/{type:Bundle}/{id}`
+/// is counted as `/fhir/{type}/{id}` (one interaction, a short label).
+fn without_regex(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut depth = 0usize;
+    let mut in_regex = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if !in_regex {
+                    out.push(c);
+                }
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    in_regex = false;
+                    out.push(c);
+                }
+            }
+            ':' if depth == 1 => in_regex = true,
+            _ if !in_regex => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_regex;
+
+    #[test]
+    fn route_labels_drop_the_segments_regular_expressions() {
+        assert_eq!(without_regex("/fhir/{type}/{id}"), "/fhir/{type}/{id}");
+        assert_eq!(
+            without_regex("/fhir/{type:Bundle}/{id}"),
+            "/fhir/{type}/{id}"
+        );
+        assert_eq!(
+            without_regex("/fhir/{type:CodeSystem|ValueSet}/{id}/{rest:.*}"),
+            "/fhir/{type}/{id}/{rest}"
+        );
+        assert_eq!(without_regex("/x/{n:[0-9]{2,3}}/y"), "/x/{n}/y");
+        assert_eq!(
+            without_regex("/Subscription/{id}/$status"),
+            "/Subscription/{id}/$status"
+        );
     }
 }

@@ -171,6 +171,8 @@ async fn metrics_count_requests_referrals_and_the_outbox(app: TestApp) {
     let read = requests("GET", "/fhir/{type}/{id}", 200);
     let before = first.samples.get(&read).copied().unwrap_or(0.0);
     assert_eq!(app.get(&format!("ServiceRequest/{sr}")).await.status(), 200);
+    // A conformance resource's route has a regular expression in its pattern: left out.
+    assert_eq!(app.get("CodeSystem/task-flag").await.status(), 200);
     let missing = app.get("Patient/no-such-patient").await;
     assert_eq!(missing.status(), 404);
     let unknown = app
@@ -181,7 +183,8 @@ async fn metrics_count_requests_referrals_and_the_outbox(app: TestApp) {
         .unwrap();
     assert_eq!(unknown.status(), 404);
     let second = scrape(&app).await;
-    assert_eq!(second.value(&read), before + 1.0);
+    assert_eq!(second.value(&read), before + 2.0);
+    assert!(!second.text.contains("{type:"), "{}", second.text);
     assert_eq!(
         second.value(&requests("GET", "/fhir/{type}/{id}", 404)),
         1.0
