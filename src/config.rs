@@ -141,6 +141,10 @@ pub struct ConfigArgs {
     /// loopback [default: false].
     #[arg(long, env = "WOR_HUB_BEHIND_PROXY", value_name = "BOOL")]
     pub behind_proxy: Option<bool>,
+    /// `GET /metrics`, the Prometheus metrics (README "Metrics"): no patient data, for
+    /// the operator's network; `false` answers it with 404 [default: true].
+    #[arg(long, env = "WOR_HUB_METRICS", value_name = "BOOL")]
+    pub metrics: Option<bool>,
 }
 
 /// The flags of the commands that work on the database without serving it (`migrate`,
@@ -223,6 +227,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     behind_proxy: Option<bool>,
+    metrics: Option<bool>,
     /// `[[clients]]`: clients registered (or updated) at start-up.
     clients: Option<Vec<clients::FileClient>>,
 }
@@ -294,6 +299,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsSettings>,
     /// See [`ConfigArgs::behind_proxy`].
     pub behind_proxy: bool,
+    /// See [`ConfigArgs::metrics`].
+    pub metrics: bool,
     /// The clock deadlines are measured by (tests move it forward).
     pub clock: crate::clock::Clock,
 }
@@ -475,6 +482,7 @@ impl Settings {
             head_timeout,
             tls,
             behind_proxy: args.behind_proxy.or(file.behind_proxy).unwrap_or(false),
+            metrics: args.metrics.or(file.metrics).unwrap_or(true),
             clock: crate::clock::Clock::default(),
         })
     }
@@ -505,6 +513,7 @@ impl Settings {
             head_timeout: std::time::Duration::from_secs(5),
             tls: None,
             behind_proxy: false,
+            metrics: true,
             clock: crate::clock::Clock::default(),
         }
     }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fhir;
+pub mod metrics;
 pub mod notify;
 pub mod referral;
 pub mod startup;

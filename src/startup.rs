@@ -32,6 +32,8 @@ pub struct AppState {
     pub gate: crate::app::auth::Gate,
     /// See [`Settings::access_token_lifetime`].
     pub access_token_lifetime: std::time::Duration,
+    /// See [`Settings::metrics`]: `GET /metrics` is served.
+    pub metrics: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,7 @@ impl Application {
             body_timeout: settings.body_timeout,
             gate,
             access_token_lifetime: settings.access_token_lifetime,
+            metrics: settings.metrics,
         });
         let server = HttpServer::new(move || {
             actix_web::App::new()
@@ -155,6 +158,8 @@ impl Application {
                 // Outside Compress, whose 406 for an unsupported Accept-Encoding is text.
                 .wrap(from_fn(api::edge::outcome_for_every_error))
                 .wrap(from_fn(telemetry::request_context))
+                // Outermost: counts every request with the status its client got.
+                .wrap(from_fn(api::metrics::track))
                 .configure(api::routes)
         })
         // The head of a request must arrive within --head-timeout (actix answers 408).

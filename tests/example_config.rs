@@ -49,6 +49,7 @@ fn example_config_lists_every_setting() {
         head_timeout: _,
         tls: _,
         behind_proxy: _,
+        metrics: _,
         clock: _, // not configurable: tests move it
     } = loaded;
     let settings_keys = [
@@ -75,6 +76,7 @@ fn example_config_lists_every_setting() {
         "tls_key",
         "tls_client_ca",
         "behind_proxy",
+        "metrics",
     ];
     for key in settings_keys {
         assert!(table.contains_key(key), "{key} is not set in the example");

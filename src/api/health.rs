@@ -12,8 +12,9 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The database answers; otherwise 503 with Retry-After.
+/// The database answers and no migration is pending (nor applied by a newer binary);
+/// otherwise 503 with Retry-After.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.app.store.ping().await?;
+    crate::app::operations::readiness(&state.app).await?;
     Ok(HttpResponse::build(StatusCode::OK).json(json!({ "status": "ok" })))
 }

@@ -16,6 +16,7 @@ mod health;
 mod history;
 mod message;
 mod metadata;
+pub mod metrics;
 pub(crate) mod negotiate;
 mod paging;
 mod patch;
@@ -396,6 +397,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))
+    .route("/metrics", web::get().to(metrics::metrics))
     .default_service(web::to(not_found));
 }
 

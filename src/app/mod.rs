@@ -14,6 +14,7 @@
 //! - `audit`: the audit trail as AuditEvent (coordinators), the token grant's record
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 //! - `auth`: client registration, the token endpoint, bearer tokens
+//! - `operations`: readiness and the operator's metrics
 
 pub mod access;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod directory;
 pub mod document;
 pub mod error;
 pub mod message;
+pub mod operations;
 pub mod patch;
 pub mod postcodes;
 pub mod principal;
@@ -60,6 +62,8 @@ pub struct App {
     /// Woken after a commit that recorded notification events (the delivery worker
     /// waits on it).
     pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The operator's metrics (README "Metrics"), this application's own registry.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -70,9 +74,13 @@ impl App {
                 wake: outbox_wake.clone(),
             },
         };
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
         Self {
-            store: store.with_hook(std::sync::Arc::new(hook)),
+            store: store
+                .with_hook(std::sync::Arc::new(hook))
+                .with_write_wait(metrics.write_wait_observer()),
             outbox_wake,
+            metrics,
             clock: settings.clock.clone(),
             contact_deadline: micros(settings.contact_deadline),
             request_retention: settings.request_retention,

@@ -146,3 +146,48 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
     };
     Ok(applied)
 }
+
+/// What keeps the schema from matching this binary: migrations it embeds that the
+/// database has not applied, and applied ones it does not know (a newer binary ran
+/// them). Both empty: the schema is this binary's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaDrift {
+    pub pending: Vec<String>,
+    pub unknown: Vec<String>,
+}
+
+/// Compares the applied migrations with the embedded ones (reads only).
+pub fn schema_drift(conn: &mut DbConnection) -> Result<SchemaDrift, String> {
+    use diesel::migration::MigrationSource;
+    fn drift<C: MigrationHarness<DB>, DB: diesel::backend::Backend>(
+        conn: &mut C,
+        source: EmbeddedMigrations,
+    ) -> Result<SchemaDrift, String>
+    where
+        EmbeddedMigrations: MigrationSource<DB>,
+    {
+        let known: Vec<String> = MigrationSource::<DB>::migrations(&source)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+        let applied: Vec<String> = conn
+            .applied_migrations()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(SchemaDrift {
+            pending: known
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .cloned()
+                .collect(),
+            unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        })
+    }
+    match conn {
+        DbConnection::Sqlite(c) => drift(c, SQLITE_MIGRATIONS),
+        DbConnection::Postgres(c) => drift(c, POSTGRES_MIGRATIONS),
+    }
+}

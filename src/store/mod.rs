@@ -21,6 +21,7 @@ mod requests;
 pub mod schema;
 mod search;
 pub mod serving;
+mod stats;
 mod tx;
 mod types;
 
@@ -32,7 +33,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 pub use access::{Access, AuditContext, ReadScope, Visible};
 pub use audit::{AuditEntry, AuditQuery, ChainReport};
 pub use clients::{ClientRow, NewToken, TokenGrant};
-pub use db::Backend;
+pub use db::{Backend, SchemaDrift};
 use db::{DbConnection, Pool};
 pub use grants::{Grant, Relation};
 pub use index::RowsOf;
@@ -44,6 +45,7 @@ pub use outbox::{Attempt, EventRow, SecretChange, SubscriptionFacts, Subscriptio
 pub use postcodes::{PostcodeImport, PostcodeRows};
 pub use query::{Criterion, SystemMatch};
 pub use requests::RequestRecord;
+pub use stats::{CodeCount, OperationsCounts, OutboxStatus};
 pub use tx::{AuditRecord, Change, Failure, Tx, TxError, WriteError, WriteHook};
 pub use types::{
     CreateOutcome, DateRow, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
@@ -111,6 +113,21 @@ pub struct Store {
     commits: CommitCounter,
     /// Runs in the unit of work of every version written (see [`WriteHook`]).
     hook: Option<Arc<dyn WriteHook>>,
+    /// SQLite: told how long each writer waited for the write lock (see
+    /// [`Store::with_write_wait`]).
+    write_wait: Option<WaitObserver>,
+}
+
+/// Told how long a SQLite writer waited for the write lock (the in-process lock, then
+/// the database's): the operator's metrics (`crate::metrics`) observe it.
+pub type WaitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
+/// The connection pool's state: connections open, idle among them, and the most it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max_size: u32,
 }
 
 impl Store {
@@ -148,6 +165,7 @@ impl Store {
             journal,
             commits: CommitCounter::default(),
             hook: None,
+            write_wait: None,
         };
         store.spawn_journal_mover();
         Ok(store)
@@ -167,6 +185,24 @@ impl Store {
     pub fn with_hook(mut self, hook: Arc<dyn WriteHook>) -> Self {
         self.hook = Some(hook);
         self
+    }
+
+    /// This store with `observe` told how long each SQLite writer waited for the
+    /// write lock (PostgreSQL has no such lock: never called there).
+    #[must_use]
+    pub fn with_write_wait(mut self, observe: WaitObserver) -> Self {
+        self.write_wait = Some(observe);
+        self
+    }
+
+    /// The connection pool's state now.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.pool.max_size(),
+        }
     }
 
     /// Database transactions committed by this process so far.
@@ -239,6 +275,13 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         use diesel::connection::SimpleConnection;
         self.with_conn(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
+    }
+
+    /// The database answers and says how its schema differs from this binary's
+    /// migrations (readiness probe).
+    pub async fn schema_drift(&self) -> Result<SchemaDrift, StoreError> {
+        self.with_conn(|conn| db::schema_drift(conn).map_err(StoreError::Unavailable))
             .await
     }
 }

@@ -10,7 +10,7 @@ use super::access::Access;
 use super::db::{DbConnection, MultiBackend};
 use super::query::Criterion;
 use super::schema::resource_versions;
-use super::tx::{self, AuditRecord, Failure, Tx, TxError, WriteError};
+use super::tx::{self, AuditRecord, Failure, LockWait, Tx, TxError, WriteError};
 use super::types::{CreateOutcome, HistoryQuery, HistoryRow, StoredVersion};
 use super::{Store, StoreError};
 
@@ -32,17 +32,22 @@ impl Store {
         let pool = self.pool.clone();
         let commits = self.commits.clone();
         let hook = self.hook.clone();
+        let write_wait = self.write_wait.clone();
         let access = access.into();
         // The blocking pool's thread does not inherit the request's span: enter it, so
         // what the unit of work logs (an internal error) carries the request id.
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
+            let since = std::time::Instant::now();
             let _guard = lock
                 .as_ref()
                 .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
             let mut conn = pool.get().map_err(StoreError::from)?;
-            tx::run(&mut conn, &access, hook.as_deref(), &commits.0, &f)
+            let wait = write_wait
+                .as_deref()
+                .map(|observe| LockWait { since, observe });
+            tx::run(&mut conn, &access, hook.as_deref(), &commits.0, wait, &f)
         })
         .await
         .map_err(|e| {
@@ -66,25 +71,30 @@ impl Store {
         let pool = self.pool.clone();
         let commits = self.commits.clone();
         let hook = self.hook.clone();
+        let write_wait = self.write_wait.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
             let mut conn = pool.get()?;
-            let as_writer = |conn: &mut DbConnection| {
-                tx::run(conn, &access, hook.as_deref(), &commits.0, &|tx| {
+            let as_writer = |conn: &mut DbConnection, since: std::time::Instant| {
+                let wait = write_wait
+                    .as_deref()
+                    .map(|observe| LockWait { since, observe });
+                tx::run(conn, &access, hook.as_deref(), &commits.0, wait, &|tx| {
                     tx.one_snapshot().map_err(Failure::<Infallible>::Tx)?;
                     f(tx).map_err(Failure::<Infallible>::Tx)
                 })
                 .map_err(StoreError::from)
             };
+            let since = std::time::Instant::now();
             let (Some(lock), Some(journal)) = (&lock, &journal) else {
-                return as_writer(&mut conn);
+                return as_writer(&mut conn, since);
             };
             match lock.try_lock() {
-                Ok(_guard) => return as_writer(&mut conn),
+                Ok(_guard) => return as_writer(&mut conn, since),
                 Err(TryLockError::Poisoned(p)) => {
                     let _guard = p.into_inner();
-                    return as_writer(&mut conn);
+                    return as_writer(&mut conn, since);
                 }
                 Err(TryLockError::WouldBlock) => {}
             }
@@ -97,8 +107,9 @@ impl Store {
                     Ok(value)
                 }
                 Err(TxError::NeedsWriter | TxError::Retry) => {
+                    let since = std::time::Instant::now();
                     let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    as_writer(&mut conn)
+                    as_writer(&mut conn, since)
                 }
                 Err(TxError::Db(e)) => Err(e.into()),
             }

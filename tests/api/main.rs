@@ -32,6 +32,7 @@ mod limits;
 mod message_intake;
 mod message_status;
 mod metadata;
+mod metrics;
 mod notifications;
 mod notifications_lifecycle;
 mod outcome;

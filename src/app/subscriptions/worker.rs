@@ -65,6 +65,8 @@ struct Worker {
     in_flight: Mutex<HashSet<String>>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     wake: Arc<Notify>,
+    /// Counts delivered and failed attempts.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Starts the worker on the current runtime.
@@ -89,6 +91,7 @@ pub fn spawn_delivery(app: App, settings: DeliverySettings) {
         in_flight: Mutex::new(HashSet::new()),
         hosts: Mutex::new(HashMap::new()),
         wake,
+        metrics: app.metrics.clone(),
     });
     tokio::spawn(async move {
         loop {
@@ -216,6 +219,7 @@ impl Worker {
             )),
             Err(e) => Some(format!("cannot reach the endpoint: {}", without_url(&e))),
         };
+        self.metrics.delivery(error.is_none());
         match self.record(&job, error).await {
             Ok(more) => more,
             Err(e) => {

@@ -26,17 +26,30 @@ pub use hook::{Change, WriteHook};
 // number of writers racing for one resource before a 409.
 const MAX_ATTEMPTS: usize = 16;
 
+/// SQLite: how long a writer waited for the write lock (`waited`, with the instant the
+/// wait began: before the in-process lock), observed once per attempt.
+pub(super) struct LockWait<'a> {
+    pub since: std::time::Instant,
+    pub observe: &'a (dyn Fn(std::time::Duration) + Send + Sync),
+}
+
 pub(super) fn run<T, E>(
     conn: &mut DbConnection,
     access: &Access,
     hook: Option<&dyn WriteHook>,
     commits: &std::sync::atomic::AtomicU64,
+    wait: Option<LockWait<'_>>,
     f: &dyn Fn(&mut Tx<'_>) -> Result<T, Failure<E>>,
 ) -> Result<T, WriteError<E>> {
+    let mut since = wait.as_ref().map(|w| w.since);
     for _ in 0..MAX_ATTEMPTS {
         let wake = std::cell::Cell::new(false);
+        let began = since.take().unwrap_or_else(std::time::Instant::now);
         let result = conn.transaction::<T, Failure<E>, _>(|c| {
             take_sqlite_write_lock(c)?;
+            if let (Some(w), DbConnection::Sqlite(_)) = (&wait, &*c) {
+                (w.observe)(began.elapsed());
+            }
             let mut tx = Tx::new(c, access, hook);
             tx.wake = Some(&wake);
             f(&mut tx)
