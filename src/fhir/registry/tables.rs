@@ -32,6 +32,11 @@ macro_rules! identifier {
     };
 }
 
+// After `identifier!`: the module uses it.
+#[path = "exchange.rs"]
+mod exchange;
+use exchange::{BUNDLE, ENDPOINT, SUBSCRIPTION};
+
 /// Who may perform a request or own a task (ServiceRequest.performer, Task.owner).
 const PERFORMERS: &[&str] = &[
     "Practitioner",
@@ -410,60 +415,6 @@ const CONSENT: &[SearchParamDef] = &[
     ),
 ];
 
-/// Documents received at POST /fhir/Bundle (README "Document intake").
-const BUNDLE: &[SearchParamDef] = &[
-    ID,
-    LAST_UPDATED,
-    identifier!("Bundle-identifier"),
-    param!(
-        "type",
-        Token,
-        ["type"],
-        [],
-        "Bundle-type",
-        "document (received at POST /fhir/Bundle) or message (received at $process-message, and the response messages)"
-    ),
-];
-
-/// Where a message sender takes its response messages (README "Message intake").
-const ENDPOINT: &[SearchParamDef] = &[
-    ID,
-    LAST_UPDATED,
-    identifier!("Endpoint-identifier"),
-    param!(
-        "status",
-        Token,
-        ["status"],
-        [],
-        "Endpoint-status",
-        "active | suspended | error | off | entered-in-error | test"
-    ),
-    param!(
-        "connection-type",
-        Token,
-        ["connectionType"],
-        [],
-        "Endpoint-connection-type",
-        "hl7-fhir-msg for a message sender's endpoint"
-    ),
-    param!(
-        "organization",
-        Reference,
-        ["managingOrganization"],
-        ["Organization"],
-        "Endpoint-organization",
-        "The organisation that manages the endpoint (the message sender)"
-    ),
-    param!(
-        "name",
-        String,
-        ["name"],
-        [],
-        "Endpoint-name",
-        "Name (starts with; :exact, :contains)"
-    ),
-];
-
 const LOCATION: &[SearchParamDef] = &[ID, LAST_UPDATED, identifier!("Location-identifier")];
 
 const QUESTIONNAIRE_RESPONSE: &[SearchParamDef] = &[
@@ -517,35 +468,6 @@ const QUESTIONNAIRE_RESPONSE: &[SearchParamDef] = &[
         [],
         "QuestionnaireResponse-authored",
         "When the answers were gathered"
-    ),
-];
-
-const SUBSCRIPTION: &[SearchParamDef] = &[
-    ID,
-    LAST_UPDATED,
-    param!(
-        "status",
-        Token,
-        ["status"],
-        [],
-        "Subscription-status",
-        "requested | active | error | off"
-    ),
-    param!(
-        "url",
-        Uri,
-        ["channel.endpoint"],
-        [],
-        "Subscription-url",
-        "The rest-hook endpoint notifications are sent to (exact match)"
-    ),
-    param!(
-        "criteria",
-        String,
-        ["criteria"],
-        [],
-        "Subscription-criteria",
-        "The topic's canonical URL (Subscriptions Backport: Subscription.criteria)"
     ),
 ];
 
