@@ -145,6 +145,10 @@ pub struct ConfigArgs {
     /// the operator's network; `false` answers it with 404 [default: true].
     #[arg(long, env = "WOR_HUB_METRICS", value_name = "BOOL")]
     pub metrics: Option<bool>,
+    /// Statistics: counts from 1 to N-1 are suppressed in every report, with the
+    /// cells that would reveal them (README "Statistics") [default: 5].
+    #[arg(long, env = "WOR_HUB_REPORT_MINIMUM_CELL", value_name = "N")]
+    pub report_minimum_cell: Option<u64>,
 }
 
 /// The flags of the commands that work on the database without serving it (`migrate`,
@@ -228,6 +232,7 @@ struct FileConfig {
     tls_client_ca: Option<PathBuf>,
     behind_proxy: Option<bool>,
     metrics: Option<bool>,
+    report_minimum_cell: Option<u64>,
     /// `[[clients]]`: clients registered (or updated) at start-up.
     clients: Option<Vec<clients::FileClient>>,
 }
@@ -301,6 +306,8 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// See [`ConfigArgs::metrics`].
     pub metrics: bool,
+    /// Smallest count a report shows (README "Statistics").
+    pub report_minimum_cell: u64,
     /// The clock deadlines are measured by (tests move it forward).
     pub clock: crate::clock::Clock,
 }
@@ -365,6 +372,17 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "max_bundle_entries",
                 "must be at least 1",
+            ));
+        }
+
+        let report_minimum_cell = args
+            .report_minimum_cell
+            .or(file.report_minimum_cell)
+            .unwrap_or(5);
+        if report_minimum_cell == 0 {
+            return Err(ConfigError::invalid(
+                "report_minimum_cell",
+                "must be at least 1 (1 shows every count)",
             ));
         }
 
@@ -483,6 +501,7 @@ impl Settings {
             tls,
             behind_proxy: args.behind_proxy.or(file.behind_proxy).unwrap_or(false),
             metrics: args.metrics.or(file.metrics).unwrap_or(true),
+            report_minimum_cell,
             clock: crate::clock::Clock::default(),
         })
     }
@@ -514,6 +533,7 @@ impl Settings {
             tls: None,
             behind_proxy: false,
             metrics: true,
+            report_minimum_cell: 5,
             clock: crate::clock::Clock::default(),
         }
     }

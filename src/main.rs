@@ -65,6 +65,13 @@ enum Command {
         after_help = "Example:\n  wor-hub audit verify --database-url postgres://wor@db.internal/wor"
     )]
     Audit(AuditCommand),
+    /// The referral statistics (README "Statistics").
+    #[command(
+        subcommand,
+        after_help = "Example (every server on the database stopped first):\n  \
+                      wor-hub reports rebuild --database-url wor-hub.db"
+    )]
+    Reports(ReportsCommand),
     /// Manage the clients that may get access tokens (README "Authentication"). Once
     /// one is registered every /fhir request needs a bearer token; changes take effect
     /// on running servers at once.
@@ -128,6 +135,15 @@ enum ClientCommand {
         #[command(flatten)]
         config: DatabaseArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Recompute the statistics projection from the stored versions of every referral
+    /// and exit (after restoring a backup, or to check the projection). Refuses while a
+    /// server uses the database.
+    #[command(after_help = "Example:\n  wor-hub reports rebuild --database-url wor-hub.db")]
+    Rebuild(DatabaseArgs),
 }
 
 #[derive(Subcommand)]
@@ -197,6 +213,7 @@ fn main() -> ExitCode {
         Command::Migrate(a)
         | Command::Reindex(a)
         | Command::Audit(AuditCommand::Verify(a))
+        | Command::Reports(ReportsCommand::Rebuild(a))
         | Command::Postcodes(PostcodesCommand::Import { config: a, .. })
         | Command::Client(
             ClientCommand::Add { config: a, .. }
@@ -249,6 +266,10 @@ fn main() -> ExitCode {
                 } else {
                     out(&text)
                 }
+            }
+            Command::Reports(ReportsCommand::Rebuild(_)) => {
+                let n = wor_hub::startup::rebuild_reports(&settings.database).await?;
+                out(&format!("statistics rebuilt: {n} referrals\n"))
             }
             Command::Audit(AuditCommand::Verify(_)) => {
                 out(&format!("{}\n", tools::audit_verify(&settings).await?))

@@ -365,6 +365,18 @@ fn spawn_overdue_marker(app: App, interval: std::time::Duration) {
 
 /// `wor-hub reindex`: rebuilds the search index of every current resource from its
 /// stored body (needed once for data stored before a search parameter existed).
+/// `wor-hub reports rebuild`: recomputes the statistics projection from the stored
+/// versions, with no server using the database. The referrals rebuilt.
+pub async fn rebuild_reports(url: &DatabaseUrl) -> Result<u64, String> {
+    let _rebuilding = hold_lock(url, serving::hold_for_reindex)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = open_store(url, 1).await.map_err(|e| e.to_string())?;
+    crate::app::reports::rebuild(&store)
+        .await
+        .map_err(|e| e.describe("\n"))
+}
+
 pub async fn reindex(url: &DatabaseUrl) -> Result<u64, StartupError> {
     let _reindexing = hold_lock(url, serving::hold_for_reindex).await?;
     let store = open_store(url, 1).await?;

@@ -20,6 +20,7 @@ pub mod metrics;
 pub(crate) mod negotiate;
 mod paging;
 mod patch;
+mod reports;
 mod respond;
 mod route;
 mod search;
@@ -259,6 +260,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(history::system))
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/Measure/{id}/$evaluate-measure")
+                    .route(web::get().to(reports::evaluate_measure))
+                    .default_service(web::to(method_not_allowed)),
+            )
             // The hub's conformance resources, read-only (before the `{type}` routes).
             .service(
                 web::resource(format!("/{}", conformance::TYPE_PATTERN))
@@ -394,6 +400,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/.well-known/smart-configuration")
             .route(web::get().to(auth::smart_configuration))
             .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::scope("/reports").wrap(from_fn(auth::bearer)).service(
+            web::resource("/referrals")
+                .route(web::get().to(reports::referrals))
+                .default_service(web::to(method_not_allowed)),
+        ),
     )
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))

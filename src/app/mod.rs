@@ -32,6 +32,8 @@ pub mod postcodes;
 pub mod principal;
 pub mod read;
 pub mod reply;
+pub mod report_format;
+pub mod reports;
 pub mod resources;
 pub mod route;
 pub mod routing;
@@ -59,6 +61,8 @@ pub struct App {
     pub request_retention: Duration,
     /// Most entries in a transaction or batch Bundle.
     pub max_bundle_entries: usize,
+    /// Smallest count a statistics report shows.
+    pub report_minimum_cell: u64,
     /// Woken after a commit that recorded notification events (the delivery worker
     /// waits on it).
     pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
@@ -85,12 +89,14 @@ impl App {
             contact_deadline: micros(settings.contact_deadline),
             request_retention: settings.request_retention,
             max_bundle_entries: settings.max_bundle_entries,
+            report_minimum_cell: settings.report_minimum_cell,
         }
     }
 }
 
 /// The after-write hook the application registers: who may read what first (the
-/// outbox narrows notifications by it), then the notification outbox.
+/// outbox narrows notifications by it), the statistics projection, then the
+/// notification outbox.
 struct AppHook {
     outbox: subscriptions::OutboxHook,
 }
@@ -103,6 +109,7 @@ impl crate::store::WriteHook for AppHook {
         change: crate::store::Change,
     ) -> Result<(), crate::store::TxError> {
         access::follow_write(tx, written, change)?;
+        reports::follow_write(tx, written, change)?;
         self.outbox.after_write(tx, written, change)
     }
 

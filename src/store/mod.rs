@@ -9,6 +9,7 @@ mod clock;
 pub mod db;
 #[cfg(test)]
 mod door_tests;
+mod facts;
 mod grants;
 mod index;
 mod journal;
@@ -35,6 +36,7 @@ pub use audit::{AuditEntry, AuditQuery, ChainReport};
 pub use clients::{ClientRow, NewToken, TokenGrant};
 pub use db::{Backend, SchemaDrift};
 use db::{DbConnection, Pool};
+pub use facts::FactsRow;
 pub use grants::{Grant, Relation};
 pub use index::RowsOf;
 use journal::AuditJournal;

@@ -261,3 +261,24 @@ diesel::table! {
 
 diesel::joinable!(auth_tokens -> auth_clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(auth_tokens, auth_clients);
+
+diesel::table! {
+    referral_facts (referral) {
+        referral -> Text,
+        referral_date -> Text,
+        municipality -> Nullable<Text>,
+        practice -> Nullable<Text>,
+        age_group -> Nullable<Text>,
+        organization -> Nullable<Text>,
+        category -> Text,
+        status -> Text,
+        unroutable_reason -> Nullable<Text>,
+        rejection_reason -> Nullable<Text>,
+        flags -> BigInt,
+        received_at -> BigInt,
+        contact_at -> Nullable<BigInt>,
+        intake_at -> Nullable<BigInt>,
+        completed_at -> Nullable<BigInt>,
+        health -> Nullable<Text>,
+    }
+}

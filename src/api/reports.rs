@@ -1,0 +1,64 @@
+//! Referral statistics (README "Statistics", `app::reports`): `GET /reports/referrals`
+//! as JSON or CSV, and `GET /fhir/Measure/referral-statistics/$evaluate-measure` as
+//! an R4 MeasureReport. Aggregates only, with small cells suppressed.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::api::extract::RequestCtx;
+use crate::api::{paging, respond};
+use crate::app::report_format::{self, Format};
+use crate::app::reports;
+use crate::error::ApiError;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::startup::AppState;
+
+fn accept(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// GET /reports/referrals?from&to&period&by&municipality&_format
+pub async fn referrals(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = paging::query_pairs(&req);
+    let request = reports::request(&state.app, &pairs, accept(&req))?;
+    let named = reports::referrals(&state.app, &ctx.principal, &request).await?;
+    Ok(match request.format {
+        Format::Json => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(report_format::to_json(&named, &request).to_string()),
+        Format::Csv => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8; header=present")
+            .body(report_format::to_csv(&named, &request)?),
+    })
+}
+
+/// GET /fhir/Measure/{id}/$evaluate-measure?periodStart&periodEnd[&period&by]
+pub async fn evaluate_measure(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    if id != "referral-statistics" {
+        return Err(ApiError::from(crate::app::error::AppError::one(
+            crate::app::error::ErrorKind::NotFound,
+            Issue::error(
+                IssueCode::NotFound,
+                format!(
+                    "Measure/{} is not known; the hub evaluates Measure/referral-statistics",
+                    id.chars().take(64).collect::<String>()
+                ),
+            ),
+        )));
+    }
+    let pairs = paging::query_pairs(&req);
+    let report = reports::evaluate_measure(&state.app, &ctx.principal, &pairs).await?;
+    Ok(respond::json(StatusCode::OK, report.to_string()))
+}
