@@ -50,6 +50,7 @@ fn example_config_lists_every_setting() {
         tls: _,
         behind_proxy: _,
         metrics: _,
+        report_minimum_cell: _,
         clock: _, // not configurable: tests move it
     } = loaded;
     let settings_keys = [
@@ -77,6 +78,7 @@ fn example_config_lists_every_setting() {
         "tls_client_ca",
         "behind_proxy",
         "metrics",
+        "report_minimum_cell",
     ];
     for key in settings_keys {
         assert!(table.contains_key(key), "{key} is not set in the example");

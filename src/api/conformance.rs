@@ -16,7 +16,7 @@ use crate::fhir::outcome::{Issue, IssueCode};
 
 /// The URL segment of the types served, as an actix path pattern (`{type:...}`).
 pub const TYPE_PATTERN: &str =
-    "{type:CodeSystem|MessageDefinition|OperationDefinition|Questionnaire|SearchParameter|StructureDefinition|ValueSet}";
+    "{type:CodeSystem|Measure|MessageDefinition|OperationDefinition|Questionnaire|SearchParameter|StructureDefinition|ValueSet}";
 
 /// GET (or HEAD) /fhir/{type}/{id}, with `_summary` or `_elements`.
 pub async fn read(

@@ -61,6 +61,11 @@ pub const SERVED: Served = Served {
     )],
     resource_operations: &[
         (
+            "Measure",
+            "evaluate-measure",
+            "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+        ),
+        (
             "ServiceRequest",
             "route",
             "https://wor-hub.nl/fhir/OperationDefinition/ServiceRequest-route",

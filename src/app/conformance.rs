@@ -25,11 +25,13 @@ const FILES: &[&str] = &[
     include_str!("../../profiles/CodeSystem-cbs-municipality.json"),
     include_str!("../../profiles/CodeSystem-message-event.json"),
     include_str!("../../profiles/CodeSystem-municipality-source.json"),
+    include_str!("../../profiles/CodeSystem-referral-metric.json"),
     include_str!("../../profiles/CodeSystem-service-category.json"),
     include_str!("../../profiles/CodeSystem-task-business-status.json"),
     include_str!("../../profiles/CodeSystem-task-flag.json"),
     include_str!("../../profiles/CodeSystem-task-output-type.json"),
     include_str!("../../profiles/CodeSystem-unroutable-reason.json"),
+    include_str!("../../profiles/Measure-referral-statistics.json"),
     include_str!("../../profiles/MessageDefinition-referral-cancel.json"),
     include_str!("../../profiles/MessageDefinition-referral-new.json"),
     include_str!("../../profiles/MessageDefinition-referral-status.json"),
@@ -48,6 +50,7 @@ const FILES: &[&str] = &[
     include_str!("../../profiles/ValueSet-cbs-municipality.json"),
     include_str!("../../profiles/ValueSet-message-event.json"),
     include_str!("../../profiles/ValueSet-municipality-source.json"),
+    include_str!("../../profiles/ValueSet-referral-metric.json"),
     include_str!("../../profiles/ValueSet-service-category.json"),
     include_str!("../../profiles/ValueSet-task-business-status.json"),
     include_str!("../../profiles/ValueSet-task-flag.json"),
@@ -60,6 +63,7 @@ const FILES: &[&str] = &[
 /// Questionnaires.
 pub const TYPES: &[&str] = &[
     "CodeSystem",
+    "Measure",
     "MessageDefinition",
     "OperationDefinition",
     "Questionnaire",
@@ -109,6 +113,7 @@ macro_rules! params {
 
 const CONFORMANCE_PARAMS: &[ReadOnlyParam] = params!("conformance");
 const QUESTIONNAIRE_PARAMS: &[ReadOnlyParam] = params!("Questionnaire");
+const MEASURE_PARAMS: &[ReadOnlyParam] = params!("conformance");
 const MESSAGE_DEFINITION_PARAMS: &[ReadOnlyParam] = params!(
     "conformance",
     ReadOnlyParam {
@@ -128,12 +133,24 @@ const MESSAGE_DEFINITION_DOCUMENTATION: &str = "The hub's own conformance resour
      405. The messages of POST /fhir/$process-message (profiles/README-message-intake.md), \
      events from https://wor-hub.nl/fhir/CodeSystem/message-event.";
 
+const MEASURE_DOCUMENTATION: &str = "The referral statistics (README 'Statistics'): \
+     Measure/referral-statistics, read-only. GET \
+     Measure/referral-statistics/$evaluate-measure?periodStart&periodEnd[&period&by] answers a \
+     summary MeasureReport (reportType summary only; counts under the minimum cell, and those \
+     that would reveal them, masked). For monitor and coordinator clients (scope \
+     system/MeasureReport.r).";
+
 /// What the CapabilityStatement says of these types.
 pub const SERVED_TYPES: &[ReadOnlyType] = &[
     ReadOnlyType {
         name: "CodeSystem",
         search_params: CONFORMANCE_PARAMS,
         documentation: DOCUMENTATION,
+    },
+    ReadOnlyType {
+        name: "Measure",
+        search_params: MEASURE_PARAMS,
+        documentation: MEASURE_DOCUMENTATION,
     },
     ReadOnlyType {
         name: "MessageDefinition",

@@ -328,16 +328,18 @@ pub async fn evaluate_measure(
                     .at("http.reportType"),
                 ))
             }
-            "measure" | "municipality" | "_format" => return Err(AppError::one(
-                ErrorKind::Invalid,
-                Issue::error(
-                    IssueCode::NotSupported,
-                    format!(
+            "measure" | "municipality" | "_format" => {
+                return Err(AppError::one(
+                    ErrorKind::Invalid,
+                    Issue::error(
+                        IssueCode::NotSupported,
+                        format!(
                         "Parameter '{name}' is not supported here; stratify with by=municipality"
                     ),
-                )
-                .at(format!("http.{name}")),
-            )),
+                    )
+                    .at(format!("http.{name}")),
+                ))
+            }
             _ => {
                 by_given |= name == "by";
                 rest.push((name.clone(), value.clone()));

@@ -80,8 +80,16 @@ pub struct ReadOnlyParam {
     pub documentation: &'static str,
 }
 
-fn read_only_resource(t: &ReadOnlyType) -> Value {
-    json!({
+fn read_only_resource(
+    t: &ReadOnlyType,
+    operations: &[(&'static str, &'static str, &'static str)],
+) -> Value {
+    let operation: Vec<Value> = operations
+        .iter()
+        .filter(|(ty, _, _)| *ty == t.name)
+        .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
+        .collect();
+    let mut r = json!({
         "type": t.name,
         "documentation": t.documentation,
         "interaction": [{ "code": "read" }, { "code": "search-type" }],
@@ -102,7 +110,11 @@ fn read_only_resource(t: &ReadOnlyType) -> Value {
                 "documentation": p.documentation,
             }))
             .collect::<Vec<_>>(),
-    })
+    });
+    if !operation.is_empty() {
+        r["operation"] = json!(operation);
+    }
+    r
 }
 
 /// `rest.documentation`: what every interaction takes beyond its own parameters.
@@ -243,7 +255,7 @@ pub fn capability_statement(base_url: &str, served: &Served, published: &str) ->
                 .read_only
                 .iter()
                 .flat_map(|t| t.iter())
-                .map(read_only_resource),
+                .map(|t| read_only_resource(t, served.resource_operations)),
         )
         .collect();
     let mut statement = json!({

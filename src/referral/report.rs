@@ -50,7 +50,7 @@ impl Granularity {
         let month: u32 = date.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
         match self {
             Self::Month => format!("{year}-{month:02}"),
-            Self::Quarter => format!("{year}-Q{}", (month + 2) / 3),
+            Self::Quarter => format!("{year}-Q{}", month.div_ceil(3)),
             Self::HalfYear => format!("{year}-H{}", if month <= 6 { 1 } else { 2 }),
             Self::Year => year.to_owned(),
         }

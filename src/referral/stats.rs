@@ -216,7 +216,12 @@ pub fn derive(inputs: &Inputs<'_>) -> Facts {
     } else {
         facts.status = "no-task".into();
     }
-    if matches!(text(sr, "/status"), Some("revoked")) {
+    // A revoked referral whose Task was not closed otherwise (failed) was cancelled.
+    let open = matches!(
+        facts.status.as_str(),
+        "requested" | "received" | "accepted" | "in-progress" | "on-hold" | "no-task"
+    );
+    if open && matches!(text(sr, "/status"), Some("revoked")) {
         facts.status = "cancelled".into();
     }
     let (first, last) = health(&outputs, inputs.responses);
@@ -254,7 +259,7 @@ fn health(
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut it = found.into_iter().map(|(_, s)| s);
     let first = it.next();
-    let last = it.last();
+    let last = it.next_back();
     (first, last)
 }
 

@@ -473,6 +473,40 @@ async fn a_monitor_reads_no_patient_data(app: TestApp) {
         let outcome: Value = res.json().await.unwrap();
         assert_eq!(outcome["resourceType"], "OperationOutcome");
     }
+    // Aggregates only: the statistics, without any identifier of the referral.
+    let res = monitor
+        .send(
+            app,
+            Method::GET,
+            "../reports/referrals?by=municipality",
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(
+        report["total"]["received"],
+        Value::Null,
+        "1 referral: suppressed"
+    );
+    assert!(!report.to_string().contains(&sr) && !report.to_string().contains(&patient));
+    let res = monitor
+        .send(
+            app,
+            Method::GET,
+            "Measure/referral-statistics/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31",
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // A referrer's client reads its own referrals at /fhir, not the statistics.
+    let res = w
+        .gp_a
+        .send(app, Method::GET, "../reports/referrals", None)
+        .await;
+    assert_eq!(res.status(), 403);
+    // Without a token: 401.
+    assert_eq!(app.get("../reports/referrals").await.status(), 401);
     let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": format!("Patient/{patient}")}}]});
     assert_eq!(

@@ -127,14 +127,14 @@ async fn canonicals_are_found_by_url_and_other_parameters(app: TestApp) {
     let all = json_of(&app, "StructureDefinition").await;
     assert_eq!(all["total"], 7);
     let counted = json_of(&app, "CodeSystem?status=active&_summary=count").await;
-    assert_eq!(counted["total"], 9);
+    assert_eq!(counted["total"], 10);
     assert!(counted
         .get("entry")
         .is_none_or(|e| e.as_array().unwrap().is_empty()));
 
     // Paging with _count: next links until every match was seen once.
     let mut page = json_of(&app, "ValueSet?status=active&_count=3").await;
-    assert_eq!(page["total"], 9);
+    assert_eq!(page["total"], 10);
     let mut seen = ids(&page);
     while let Some(next) = link(&page, "next") {
         let res = app.client.get(&next).send().await.unwrap();
@@ -142,9 +142,15 @@ async fn canonicals_are_found_by_url_and_other_parameters(app: TestApp) {
         page = res.json().await.unwrap();
         seen.extend(ids(&page));
     }
-    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert_eq!(seen.len(), 10, "{seen:?}");
     seen.dedup();
-    assert_eq!(seen.len(), 9);
+    assert_eq!(seen.len(), 10);
+    // The statistics' Measure is read like any canonical.
+    let measure = json_of(&app, "Measure/referral-statistics").await;
+    assert_eq!(
+        measure["url"],
+        "https://wor-hub.nl/fhir/Measure/referral-statistics"
+    );
 
     // POST _search with a form body.
     let res = app

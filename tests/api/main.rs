@@ -42,6 +42,7 @@ mod patch_refusals;
 mod postcodes;
 mod present;
 mod receiver;
+mod reports;
 mod routing;
 mod routing_cli;
 mod routing_directory;

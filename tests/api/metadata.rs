@@ -46,10 +46,22 @@ async fn capability_statement_lists_what_is_served(app: TestApp) {
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
-    // Plus the seven conformance types served read-only (conformance.rs) and the audit
+    // Plus the eight conformance types served read-only (conformance.rs) and the audit
     // trail's AuditEvent (audit_trail.rs).
-    assert_eq!(types.len(), 21);
+    assert_eq!(types.len(), 22);
     assert!(types.contains(&"MessageDefinition"));
+    // The statistics: Measure/referral-statistics and its $evaluate-measure.
+    let measure = rest["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Measure")
+        .unwrap();
+    assert_eq!(measure["operation"][0]["name"], "evaluate-measure");
+    assert_eq!(
+        measure["operation"][0]["definition"],
+        "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
+    );
     // The Subscription entry names the topics (Subscriptions Backport IG).
     let subscription = rest["resource"]
         .as_array()
