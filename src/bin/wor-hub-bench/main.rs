@@ -32,14 +32,16 @@ use std::time::{Duration, Instant};
 
 mod ceiling;
 mod databases;
+mod http;
 mod load;
+mod reports;
 
 use ceiling::storage_ceiling;
 use databases::Databases;
+use http::{expect_ok, peak_rss, task_ids, total};
 use load::{load, ms, Limit, Outcome};
 
 use clap::Parser;
-use serde_json::Value;
 use wor_hub::config::Settings;
 use wor_hub::fhir::identifiers::is_valid_bsn;
 use wor_hub::fhir::instant::{format_instant, now_micros};
@@ -81,6 +83,10 @@ struct Args {
     /// Database connection pool size of the server (default: the server's default).
     #[arg(long)]
     pool_size: Option<u32>,
+    /// Referrals in the statistics projection the reports are measured on (its rows
+    /// written straight to a fresh database; 0 skips the phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    report_referrals: u64,
     /// A few seconds in total (ingest at concurrency 1 and 4 for 1 s each, a handful of
     /// reads and searches); asserts only that it ran and counted every acknowledged
     /// referral back. For CI.
@@ -414,6 +420,50 @@ async fn run(args: &Args, databases: &mut Databases) -> Result<(), String> {
         format!("first page of 10 out of {matches} matches"),
     ));
 
+    // ---- statistics at --report-referrals referrals
+    if args.report_referrals > 0 {
+        let n = if args.smoke {
+            2_000
+        } else {
+            args.report_referrals
+        };
+        let r = reports::reports(databases.fresh("reports")?, n, plan.searches).await?;
+        say(&format!(
+            "statistics: {} projection rows written in {:.1} s",
+            r.seeded,
+            r.seeding.as_secs_f64()
+        ));
+        for (what, o, note) in [
+            (
+                "yearly report of one municipality",
+                &r.municipality_year,
+                format!(
+                    "GM0484, by month: {} referrals of {}",
+                    r.municipality_rows, r.seeded
+                ),
+            ),
+            (
+                "yearly report of every municipality",
+                &r.all_year,
+                format!("20 municipalities, {} referrals", r.seeded),
+            ),
+        ] {
+            say(&o.line(&format!("statistics: {what}, concurrency 1"), "reports"));
+            if o.ok() == 0 {
+                return Err(format!(
+                    "statistics: {what}: nothing succeeded: {:?}",
+                    o.first_failure
+                ));
+            }
+            rows.push(Row::of(
+                format!("statistics: {what}, c1"),
+                o,
+                "reports",
+                note,
+            ));
+        }
+    }
+
     // ---- storage ceiling
     let ceiling = storage_ceiling(databases.fresh("ceiling")?, plan.ceiling).await?;
     say(&ceiling.commits.line(
@@ -509,69 +559,6 @@ fn plan_text(plan: &Plan, args: &Args) -> String {
         args.read_concurrency,
         plan.reads.describe()
     )
-}
-
-/// Sends the request; a 2xx answer, its body read, is a success.
-async fn expect_ok(req: reqwest::RequestBuilder) -> Result<(), String> {
-    let res = req.send().await.map_err(|e| e.to_string())?;
-    let status = res.status();
-    let text = res.text().await.map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "HTTP {status}: {}",
-            text.chars().take(300).collect::<String>()
-        ))
-    }
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let res = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = res.status();
-    if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
-    }
-    res.json().await.map_err(|e| format!("GET {url}: {e}"))
-}
-
-/// The `total` of a `_summary=count` searchset.
-async fn total(client: &reqwest::Client, url: &str) -> Result<u64, String> {
-    get_json(client, url)
-        .await?
-        .get("total")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("GET {url}: no total"))
-}
-
-/// Ids of up to 100 stored Tasks (the referrals' Tasks).
-async fn task_ids(client: &reqwest::Client, base: &str) -> Result<Vec<String>, String> {
-    let url = format!("{base}/Task?owner={OWNER}&_count=100");
-    let bundle = get_json(client, &url).await?;
-    let ids: Vec<String> = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.pointer("/resource/id").and_then(Value::as_str))
-        .map(str::to_owned)
-        .collect();
-    if ids.is_empty() {
-        return Err(format!("GET {url}: no Tasks to read"));
-    }
-    Ok(ids)
-}
-
-/// VmHWM of this process, from /proc/self/status (Linux).
-fn peak_rss() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(format!("{:.0} MB", kb / 1024.0))
 }
 
 #[cfg(test)]
