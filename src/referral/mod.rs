@@ -15,6 +15,7 @@ pub mod postcode_table;
 pub mod report;
 pub mod route;
 pub mod stats;
+pub mod suppression;
 pub mod task;
 pub mod task_create;
 pub mod workflow;

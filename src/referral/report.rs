@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::positive_health::Dimension;
 use super::stats::Facts;
+use super::suppression::{primary, suppress};
 
 /// The period a row falls in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,54 +500,6 @@ fn suppress_rows(rows: &mut [Row], total: &mut Row, minimum: u64) {
     }
 }
 
-fn primary(c: Cell, minimum: u64) -> Cell {
-    Cell {
-        value: c.value,
-        suppressed: c.suppressed || (c.value > 0 && c.value < minimum),
-    }
-}
-
-/// Primary and secondary suppression of a table: `keys[i]` is the key of `cells[i]`;
-/// `dims` the key positions along which lines are summed into totals that are
-/// published (by this report or another).
-pub fn suppress(keys: &[Vec<String>], cells: &mut [Cell], minimum: u64, dims: &[usize]) {
-    for c in cells.iter_mut() {
-        *c = primary(*c, minimum);
-    }
-    loop {
-        let mut changed = false;
-        for &d in dims {
-            let mut lines: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
-            for (i, key) in keys.iter().enumerate() {
-                let rest: Vec<&str> = key
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != d)
-                    .map(|(_, k)| k.as_str())
-                    .collect();
-                lines.entry(rest).or_default().push(i);
-            }
-            for members in lines.values() {
-                let hidden = members.iter().filter(|&&i| cells[i].suppressed).count();
-                if hidden != 1 {
-                    continue;
-                }
-                let next = members
-                    .iter()
-                    .filter(|&&i| !cells[i].suppressed && cells[i].value > 0)
-                    .min_by_key(|&&i| (cells[i].value, i));
-                if let Some(&i) = next {
-                    cells[i].suppressed = true;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-}
-
 /// The distinct values of dimension `d` among the rows (for selectors).
 pub fn values_of(rows: &[Row], d: usize) -> BTreeSet<String> {
     rows.iter().filter_map(|r| r.key.get(d).cloned()).collect()
@@ -555,47 +508,6 @@ pub fn values_of(rows: &[Row], d: usize) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cells(values: &[u64]) -> Vec<Cell> {
-        values
-            .iter()
-            .map(|&value| Cell {
-                value,
-                suppressed: false,
-            })
-            .collect()
-    }
-
-    fn shown(cells: &[Cell]) -> Vec<Option<u64>> {
-        cells.iter().map(|c| c.shown()).collect()
-    }
-
-    #[test]
-    fn one_small_cell_takes_the_smallest_other_with_it() {
-        let keys: Vec<Vec<String>> = ["a", "b", "c", "d"]
-            .iter()
-            .map(|k| vec![(*k).to_owned()])
-            .collect();
-        let mut c = cells(&[3, 12, 8, 0]);
-        suppress(&keys, &mut c, 5, &[0]);
-        assert_eq!(shown(&c), vec![None, Some(12), None, Some(0)]);
-        let mut c = cells(&[3, 2, 8]);
-        suppress(&keys[..3], &mut c, 5, &[0]);
-        assert_eq!(shown(&c), vec![None, None, Some(8)]);
-    }
-
-    #[test]
-    fn two_dimensions_are_protected_along_both() {
-        // municipality x practice: (A,p)=2 is primary; along practices of A, (A,q)=9 goes;
-        // along municipalities of p, (B,p)=6 goes; then (B,q)=7 along B's line.
-        let keys: Vec<Vec<String>> = [("A", "p"), ("A", "q"), ("B", "p"), ("B", "q")]
-            .iter()
-            .map(|(m, p)| vec![(*m).to_owned(), (*p).to_owned()])
-            .collect();
-        let mut c = cells(&[2, 9, 6, 7]);
-        suppress(&keys, &mut c, 5, &[0, 1]);
-        assert_eq!(shown(&c), vec![None, None, None, None]);
-    }
 
     #[test]
     fn periods_and_percentiles() {
