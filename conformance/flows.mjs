@@ -1,6 +1,6 @@
 // After the first referral: a second one that the owner rejects, the hub re-routes and
 // the referrer cancels; a batch; a conditional update; what generic clients send; the
-// hub's canonicals; error paths.
+// hub's canonicals; the statistics; error paths.
 
 import { clone, diagnostics, entries, idOf, matches, party, typeOf } from './harness.mjs';
 import { BUSINESS_STATUS, OWNER, POSITIVE_HEALTH } from './referral.mjs';
@@ -131,6 +131,14 @@ export async function moreFlows(run, ctx) {
   );
   if (run.status(r, 200, 11)) {
     run.check(r, matches(r.body).length === 1, `${matches(r.body).length} CodeSystems for ${BUSINESS_STATUS}`, 11);
+  }
+
+  // --- The referral statistics as an R4 MeasureReport (validated like every body)
+  r = await run.call('the referral statistics (Measure/referral-statistics/$evaluate-measure)', () =>
+    c.request('Measure/referral-statistics/$evaluate-measure?periodStart=2000-01-01&periodEnd=2099-12-31&period=year&by=municipality', { method: 'GET' }),
+  );
+  if (run.status(r, 200)) {
+    run.check(r, r.body?.resourceType === 'MeasureReport' && r.body?.group?.length === 11, `${r.body?.resourceType} with ${r.body?.group?.length} groups`);
   }
 
   // --- Error paths
