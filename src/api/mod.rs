@@ -407,11 +407,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
-        web::scope("/reports").wrap(from_fn(auth::bearer)).service(
-            web::resource("/referrals")
-                .route(web::get().to(reports::referrals))
-                .default_service(web::to(method_not_allowed)),
-        ),
+        web::scope("/reports")
+            .wrap(from_fn(auth::bearer))
+            .service(
+                web::resource("/referrals")
+                    .route(web::get().to(reports::referrals))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/dashboard")
+                    .route(web::get().to(reports::dashboard))
+                    .default_service(web::to(method_not_allowed)),
+            ),
     )
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))

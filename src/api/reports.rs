@@ -1,6 +1,7 @@
 //! Referral statistics (README "Statistics", `app::reports`): `GET /reports/referrals`
 //! as JSON or CSV, and `GET /fhir/Measure/referral-statistics/$evaluate-measure` as
-//! an R4 MeasureReport. Aggregates only, with small cells suppressed.
+//! an R4 MeasureReport, and `GET /reports/dashboard` as an HTML page. Aggregates only,
+//! with small cells suppressed.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::api::extract::RequestCtx;
 use crate::api::{paging, respond};
 use crate::app::report_format::{self, Format};
-use crate::app::reports;
+use crate::app::{dashboard, reports};
 use crate::error::ApiError;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::startup::AppState;
@@ -61,4 +62,23 @@ pub async fn evaluate_measure(
     let pairs = paging::query_pairs(&req);
     let report = reports::evaluate_measure(&state.app, &ctx.principal, &pairs).await?;
     Ok(respond::json(StatusCode::OK, report.to_string()))
+}
+
+/// GET /reports/dashboard?from&to&municipality: the statistics as one HTML page.
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = paging::query_pairs(&req);
+    let page = dashboard::page(&state.app, &ctx.principal, &pairs).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        // The page has no script and loads nothing: say so, so an injected tag could not.
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(page))
 }

@@ -15,6 +15,7 @@
 //! - `write`: the idempotent write runner; `reply`: what a use case answers
 //! - `auth`: client registration, the token endpoint, bearer tokens
 //! - `operations`: readiness and the operator's metrics
+//! - `reports`, `report_format`: the statistics; `dashboard`: their HTML page
 
 pub mod access;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod bundle;
 pub mod conditional;
 pub mod conformance;
+pub mod dashboard;
 pub mod directory;
 pub mod document;
 pub mod error;

@@ -16,6 +16,7 @@ mod concurrency;
 mod conditional;
 mod conformance;
 mod crud;
+mod dashboard;
 mod document_intake;
 mod door;
 mod empty_arrays;
