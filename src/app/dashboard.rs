@@ -249,15 +249,10 @@ fn monthly_chart(f: &Figures) -> String {
 }
 
 fn funnel_chart(f: &Figures) -> String {
-    let minimum = f.minimum;
     let total = &f.per_municipality.report.total;
     let received = total.count(Metric::Received).shown();
-    // The referrals with a contact date; a small number is suppressed as a count is.
+    // The referrals with a contact date, suppressed as a count is.
     let contact = span(total, Span::Contact).n;
-    let contact = Cell {
-        value: contact,
-        suppressed: contact > 0 && contact < minimum,
-    };
     let bar = |label: &str, c: Cell, colour: &'static str| {
         #[allow(clippy::cast_precision_loss)]
         let share = match (c.shown(), received) {
@@ -308,7 +303,7 @@ fn funnel_chart(f: &Figures) -> String {
 fn days_text(p: &Percentiles, v: Option<f64>) -> String {
     match v {
         Some(d) => format!("{} dagen", decimal(d, 1)),
-        None if p.n == 0 => "geen contact geregistreerd".to_owned(),
+        None if p.n.value == 0 => "geen contact geregistreerd".to_owned(),
         None => DASH.to_owned(),
     }
 }
@@ -372,9 +367,9 @@ fn health_chart(f: &Figures) -> String {
                     "{}{} (n = {})",
                     if v > 0.0 { "+" } else { "" },
                     decimal(v, 2),
-                    h.n
+                    h.n.value
                 ),
-                None if h.n == 0 => "geen metingen".to_owned(),
+                None if h.n.value == 0 => "geen metingen".to_owned(),
                 None => DASH.to_owned(),
             };
             (d.text_nl().to_owned(), h.mean_change, text)

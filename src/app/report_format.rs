@@ -178,7 +178,7 @@ fn row_json(row: &Row, by: &[GroupBy]) -> Value {
     for (span, p) in Span::ALL.iter().zip(&row.spans) {
         o.insert(
             span.code().into(),
-            json!({"n": p.n, "median": opt(p.median), "p90": opt(p.p90)}),
+            json!({"n": cell(p.n), "median": opt(p.median), "p90": opt(p.p90)}),
         );
     }
     o.insert("feedbackShare".into(), opt(row.feedback_share));
@@ -188,7 +188,7 @@ fn row_json(row: &Row, by: &[GroupBy]) -> Value {
         .map(|(d, h)| {
             (
                 d.link_id().to_owned(),
-                json!({"n": h.n, "meanChange": opt(h.mean_change)}),
+                json!({"n": cell(h.n), "meanChange": opt(h.mean_change)}),
             )
         })
         .collect();

@@ -174,7 +174,7 @@ pub fn to_row(referral: &str, f: &Facts) -> FactsRow {
     FactsRow {
         referral: referral.to_owned(),
         referral_date: f.referral_date.clone(),
-        municipality: f.municipality.clone(),
+        municipality: f.municipality.clone().unwrap_or_default(),
         practice: f.practice.clone(),
         age_group: f.age_group.clone(),
         organization: f.organization.clone(),
@@ -210,7 +210,7 @@ pub fn from_row(r: FactsRow) -> Facts {
     Facts {
         referral_date: r.referral_date,
         received_at: r.received_at,
-        municipality: r.municipality,
+        municipality: Some(r.municipality).filter(|m| !m.is_empty()),
         practice: r.practice,
         age_group: r.age_group,
         organization: r.organization,
@@ -384,14 +384,17 @@ async fn compute(
     query.contact_deadline = app.contact_deadline;
     let (from, to) = (query.from.clone(), query.to.clone());
     let system = Principal::system("system:reports");
-    let rows = app
+    let shared = std::sync::Arc::new(query.clone());
+    let report = app
         .store
         .read(system.access(), move |tx| {
-            tx.referral_facts(&from, &to, municipality_code.as_deref())
+            let mut builder = report::Builder::new(&shared);
+            tx.each_referral_facts(&from, &to, municipality_code.as_deref(), &mut |row| {
+                builder.add(&from_row(row));
+            })?;
+            Ok(builder.finish())
         })
         .await?;
-    let facts: Vec<Facts> = rows.into_iter().map(from_row).collect();
-    let report = report::report(&facts, &query);
     let mut wanted: Vec<String> = Vec::new();
     let mut names = BTreeMap::new();
     let keys = report

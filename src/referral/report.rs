@@ -220,7 +220,8 @@ impl Cell {
 /// Median and 90th percentile (nearest rank) in days, one decimal.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Percentiles {
-    pub n: u64,
+    /// The referrals that reached the milestone (suppressed like a count).
+    pub n: Cell,
     /// None when suppressed (fewer than the minimum) or no value.
     pub median: Option<f64>,
     pub p90: Option<f64>,
@@ -229,7 +230,8 @@ pub struct Percentiles {
 /// The mean Positive Health change of one dimension (last minus first response).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct HealthChange {
-    pub n: u64,
+    /// The referrals with both responses answering the dimension.
+    pub n: Cell,
     pub mean_change: Option<f64>,
 }
 
@@ -337,130 +339,192 @@ fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
     sorted.get(rank - 1).copied()
 }
 
-fn build_row(key: Vec<String>, facts: &[&Facts], q: &Query) -> Row {
-    let mut counts = vec![Cell::default(); Metric::ALL.len()];
-    let mut unroutable_by_reason: BTreeMap<String, Cell> = BTreeMap::new();
-    let mut rejected_by_reason: BTreeMap<String, Cell> = BTreeMap::new();
-    for f in facts {
-        for (cell, hit) in counts.iter_mut().zip(counts_of(f, q)) {
-            cell.value += u64::from(hit);
+/// What a row has counted so far.
+#[derive(Default)]
+struct Acc {
+    counts: [u64; 11],
+    unroutable_by_reason: BTreeMap<String, u64>,
+    rejected_by_reason: BTreeMap<String, u64>,
+    /// Days per [`Span`].
+    days: [Vec<f64>; 3],
+    /// Per dimension: the sum of the changes and their number.
+    health: [(i64, u64); 6],
+}
+
+impl Acc {
+    fn add(&mut self, f: &Facts, hits: &[bool; 11]) {
+        for (n, hit) in self.counts.iter_mut().zip(hits) {
+            *n += u64::from(*hit);
         }
         if let Some(r) = &f.unroutable_reason {
-            unroutable_by_reason.entry(r.clone()).or_default().value += 1;
+            *self.unroutable_by_reason.entry(r.clone()).or_default() += 1;
         }
         if let Some(r) = &f.rejection_reason {
-            rejected_by_reason.entry(r.clone()).or_default().value += 1;
+            *self.rejected_by_reason.entry(r.clone()).or_default() += 1;
+        }
+        for (days, span) in self.days.iter_mut().zip(Span::ALL) {
+            if let Some(at) = span.at(f) {
+                #[allow(clippy::cast_precision_loss)]
+                days.push((at - f.received_at) as f64 / DAY);
+            }
+        }
+        if let (Some(first), Some(last)) = (&f.health_first, &f.health_last) {
+            for (d, acc) in self.health.iter_mut().enumerate() {
+                if let (Some(Some(a)), Some(Some(b))) = (first.get(d), last.get(d)) {
+                    acc.0 += b - a;
+                    acc.1 += 1;
+                }
+            }
         }
     }
-    let spans = Span::ALL
-        .iter()
-        .map(|span| {
-            #[allow(clippy::cast_precision_loss)]
-            let mut days: Vec<f64> = facts
-                .iter()
-                .filter_map(|f| span.at(f).map(|at| (at - f.received_at) as f64 / DAY))
-                .collect();
-            days.sort_by(f64::total_cmp);
-            let n = days.len() as u64;
-            let shown = n >= q.minimum.max(1);
-            Percentiles {
-                n,
-                median: nearest_rank(&days, 50.0)
-                    .filter(|_| shown)
-                    .map(|v| round(v, 1)),
-                p90: nearest_rank(&days, 90.0)
-                    .filter(|_| shown)
-                    .map(|v| round(v, 1)),
-            }
-        })
-        .collect();
-    let health = (0..Dimension::ALL.len())
-        .map(|d| {
-            let changes: Vec<i64> = facts
-                .iter()
-                .filter_map(|f| {
-                    let first = f.health_first.as_ref()?.get(d).copied().flatten()?;
-                    let last = f.health_last.as_ref()?.get(d).copied().flatten()?;
-                    Some(last - first)
-                })
-                .collect();
-            let n = changes.len() as u64;
-            #[allow(clippy::cast_precision_loss)]
-            let mean = (n > 0 && n >= q.minimum)
-                .then(|| round(changes.iter().sum::<i64>() as f64 / n as f64, 2));
-            HealthChange {
-                n,
-                mean_change: mean,
-            }
-        })
-        .collect();
-    Row {
-        key,
-        counts,
-        unroutable_by_reason,
-        rejected_by_reason,
-        spans,
-        feedback_share: None,
-        health,
+
+    /// The row, before suppression (percentiles and means of fewer than the minimum
+    /// are left out here already).
+    fn finish(self, key: Vec<String>, q: &Query) -> Row {
+        let cell = |value: u64| Cell {
+            value,
+            suppressed: false,
+        };
+        let to_cells =
+            |m: BTreeMap<String, u64>| m.into_iter().map(|(k, v)| (k, cell(v))).collect();
+        let spans = self
+            .days
+            .into_iter()
+            .map(|mut days| {
+                days.sort_by(f64::total_cmp);
+                let n = days.len() as u64;
+                let shown = n >= q.minimum.max(1);
+                let at = |p: f64| {
+                    nearest_rank(&days, p)
+                        .filter(|_| shown)
+                        .map(|v| round(v, 1))
+                };
+                Percentiles {
+                    n: cell(n),
+                    median: at(50.0),
+                    p90: at(90.0),
+                }
+            })
+            .collect();
+        let health = self
+            .health
+            .iter()
+            .map(|&(sum, n)| HealthChange {
+                n: cell(n),
+                #[allow(clippy::cast_precision_loss)]
+                mean_change: (n > 0 && n >= q.minimum).then(|| round(sum as f64 / n as f64, 2)),
+            })
+            .collect();
+        Row {
+            key,
+            counts: self.counts.iter().map(|&n| cell(n)).collect(),
+            unroutable_by_reason: to_cells(self.unroutable_by_reason),
+            rejected_by_reason: to_cells(self.rejected_by_reason),
+            spans,
+            feedback_share: None,
+            health,
+        }
     }
 }
 
-/// Counts the rows of `facts` (already limited to the period and filters).
-pub fn report(facts: &[Facts], q: &Query) -> Report {
-    let mut groups: BTreeMap<Vec<String>, Vec<&Facts>> = BTreeMap::new();
-    let mut matches: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for f in facts {
-        let key = q.by.iter().map(|g| g.key(f, q.granularity)).collect();
-        groups.entry(key).or_default().push(f);
-        if let Some(org) = &f.organization {
-            let practice = f.practice.clone().unwrap_or_else(|| UNKNOWN.into());
-            let municipality = f.municipality.clone().unwrap_or_else(|| UNKNOWN.into());
-            *matches
-                .entry((municipality, practice, org.clone()))
-                .or_default() += 1;
+/// Counts referrals one at a time (a report over a million referrals never holds
+/// them all): [`Builder::add`] each, then [`Builder::finish`].
+pub struct Builder<'q> {
+    q: &'q Query,
+    groups: BTreeMap<Vec<String>, Acc>,
+    total: Acc,
+    matches: BTreeMap<(String, String, String), u64>,
+    key: Vec<String>,
+}
+
+impl<'q> Builder<'q> {
+    pub fn new(q: &'q Query) -> Self {
+        Self {
+            q,
+            groups: BTreeMap::new(),
+            total: Acc::default(),
+            matches: BTreeMap::new(),
+            key: Vec::new(),
         }
     }
-    let all: Vec<&Facts> = facts.iter().collect();
-    let mut total = build_row(Vec::new(), &all, q);
-    let mut rows: Vec<Row> = groups
-        .into_iter()
-        .map(|(key, fs)| build_row(key, &fs, q))
-        .collect();
-    suppress_rows(&mut rows, &mut total, q.minimum);
-    let mut matches: Vec<MatchCell> = matches
-        .into_iter()
-        .map(|((municipality, practice, organization), n)| MatchCell {
-            municipality,
-            practice,
-            organization,
-            referrals: Cell {
-                value: n,
+
+    /// Counts one referral (already within the period and filters).
+    pub fn add(&mut self, f: &Facts) {
+        let hits = counts_of(f, self.q);
+        self.key.clear();
+        self.key
+            .extend(self.q.by.iter().map(|g| g.key(f, self.q.granularity)));
+        match self.groups.get_mut(self.key.as_slice()) {
+            Some(acc) => acc.add(f, &hits),
+            None => {
+                let mut acc = Acc::default();
+                acc.add(f, &hits);
+                self.groups.insert(self.key.clone(), acc);
+            }
+        }
+        self.total.add(f, &hits);
+        if let Some(org) = &f.organization {
+            let key = (
+                f.municipality.clone().unwrap_or_else(|| UNKNOWN.into()),
+                f.practice.clone().unwrap_or_else(|| UNKNOWN.into()),
+                org.clone(),
+            );
+            *self.matches.entry(key).or_default() += 1;
+        }
+    }
+
+    /// The rows, the total and the matches, suppressed.
+    pub fn finish(self) -> Report {
+        let q = self.q;
+        let mut total = self.total.finish(Vec::new(), q);
+        let mut rows: Vec<Row> = self
+            .groups
+            .into_iter()
+            .map(|(key, acc)| acc.finish(key, q))
+            .collect();
+        suppress_rows(&mut rows, &mut total, q.minimum);
+        let keys: Vec<Vec<String>> = self
+            .matches
+            .keys()
+            .map(|(m, p, o)| vec![m.clone(), p.clone(), o.clone()])
+            .collect();
+        let mut cells: Vec<Cell> = self
+            .matches
+            .values()
+            .map(|&value| Cell {
+                value,
                 suppressed: false,
-            },
-        })
-        .collect();
-    {
-        let keys: Vec<Vec<String>> = matches
-            .iter()
-            .map(|m| {
-                vec![
-                    m.municipality.clone(),
-                    m.practice.clone(),
-                    m.organization.clone(),
-                ]
             })
             .collect();
-        let mut cells: Vec<Cell> = matches.iter().map(|m| m.referrals).collect();
         suppress(&keys, &mut cells, q.minimum, &[1, 2]);
-        for (m, c) in matches.iter_mut().zip(cells) {
-            m.referrals = c;
+        let matches = self
+            .matches
+            .into_keys()
+            .zip(cells)
+            .map(
+                |((municipality, practice, organization), referrals)| MatchCell {
+                    municipality,
+                    practice,
+                    organization,
+                    referrals,
+                },
+            )
+            .collect();
+        Report {
+            rows,
+            total,
+            matches,
         }
     }
-    Report {
-        rows,
-        total,
-        matches,
+}
+
+/// Counts `facts` (already limited to the period and filters).
+pub fn report(facts: &[Facts], q: &Query) -> Report {
+    let mut builder = Builder::new(q);
+    for f in facts {
+        builder.add(f);
     }
+    builder.finish()
 }
 
 fn suppress_rows(rows: &mut [Row], total: &mut Row, minimum: u64) {
@@ -474,7 +538,34 @@ fn suppress_rows(rows: &mut [Row], total: &mut Row, minimum: u64) {
         }
         total.counts[m] = primary(total.counts[m], minimum);
     }
+    // The number behind each percentile and mean is a count too.
+    for i in 0..Span::ALL.len() {
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.spans[i].n).collect();
+        suppress(&keys, &mut cells, minimum, &dims);
+        for (row, c) in rows.iter_mut().zip(cells) {
+            row.spans[i].n = c;
+        }
+        total.spans[i].n = primary(total.spans[i].n, minimum);
+    }
+    for i in 0..Dimension::ALL.len() {
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.health[i].n).collect();
+        suppress(&keys, &mut cells, minimum, &dims);
+        for (row, c) in rows.iter_mut().zip(cells) {
+            row.health[i].n = c;
+        }
+        total.health[i].n = primary(total.health[i].n, minimum);
+    }
     for row in rows.iter_mut().chain(std::iter::once(&mut *total)) {
+        for p in &mut row.spans {
+            if p.n.suppressed {
+                (p.median, p.p90) = (None, None);
+            }
+        }
+        for h in &mut row.health {
+            if h.n.suppressed {
+                h.mean_change = None;
+            }
+        }
         for (by_reason, metric) in [
             (&mut row.unroutable_by_reason, Metric::Unroutable),
             (&mut row.rejected_by_reason, Metric::Rejected),

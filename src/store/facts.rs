@@ -2,6 +2,7 @@
 //! referral, written by the application's after-write hook and read by the reports.
 //! What a row means is the application's (`referral::stats`).
 
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 
 use super::db::DbConnection;
@@ -15,7 +16,8 @@ use super::StoredVersion;
 pub struct FactsRow {
     pub referral: String,
     pub referral_date: String,
-    pub municipality: Option<String>,
+    /// `''` when routing found none.
+    pub municipality: String,
     pub practice: Option<String>,
     pub age_group: Option<String>,
     pub organization: Option<String>,
@@ -71,22 +73,37 @@ impl Tx<'_> {
         Ok(diesel::delete(f::table).execute(self.conn)?)
     }
 
-    /// The rows of referrals dated `from..=to` (`YYYY-MM-DD`), of one municipality
-    /// when given.
-    pub fn referral_facts(
+    /// Passes each row of the referrals dated `from..=to` (`YYYY-MM-DD`), of one
+    /// municipality when given, to `each`, one at a time: a report over a million
+    /// referrals never holds them all.
+    pub fn each_referral_facts(
         &mut self,
         from: &str,
         to: &str,
         municipality: Option<&str>,
-    ) -> Result<Vec<FactsRow>, TxError> {
+        each: &mut dyn FnMut(FactsRow),
+    ) -> Result<(), TxError> {
         let dated = f::table
             .filter(f::referral_date.ge(from))
             .filter(f::referral_date.le(to))
             .select(FactsRow::as_select());
-        Ok(match municipality {
-            Some(m) => dated.filter(f::municipality.eq(m)).load(self.conn)?,
-            None => dated.load(self.conn)?,
-        })
+        match municipality {
+            Some(m) => {
+                for row in dated
+                    .filter(f::municipality.eq(m))
+                    .order((f::municipality, f::referral_date))
+                    .load_iter::<FactsRow, DefaultLoadingMode>(self.conn)?
+                {
+                    each(row?);
+                }
+            }
+            None => {
+                for row in dated.load_iter::<FactsRow, DefaultLoadingMode>(self.conn)? {
+                    each(row?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The ids of live resources of `ty` after `after` (in id order), at most `limit`:

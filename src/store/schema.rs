@@ -266,7 +266,7 @@ diesel::table! {
     referral_facts (referral) {
         referral -> Text,
         referral_date -> Text,
-        municipality -> Nullable<Text>,
+        municipality -> Text,
         practice -> Nullable<Text>,
         age_group -> Nullable<Text>,
         organization -> Nullable<Text>,

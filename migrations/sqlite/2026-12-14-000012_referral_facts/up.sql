@@ -5,11 +5,11 @@
 -- never an identifier, name, address or free text of a patient.
 CREATE TABLE referral_facts (
     -- the ServiceRequest id (never reported)
-    referral TEXT PRIMARY KEY NOT NULL,
+    referral TEXT NOT NULL,
     -- the routing reference date, YYYY-MM-DD
     referral_date TEXT NOT NULL,
-    -- CBS municipality code
-    municipality TEXT,
+    -- CBS municipality code, '' when routing found none
+    municipality TEXT NOT NULL,
     -- Organization/<id> (or Practitioner/<id>) of the GP practice
     practice TEXT,
     -- under-18 or 18-plus
@@ -29,7 +29,9 @@ CREATE TABLE referral_facts (
     intake_at BIGINT,
     completed_at BIGINT,
     -- Positive Health scores, first and last response: "4,5,6,7,8,9|6,6,7,8,8,9"
-    health TEXT
-);
-CREATE INDEX referral_facts_date ON referral_facts (referral_date, municipality);
-CREATE INDEX referral_facts_municipality ON referral_facts (municipality, referral_date);
+    health TEXT,
+    -- A report reads one municipality's period: its rows lie together on disk.
+    PRIMARY KEY (municipality, referral_date, referral)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX referral_facts_referral ON referral_facts (referral);
+CREATE INDEX referral_facts_date ON referral_facts (referral_date);

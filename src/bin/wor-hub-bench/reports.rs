@@ -46,9 +46,16 @@ fn row(i: u64) -> FactsRow {
     FactsRow {
         referral: format!("bench-{i:08}"),
         referral_date: date.to_string(),
-        municipality: Some(MUNICIPALITIES[m].to_owned()),
+        municipality: MUNICIPALITIES[m].to_owned(),
         practice: Some(format!("Organization/bench-practice-{}", i % 300)),
-        age_group: Some(if i.is_multiple_of(5) { "under-18" } else { "18-plus" }.to_owned()),
+        age_group: Some(
+            if i.is_multiple_of(5) {
+                "under-18"
+            } else {
+                "18-plus"
+            }
+            .to_owned(),
+        ),
         organization: (outcome != 9)
             .then(|| format!("Organization/bench-org-{}-{}", m, (i / 20) % 2)),
         category: "wor".to_owned(),
@@ -67,7 +74,9 @@ fn row(i: u64) -> FactsRow {
         contact_at: contacted.then(|| after(1 + i % 20)).flatten(),
         intake_at: (outcome < 8).then(|| after(10 + i % 25)).flatten(),
         completed_at: (outcome < 5).then(|| after(60 + i % 90)).flatten(),
-        health: i.is_multiple_of(3).then(|| "4,5,5,6,4,5|6,7,6,7,6,7".to_owned()),
+        health: i
+            .is_multiple_of(3)
+            .then(|| "4,5,5,6,4,5|6,7,6,7,6,7".to_owned()),
     }
 }
 
