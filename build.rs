@@ -17,7 +17,6 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WOR_HUB_TEST_POSTGRES_URL");
     println!("cargo:rerun-if-env-changed=CI");
     println!("cargo:rerun-if-env-changed=CHROMIUM");
-    println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-changed=build.rs");
     let ci = std::env::var_os("CI").is_some();
     let configured = std::env::var_os("WOR_HUB_TEST_POSTGRES_URL").is_some_and(|u| !u.is_empty());
