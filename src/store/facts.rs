@@ -83,25 +83,33 @@ impl Tx<'_> {
         municipality: Option<&str>,
         each: &mut dyn FnMut(FactsRow),
     ) -> Result<(), TxError> {
-        let dated = f::table
-            .filter(f::referral_date.ge(from))
-            .filter(f::referral_date.le(to))
-            .select(FactsRow::as_select());
-        match municipality {
-            Some(m) => {
-                for row in dated
-                    .filter(f::municipality.eq(m))
-                    .order((f::municipality, f::referral_date))
-                    .load_iter::<FactsRow, DefaultLoadingMode>(self.conn)?
-                {
-                    each(row?);
+        macro_rules! each_row {
+            ($conn:expr, $mode:ty) => {{
+                let dated = f::table
+                    .filter(f::referral_date.ge(from))
+                    .filter(f::referral_date.le(to))
+                    .select(FactsRow::as_select());
+                match municipality {
+                    Some(m) => {
+                        let rows = dated
+                            .filter(f::municipality.eq(m))
+                            .order((f::municipality, f::referral_date));
+                        for row in rows.load_iter::<FactsRow, $mode>($conn)? {
+                            each(row?);
+                        }
+                    }
+                    None => {
+                        for row in dated.load_iter::<FactsRow, $mode>($conn)? {
+                            each(row?);
+                        }
+                    }
                 }
-            }
-            None => {
-                for row in dated.load_iter::<FactsRow, DefaultLoadingMode>(self.conn)? {
-                    each(row?);
-                }
-            }
+            }};
+        }
+        match &mut *self.conn {
+            DbConnection::Sqlite(c) => each_row!(c, DefaultLoadingMode),
+            // Row by row: libpq would otherwise hold the whole result before the first row.
+            DbConnection::Postgres(c) => each_row!(c, diesel::pg::PgRowByRowLoadingMode),
         }
         Ok(())
     }
