@@ -123,7 +123,7 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
 }
 
 /// The ServiceRequest a Task carries out (`Task.focus`).
-fn referral_of(task: &Value) -> Option<String> {
+pub(crate) fn referral_of(task: &Value) -> Option<String> {
     task.pointer("/focus/reference")
         .and_then(Value::as_str)
         .and_then(local_ref)

@@ -45,22 +45,13 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
                     .and_then(body),
                 None => None,
             };
-            match task.as_ref().and_then(focus) {
+            match task.as_ref().and_then(super::access::referral_of) {
                 Some(sr) => refresh(tx, &sr),
                 None => Ok(()),
             }
         }
         _ => Ok(()),
     }
-}
-
-/// The ServiceRequest a Task carries out.
-fn focus(task: &Value) -> Option<String> {
-    task.pointer("/focus/reference")
-        .and_then(Value::as_str)
-        .and_then(local_ref)
-        .filter(|(ty, _)| *ty == "ServiceRequest")
-        .map(|(_, id)| id.to_owned())
 }
 
 fn current(tx: &mut Tx<'_>, ty: &str, id: &str) -> Result<Option<Value>, TxError> {

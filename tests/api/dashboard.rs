@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{
     expect_outcome, has_issue, load_sample, put_task, spawn, step, Backend, TestApp, BUSINESS,
     OWNER,
 };
-use crate::routing::{patient, refer, referral, task_for};
+use crate::reports::{positive_health, refer_from};
+use crate::routing::task_for;
 
 const ENSCHEDE_OWNER: &str = "Organization/example-welzijn-enschede";
 /// A practice name with markup in it: the page must show it as text.
@@ -209,31 +210,6 @@ async fn seed(app: &TestApp) {
         Some("moved away"),
     )
     .await;
-}
-
-/// A referral from `practice` for an adult at `address`; its ServiceRequest id.
-async fn refer_from(app: &TestApp, practice: &str, address: Value, date: &str) -> String {
-    let mut sr = referral(date);
-    sr["requester"] = json!({"reference": format!("Organization/{practice}")});
-    refer(app, patient(Some("1960-05-01"), address), sr).await
-}
-
-/// Stores a Positive Health response with these scores; its id.
-async fn positive_health(app: &TestApp, patient: &str, authored: &str, scores: [i64; 6]) -> String {
-    let items: Vec<Value> = crate::outcome::DIMENSIONS
-        .iter()
-        .zip(scores)
-        .map(|(l, v)| json!({"linkId": l, "answer": [{"valueInteger": v}]}))
-        .collect();
-    let qr = json!({
-        "resourceType": "QuestionnaireResponse",
-        "questionnaire": "https://wor-hub.nl/fhir/Questionnaire/positive-health",
-        "status": "completed",
-        "subject": {"reference": patient},
-        "authored": authored,
-        "item": items
-    });
-    app.create(&qr).await["id"].as_str().unwrap().to_owned()
 }
 
 /// The browser: `CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.

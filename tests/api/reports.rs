@@ -38,7 +38,12 @@ fn enschede() -> Value {
 }
 
 /// A referral from `practice` for an adult at `address`; its ServiceRequest id.
-async fn refer_from(app: &TestApp, practice: &str, address: Value, date: &str) -> String {
+pub(crate) async fn refer_from(
+    app: &TestApp,
+    practice: &str,
+    address: Value,
+    date: &str,
+) -> String {
     let mut sr = referral(date);
     sr["requester"] = json!({"reference": format!("Organization/{practice}")});
     refer(app, patient(Some("1960-05-01"), address), sr).await
@@ -449,8 +454,13 @@ async fn formats(app: &TestApp) {
     assert!(has_issue(&issues, "not-found", None));
 }
 
-/// Stores a Positive Health response with these scores; its id.
-async fn positive_health(app: &TestApp, patient: &str, authored: &str, scores: [i64; 6]) -> String {
+/// Stores a completed Positive Health response with these scores; its id.
+pub(crate) async fn positive_health(
+    app: &TestApp,
+    patient: &str,
+    authored: &str,
+    scores: [i64; 6],
+) -> String {
     let items: Vec<Value> = crate::outcome::DIMENSIONS
         .iter()
         .zip(scores)

@@ -10,6 +10,7 @@ use crate::helpers::{
     current, expect_outcome, has_issue, load_sample, moved, put_task, refer, refuse, step,
     the_task, TestApp, BUSINESS, FHIR_JSON, OWNER,
 };
+use crate::reports::positive_health;
 use crate::search_results::entries_with_mode;
 
 backend_tests!(
@@ -49,8 +50,8 @@ async fn a_referral_walks_to_completed_and_the_referrer_reads_the_outcome(app: T
     .await;
     // Positive Health at intake and at closing, as QuestionnaireResponses.
     let patient = task["for"]["reference"].as_str().unwrap().to_owned();
-    let intake = positive_health(&app, &patient, [4, 3, 5, 4, 2, 6]).await;
-    let closing = positive_health(&app, &patient, [6, 6, 7, 7, 6, 7]).await;
+    let intake = positive_health(&app, &patient, "2026-11-21", [4, 3, 5, 4, 2, 6]).await;
+    let closing = positive_health(&app, &patient, "2026-12-01", [6, 6, 7, 7, 6, 7]).await;
     let mut done = moved(&task, "completed", Some("closed-goal-reached"), None);
     done["output"] = json!([
         {"type": output_type("feedback"),
@@ -110,23 +111,6 @@ async fn a_referral_walks_to_completed_and_the_referrer_reads_the_outcome(app: T
 
 fn output_type(code: &str) -> Value {
     json!({"coding": [{"system": "https://wor-hub.nl/fhir/CodeSystem/task-output-type", "code": code}]})
-}
-
-/// Stores a completed Positive Health response with these six scores; returns its id.
-async fn positive_health(app: &TestApp, patient: &str, scores: [u8; 6]) -> String {
-    let items: Vec<Value> = crate::outcome::DIMENSIONS
-        .iter()
-        .zip(scores)
-        .map(|(l, v)| json!({"linkId": l, "answer": [{"valueInteger": v}]}))
-        .collect();
-    let qr = json!({
-        "resourceType": "QuestionnaireResponse",
-        "questionnaire": "https://wor-hub.nl/fhir/Questionnaire/positive-health",
-        "status": "completed",
-        "subject": {"reference": patient},
-        "item": items
-    });
-    app.create(&qr).await["id"].as_str().unwrap().to_owned()
 }
 
 async fn illegal_transitions_are_refused_naming_both_statuses(app: TestApp) {

@@ -303,23 +303,13 @@ async fn run(args: &Args, databases: &mut Databases) -> Result<(), String> {
             let (client, base) = (client.clone(), base.clone());
             let body = referral(&next_bsn(&bsns), serial.fetch_add(1, Ordering::Relaxed));
             async move {
-                let res = client
-                    .post(&*base)
-                    .header("Content-Type", FHIR_JSON)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = res.status();
-                let text = res.text().await.map_err(|e| e.to_string())?;
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "HTTP {status}: {}",
-                        text.chars().take(300).collect::<String>()
-                    ))
-                }
+                expect_ok(
+                    client
+                        .post(&*base)
+                        .header("Content-Type", FHIR_JSON)
+                        .body(body),
+                )
+                .await
             }
         })
     };
