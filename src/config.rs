@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 mod clients;
 mod database;
+mod initial_directory;
 pub use clients::{ClientConfig, ClientSecret};
 pub use database::DatabaseUrl;
+pub use initial_directory::InitialDirectory;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "wor-hub.db";
@@ -235,29 +237,6 @@ struct FileConfig {
     report_minimum_cell: Option<u64>,
     /// `[[clients]]`: clients registered (or updated) at start-up.
     clients: Option<Vec<clients::FileClient>>,
-}
-
-/// What to load into an empty database on first start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InitialDirectory {
-    /// `deploy/directory.sample.json`, built into the binary.
-    Sample,
-    None,
-    File(PathBuf),
-}
-
-impl InitialDirectory {
-    fn parse(raw: &str) -> Result<Self, ConfigError> {
-        match raw.trim() {
-            "sample" => Ok(Self::Sample),
-            "none" => Ok(Self::None),
-            "" => Err(ConfigError::invalid(
-                "initial_directory",
-                "use sample, none or a file path",
-            )),
-            path => Ok(Self::File(PathBuf::from(path))),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::positive_health::Dimension;
 use super::stats::Facts;
-use super::suppression::{primary, suppress};
+use super::suppression::{suppress, suppress_rows};
 
 /// The period a row falls in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +319,7 @@ fn counts_of(f: &Facts, q: &Query) -> [bool; 11] {
 
 const DAY: f64 = 86_400_000_000.0;
 
-fn round(v: f64, places: i32) -> f64 {
+pub(crate) fn round(v: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (v * f).round() / f
 }
@@ -525,70 +524,6 @@ pub fn report(facts: &[Facts], q: &Query) -> Report {
         builder.add(f);
     }
     builder.finish()
-}
-
-fn suppress_rows(rows: &mut [Row], total: &mut Row, minimum: u64) {
-    let dims: Vec<usize> = (0..rows.first().map_or(0, |r| r.key.len())).collect();
-    let keys: Vec<Vec<String>> = rows.iter().map(|r| r.key.clone()).collect();
-    for m in 0..Metric::ALL.len() {
-        let mut cells: Vec<Cell> = rows.iter().map(|r| r.counts[m]).collect();
-        suppress(&keys, &mut cells, minimum, &dims);
-        for (row, c) in rows.iter_mut().zip(cells) {
-            row.counts[m] = c;
-        }
-        total.counts[m] = primary(total.counts[m], minimum);
-    }
-    // The number behind each percentile and mean is a count too.
-    for i in 0..Span::ALL.len() {
-        let mut cells: Vec<Cell> = rows.iter().map(|r| r.spans[i].n).collect();
-        suppress(&keys, &mut cells, minimum, &dims);
-        for (row, c) in rows.iter_mut().zip(cells) {
-            row.spans[i].n = c;
-        }
-        total.spans[i].n = primary(total.spans[i].n, minimum);
-    }
-    for i in 0..Dimension::ALL.len() {
-        let mut cells: Vec<Cell> = rows.iter().map(|r| r.health[i].n).collect();
-        suppress(&keys, &mut cells, minimum, &dims);
-        for (row, c) in rows.iter_mut().zip(cells) {
-            row.health[i].n = c;
-        }
-        total.health[i].n = primary(total.health[i].n, minimum);
-    }
-    for row in rows.iter_mut().chain(std::iter::once(&mut *total)) {
-        for p in &mut row.spans {
-            if p.n.suppressed {
-                (p.median, p.p90) = (None, None);
-            }
-        }
-        for h in &mut row.health {
-            if h.n.suppressed {
-                h.mean_change = None;
-            }
-        }
-        for (by_reason, metric) in [
-            (&mut row.unroutable_by_reason, Metric::Unroutable),
-            (&mut row.rejected_by_reason, Metric::Rejected),
-        ] {
-            let keys: Vec<Vec<String>> = by_reason.keys().map(|k| vec![k.clone()]).collect();
-            let mut cells: Vec<Cell> = by_reason.values().copied().collect();
-            suppress(&keys, &mut cells, minimum, &[0]);
-            // Reasons under a suppressed total would reveal it.
-            let hide_all = row.counts[metric as usize].suppressed;
-            for (c, new) in by_reason.values_mut().zip(cells) {
-                *c = new;
-                c.suppressed |= hide_all && c.value > 0;
-            }
-        }
-        row.feedback_share = match (
-            row.count(Metric::Feedback).shown(),
-            row.count(Metric::Received).shown(),
-        ) {
-            #[allow(clippy::cast_precision_loss)]
-            (Some(f), Some(r)) if r > 0 => Some(round(f as f64 / r as f64, 3)),
-            _ => None,
-        };
-    }
 }
 
 /// The distinct values of dimension `d` among the rows (for selectors).

@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::report::Cell;
+use super::positive_health::Dimension;
+use super::report::{round, Cell, Metric, Row, Span};
 
 /// A count under the minimum (zero is not disclosive) is suppressed.
 pub fn primary(c: Cell, minimum: u64) -> Cell {
@@ -55,6 +56,73 @@ pub fn suppress(keys: &[Vec<String>], cells: &mut [Cell], minimum: u64, dims: &[
         if !changed {
             break;
         }
+    }
+}
+
+/// Suppresses a report's rows and total: every metric, the counts behind percentiles
+/// and means along the groupings, each row's reasons (all of them under a suppressed
+/// total), and the feedback share of suppressed counts.
+pub(crate) fn suppress_rows(rows: &mut [Row], total: &mut Row, minimum: u64) {
+    let dims: Vec<usize> = (0..rows.first().map_or(0, |r| r.key.len())).collect();
+    let keys: Vec<Vec<String>> = rows.iter().map(|r| r.key.clone()).collect();
+    for m in 0..Metric::ALL.len() {
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.counts[m]).collect();
+        suppress(&keys, &mut cells, minimum, &dims);
+        for (row, c) in rows.iter_mut().zip(cells) {
+            row.counts[m] = c;
+        }
+        total.counts[m] = primary(total.counts[m], minimum);
+    }
+    // The number behind each percentile and mean is a count too.
+    for i in 0..Span::ALL.len() {
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.spans[i].n).collect();
+        suppress(&keys, &mut cells, minimum, &dims);
+        for (row, c) in rows.iter_mut().zip(cells) {
+            row.spans[i].n = c;
+        }
+        total.spans[i].n = primary(total.spans[i].n, minimum);
+    }
+    for i in 0..Dimension::ALL.len() {
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.health[i].n).collect();
+        suppress(&keys, &mut cells, minimum, &dims);
+        for (row, c) in rows.iter_mut().zip(cells) {
+            row.health[i].n = c;
+        }
+        total.health[i].n = primary(total.health[i].n, minimum);
+    }
+    for row in rows.iter_mut().chain(std::iter::once(&mut *total)) {
+        for p in &mut row.spans {
+            if p.n.suppressed {
+                (p.median, p.p90) = (None, None);
+            }
+        }
+        for h in &mut row.health {
+            if h.n.suppressed {
+                h.mean_change = None;
+            }
+        }
+        for (by_reason, metric) in [
+            (&mut row.unroutable_by_reason, Metric::Unroutable),
+            (&mut row.rejected_by_reason, Metric::Rejected),
+        ] {
+            let keys: Vec<Vec<String>> = by_reason.keys().map(|k| vec![k.clone()]).collect();
+            let mut cells: Vec<Cell> = by_reason.values().copied().collect();
+            suppress(&keys, &mut cells, minimum, &[0]);
+            // Reasons under a suppressed total would reveal it.
+            let hide_all = row.counts[metric as usize].suppressed;
+            for (c, new) in by_reason.values_mut().zip(cells) {
+                *c = new;
+                c.suppressed |= hide_all && c.value > 0;
+            }
+        }
+        row.feedback_share = match (
+            row.count(Metric::Feedback).shown(),
+            row.count(Metric::Received).shown(),
+        ) {
+            #[allow(clippy::cast_precision_loss)]
+            (Some(f), Some(r)) if r > 0 => Some(round(f as f64 / r as f64, 3)),
+            _ => None,
+        };
     }
 }
 
