@@ -31,7 +31,8 @@ fn body(v: &StoredVersion) -> Option<Value> {
 }
 
 /// Keeps the projection in step with the version just written (the after-write hook):
-/// a ServiceRequest's row follows it, a Task's write refreshes its referral's row.
+/// a ServiceRequest's row follows it; a Task's write, and a change to a response a
+/// Task's output links, refresh the referral's row.
 pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Result<(), TxError> {
     match v.resource_type.as_str() {
         "ServiceRequest" if change == Change::Delete => tx.remove_referral_facts(&v.id),
@@ -49,6 +50,31 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
                 Some(sr) => refresh(tx, &sr),
                 None => Ok(()),
             }
+        }
+        // A Positive Health response changed after a Task linked it (Task.output).
+        "QuestionnaireResponse" if change != Change::Create => {
+            let criterion = Criterion::Any(vec![Match::Reference {
+                param: "output".to_owned(),
+                target: RefTarget::Local {
+                    target_type: Some("QuestionnaireResponse".to_owned()),
+                    id: v.id.clone(),
+                },
+            }]);
+            let mut referrals = Vec::new();
+            for task in tx.find_ids("Task", &[criterion])? {
+                if let Some(sr) = current(tx, "Task", &task)?
+                    .as_ref()
+                    .and_then(super::access::referral_of)
+                {
+                    referrals.push(sr);
+                }
+            }
+            referrals.sort();
+            referrals.dedup();
+            for sr in referrals {
+                refresh(tx, &sr)?;
+            }
+            Ok(())
         }
         _ => Ok(()),
     }

@@ -154,6 +154,23 @@ async fn statistics(backend: Backend) {
     let strict = second_server(app, &clock, 5).await;
     suppressed_figures(&strict).await;
     formats(app).await;
+    // A correction to the closing response counts at once (participation 9 -> 10).
+    let mut corrected: Value = app
+        .get(&format!("QuestionnaireResponse/{closing}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    corrected["item"][4]["answer"][0]["valueInteger"] = json!(10);
+    let res = app
+        .put(&format!("QuestionnaireResponse/{closing}"), &corrected)
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let year = report(app, "from=2026-01-01&to=2026-12-31&period=year&by=").await;
+    assert_eq!(
+        year["total"]["positiveHealthChange"]["participation"],
+        json!({"n": 1, "meanChange": 6.0})
+    );
     // A rebuild from the stored versions gives the same figures.
     let query = "from=2026-01-01&to=2026-12-31&period=quarter&by=period,municipality,practice";
     let before = report(app, query).await;
