@@ -250,3 +250,75 @@ async fn reindex_rebuilds_the_search_index() {
     assert_eq!(total(server.base.clone()).await, 1);
     server.kill();
 }
+
+/// `wor-hub reports rebuild` recomputes the statistics projection from the stored
+/// versions: rows lost from it come back, and the command says how many referrals.
+#[tokio::test]
+async fn reports_rebuild_recomputes_the_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let flags = ["--report-minimum-cell", "1"];
+    let server = Server::start_with(&db, &flags);
+    let client = reqwest::Client::new();
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/referral-transaction.json"),
+    )
+    .unwrap();
+    let res = client
+        .post(&server.base)
+        .header("Content-Type", "application/fhir+json")
+        .body(fixture)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let received = |base: String| {
+        let client = client.clone();
+        async move {
+            let url = format!(
+                "{}/reports/referrals?from=2000-01-01&to=2099-12-31&by=",
+                base.trim_end_matches("/fhir")
+            );
+            let b: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            b["total"]["received"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(received(server.base.clone()).await, 1);
+    server.kill();
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    conn.batch_execute("DELETE FROM referral_facts;").unwrap();
+    drop(conn);
+    let server = Server::start_with(&db, &flags);
+    assert_eq!(received(server.base.clone()).await, 0);
+    // Refused while a server uses the database.
+    let refused = Command::new(BIN)
+        .args(["reports", "rebuild", "--database-url"])
+        .arg(&db)
+        .env_remove("WOR_HUB_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    server.kill();
+
+    let out = Command::new(BIN)
+        .args(["reports", "rebuild", "--database-url"])
+        .arg(&db)
+        .env_remove("WOR_HUB_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "statistics rebuilt: 1 referrals\n"
+    );
+    let server = Server::start_with(&db, &flags);
+    assert_eq!(received(server.base.clone()).await, 1);
+    server.kill();
+}
