@@ -18,6 +18,7 @@ mod message;
 mod metadata;
 pub mod metrics;
 pub(crate) mod negotiate;
+mod operation;
 mod paging;
 mod patch;
 mod reports;
@@ -268,6 +269,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/Measure/{id}/$evaluate-measure")
                     .route(web::get().to(reports::evaluate_measure))
+                    .route(web::post().to(reports::evaluate_measure))
                     .default_service(web::to(method_not_allowed)),
             )
             // The hub's conformance resources, read-only (before the `{type}` routes).

@@ -7,7 +7,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::extract::RequestCtx;
-use crate::api::{paging, respond};
+use crate::api::{operation, paging, respond};
 use crate::app::report_format::{self, Format};
 use crate::app::{dashboard, reports};
 use crate::error::ApiError;
@@ -39,12 +39,14 @@ pub async fn referrals(
     })
 }
 
-/// GET /fhir/Measure/{id}/$evaluate-measure?periodStart&periodEnd[&period&by]
+/// GET /fhir/Measure/{id}/$evaluate-measure?periodStart&periodEnd[&period&by], or POST
+/// with the same parameters in a Parameters body.
 pub async fn evaluate_measure(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
     ctx: RequestCtx,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     if id != "referral-statistics" {
@@ -59,7 +61,7 @@ pub async fn evaluate_measure(
             ),
         )));
     }
-    let pairs = paging::query_pairs(&req);
+    let pairs = operation::parameters(&req, payload).await?;
     let report = reports::evaluate_measure(&state.app, &ctx.principal, &pairs).await?;
     Ok(respond::json(StatusCode::OK, report.to_string()))
 }

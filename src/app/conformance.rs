@@ -135,7 +135,8 @@ const MESSAGE_DEFINITION_DOCUMENTATION: &str = "The hub's own conformance resour
 
 const MEASURE_DOCUMENTATION: &str = "The referral statistics (README 'Statistics'): \
      Measure/referral-statistics, read-only. GET \
-     Measure/referral-statistics/$evaluate-measure?periodStart&periodEnd[&period&by] answers a \
+     Measure/referral-statistics/$evaluate-measure?periodStart&periodEnd[&period&by] (or POST \
+     with a Parameters body; partial dates cover their whole year or month) answers a \
      summary MeasureReport (reportType summary only; counts under the minimum cell, and those \
      that would reveal them, masked). For monitor and coordinator clients (scope \
      system/MeasureReport.r).";

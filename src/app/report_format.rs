@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::fhir::outcome::{Issue, IssueCode};
+use crate::referral::codes::{CS_REFERRAL_METRIC, MEASURE_REFERRAL_STATISTICS};
 use crate::referral::municipality;
 use crate::referral::positive_health::Dimension;
 use crate::referral::report::{Cell, Granularity, GroupBy, Metric, Query, Row, Span};
@@ -12,10 +13,6 @@ use crate::referral::report::{Cell, Granularity, GroupBy, Metric, Query, Row, Sp
 use super::error::{AppError, ErrorKind};
 use super::reports::Named;
 
-/// The canonical URL of the Measure whose MeasureReports the hub answers.
-pub const MEASURE_URL: &str = "https://wor-hub.nl/fhir/Measure/referral-statistics";
-/// The CodeSystem of the counted metrics (the Measure's group codes).
-pub const CS_REFERRAL_METRIC: &str = "https://wor-hub.nl/fhir/CodeSystem/referral-metric";
 const MEASURE_POPULATION: &str = "http://terminology.hl7.org/CodeSystem/measure-population";
 const DATA_ABSENT_REASON: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
 
@@ -41,16 +38,48 @@ fn bad(param: &str, diagnostics: String) -> AppError {
     )
 }
 
-fn date(param: &str, value: &str) -> Result<String, AppError> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value, &format)
-        .map(|d| d.to_string())
-        .map_err(|_| {
-            bad(
-                param,
-                format!("{param} must be a date YYYY-MM-DD, not '{}'", clip(value)),
+/// A date parameter as the first (`start`) or last day it implies: `YYYY-MM-DD`, or as
+/// FHIR's date search and `$evaluate-measure` read a partial date, `YYYY` (January 1 or
+/// December 31) and `YYYY-MM` (the month's first or last day).
+fn date(param: &str, value: &str, start: bool) -> Result<String, AppError> {
+    use time::macros::format_description;
+    let refused = || {
+        bad(
+            param,
+            format!(
+                "{param} must be a date (YYYY, YYYY-MM or YYYY-MM-DD), not '{}'",
+                clip(value)
+            ),
+        )
+    };
+    let year = |y: &str| y.parse::<i32>().ok().filter(|y| (1..=9999).contains(y));
+    let day = match value.len() {
+        4 => {
+            let y = year(value).ok_or_else(refused)?;
+            let (m, d) = if start {
+                (time::Month::January, 1)
+            } else {
+                (time::Month::December, 31)
+            };
+            time::Date::from_calendar_date(y, m, d).map_err(|_| refused())?
+        }
+        7 => {
+            let first = time::Date::parse(
+                &format!("{value}-01"),
+                format_description!("[year]-[month]-[day]"),
             )
-        })
+            .map_err(|_| refused())?;
+            if start {
+                first
+            } else {
+                let days = first.month().length(first.year());
+                first.replace_day(days).map_err(|_| refused())?
+            }
+        }
+        _ => time::Date::parse(value, format_description!("[year]-[month]-[day]"))
+            .map_err(|_| refused())?,
+    };
+    Ok(day.to_string())
 }
 
 fn clip(value: &str) -> String {
@@ -78,8 +107,8 @@ pub fn parse(
     };
     for (name, value) in pairs {
         match name.as_str() {
-            n if n == names.0 => from = date(n, value)?,
-            n if n == names.1 => to = date(n, value)?,
+            n if n == names.0 => from = date(n, value, true)?,
+            n if n == names.1 => to = date(n, value, false)?,
             "period" => {
                 granularity = Granularity::parse(value).ok_or_else(|| {
                     bad("period", format!("period is month, quarter, half-year or year, not '{}'", clip(value)))
@@ -356,9 +385,26 @@ pub fn to_measure_report(named: &Named, req: &Request, now: &str) -> Value {
         "resourceType": "MeasureReport",
         "status": "complete",
         "type": "summary",
-        "measure": MEASURE_URL,
+        "measure": MEASURE_REFERRAL_STATISTICS,
         "date": now,
         "period": {"start": q.from, "end": q.to},
         "group": groups,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date;
+
+    #[test]
+    fn partial_dates_open_and_close_their_period() {
+        assert_eq!(date("from", "2026", true).unwrap(), "2026-01-01");
+        assert_eq!(date("to", "2026", false).unwrap(), "2026-12-31");
+        assert_eq!(date("from", "2024-02", true).unwrap(), "2024-02-01");
+        assert_eq!(date("to", "2024-02", false).unwrap(), "2024-02-29");
+        assert_eq!(date("to", "2026-05-17", false).unwrap(), "2026-05-17");
+        for bad in ["26", "2026-13", "2026-02-30", "x026", "2026-1-1", ""] {
+            assert!(date("from", bad, true).is_err(), "{bad}");
+        }
+    }
 }

@@ -28,6 +28,10 @@ pub const CS_MUNICIPALITY_SOURCE: &str = "https://wor-hub.nl/fhir/CodeSystem/mun
 pub const CS_TASK_FLAG: &str = "https://wor-hub.nl/fhir/CodeSystem/task-flag";
 /// The kinds of `Task.output` (`feedback`, `positive-health-intake`, `positive-health-closing`).
 pub const CS_TASK_OUTPUT_TYPE: &str = "https://wor-hub.nl/fhir/CodeSystem/task-output-type";
+/// What the referral statistics count (the groups of [`MEASURE_REFERRAL_STATISTICS`]).
+pub const CS_REFERRAL_METRIC: &str = "https://wor-hub.nl/fhir/CodeSystem/referral-metric";
+/// The Measure whose MeasureReports `$evaluate-measure` answers.
+pub const MEASURE_REFERRAL_STATISTICS: &str = "https://wor-hub.nl/fhir/Measure/referral-statistics";
 /// The Positive Health questionnaire (six dimensions, each 0 to 10).
 pub const QUESTIONNAIRE_POSITIVE_HEALTH: &str =
     "https://wor-hub.nl/fhir/Questionnaire/positive-health";
@@ -156,6 +160,18 @@ mod tests {
             ["18-plus", "all", "under-18"].map(str::to_owned).into()
         );
         assert!(codes_of(&files, CS_SERVICE_CATEGORY).contains(WOR));
+        // The statistics' metrics: the CodeSystem, the Measure's groups and the code agree.
+        use crate::referral::report::Metric;
+        let metrics: BTreeSet<String> = Metric::ALL.iter().map(|m| m.code().to_owned()).collect();
+        assert_eq!(codes_of(&files, CS_REFERRAL_METRIC), metrics);
+        let measure = find(&files, MEASURE_REFERRAL_STATISTICS);
+        let groups: Vec<&str> = measure["group"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["code"]["coding"][0]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(groups, Metric::ALL.map(Metric::code));
         assert_eq!(
             codes_of(&files, CS_TASK_FLAG),
             ["overdue"].map(str::to_owned).into()

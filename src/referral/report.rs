@@ -10,7 +10,7 @@
 //! with it. Percentiles and Positive Health means of fewer than `minimum` referrals
 //! are suppressed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::stats::Facts;
 use super::suppression::{suppress, suppress_rows};
@@ -515,20 +515,6 @@ impl<'q> Builder<'q> {
             matches,
         }
     }
-}
-
-/// Counts `facts` (already limited to the period and filters).
-pub fn report(facts: &[Facts], q: &Query) -> Report {
-    let mut builder = Builder::new(q);
-    for f in facts {
-        builder.add(f);
-    }
-    builder.finish()
-}
-
-/// The distinct values of dimension `d` among the rows (for selectors).
-pub fn values_of(rows: &[Row], d: usize) -> BTreeSet<String> {
-    rows.iter().filter_map(|r| r.key.get(d).cloned()).collect()
 }
 
 #[cfg(test)]

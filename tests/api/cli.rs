@@ -189,6 +189,17 @@ fn configuration_errors_are_named_and_migrate_works() {
     assert!(db.exists());
 }
 
+/// Runs `wor-hub ARGS --database-url DB` (no configuration file) to its end.
+fn on_database(args: &[&str], db: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--database-url")
+        .arg(db)
+        .env_remove("WOR_HUB_CONFIG")
+        .output()
+        .unwrap()
+}
+
 /// `wor-hub reindex` rebuilds the search index from stored bodies (data stored before
 /// a search parameter existed): searches that found nothing find the resources again.
 #[tokio::test]
@@ -235,12 +246,7 @@ async fn reindex_rebuilds_the_search_index() {
     assert_eq!(total(server.base.clone()).await, 0);
     server.kill();
 
-    let out = Command::new(BIN)
-        .args(["reindex", "--database-url"])
-        .arg(&db)
-        .env_remove("WOR_HUB_CONFIG")
-        .output()
-        .unwrap();
+    let out = on_database(&["reindex"], &db);
     assert!(
         out.status.success(),
         "{}",
@@ -294,21 +300,11 @@ async fn reports_rebuild_recomputes_the_statistics() {
     let server = Server::start_with(&db, &flags);
     assert_eq!(received(server.base.clone()).await, 0);
     // Refused while a server uses the database.
-    let refused = Command::new(BIN)
-        .args(["reports", "rebuild", "--database-url"])
-        .arg(&db)
-        .env_remove("WOR_HUB_CONFIG")
-        .output()
-        .unwrap();
+    let refused = on_database(&["reports", "rebuild"], &db);
     assert!(!refused.status.success());
     server.kill();
 
-    let out = Command::new(BIN)
-        .args(["reports", "rebuild", "--database-url"])
-        .arg(&db)
-        .env_remove("WOR_HUB_CONFIG")
-        .output()
-        .unwrap();
+    let out = on_database(&["reports", "rebuild"], &db);
     assert!(
         out.status.success(),
         "{}",

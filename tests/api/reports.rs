@@ -450,6 +450,24 @@ async fn formats(app: &TestApp) {
         "Alphen aan den Rijn"
     );
 
+    // POST with a Parameters body; partial dates open and close their year (R4
+    // $evaluate-measure: periodStart and periodEnd are dates of any precision).
+    let parameters = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "periodStart", "valueDate": "2026"},
+        {"name": "periodEnd", "valueDate": "2026"}]});
+    let res = app
+        .post(
+            "Measure/referral-statistics/$evaluate-measure?_format=json",
+            &parameters,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let posted: Value = res.json().await.unwrap();
+    assert_eq!(
+        posted["period"],
+        json!({"start": "2026-01-01", "end": "2026-12-31"})
+    );
+    assert_eq!(posted["group"][0]["population"][0]["count"], 14);
     for (query, param) in [
         ("../reports/referrals?period=week", "http.period"),
         ("../reports/referrals?by=postcode", "http.by"),
