@@ -220,11 +220,22 @@ impl Worker {
             Err(e) => Some(format!("cannot reach the endpoint: {}", without_url(&e))),
         };
         self.metrics.delivery(error.is_none());
-        match self.record(&job, error).await {
-            Ok(more) => more,
-            Err(e) => {
-                tracing::warn!(subscription = %job.id, error = %e, "cannot record a delivery");
-                false
+        // The endpoint has the notification now: recording it is retried through a
+        // brief database outage (a busy writer, a pool timeout), so that it is not sent
+        // again; only a longer outage leaves it to be redelivered (at least once).
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.record(&job, error.clone()).await {
+                Ok(more) => return more,
+                Err(e) if wait <= Duration::from_millis(1600) => {
+                    tracing::warn!(subscription = %job.id, error = %e, "cannot record a delivery yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(subscription = %job.id, error = %e, "cannot record a delivery");
+                    return false;
+                }
             }
         }
     }
