@@ -10,7 +10,7 @@ use crate::fhir::search::{parse_search, ParseOptions, SearchRequest};
 use crate::store::query::{SearchPage, SearchSpec};
 use crate::store::{Criterion, HistoryQuery, HistoryRow};
 
-/// A first page (the snapshot of the ordered matches is stored when more pages follow).
+/// A first page (a snapshot of the ordered matches is stored when more pages follow).
 pub async fn search(
     app: &App,
     principal: &Principal,
@@ -75,7 +75,13 @@ pub async fn later_page(
                 Ok(p) => p,
                 Err(issue) => return Ok(Err(AppError::invalid(vec![issue]))),
             };
-            let page = tx.search_page(&search_id, offset, count, &parsed.includes)?;
+            let page = tx.search_page(
+                &search_id,
+                offset,
+                count,
+                &parsed.criteria,
+                &parsed.includes,
+            )?;
             Ok(Ok(page.map(|p| (parsed, p))))
         })
         .await?;

@@ -25,9 +25,79 @@ use crate::store::{Failure, Tx, TxError};
 /// Task statuses in which a Task is still being worked on.
 pub const OPEN_TASK_STATUSES: &str = "draft,requested,received,accepted,ready,in-progress,on-hold";
 
+/// What a directory was read from: `(id, version, lastUpdated)` of every live
+/// HealthcareService, and of the live Organizations the services name.
+#[derive(PartialEq, Eq)]
+struct DirectorySource {
+    services: Vec<(String, i64, i64)>,
+    organizations: Vec<(String, i64, i64)>,
+}
+
+/// The directory last read, with its source: every referral is routed against the
+/// directory, which seldom changes, so reading and parsing it again each time is
+/// waste. A hit needs the same resources in the same versions, stamped at the same
+/// microsecond by the change clock (so a directory of another database in this
+/// process, as in the tests, never passes for this one's). A directory that includes
+/// a version its own unit of work wrote is not remembered (it may roll back).
+static LAST_DIRECTORY: std::sync::Mutex<Option<(DirectorySource, Directory)>> =
+    std::sync::Mutex::new(None);
+
+/// The organisations `directory`'s services name.
+fn named_organizations(directory: &Directory) -> Vec<String> {
+    let mut ids: Vec<String> = directory
+        .services
+        .iter()
+        .filter_map(|s| s.organization.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// The directory as stored now: every HealthcareService that reads as a routing rule,
-/// and the organisations they name.
+/// and the organisations they name (the last one read again when nothing it was
+/// read from changed since).
 pub fn load_directory(tx: &mut Tx<'_>) -> Result<Directory, TxError> {
+    let services = tx.heads_of_type("HealthcareService", None)?;
+    let cached = LAST_DIRECTORY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|(source, _)| source.services == services)
+        .map(|(source, directory)| (source.organizations.clone(), directory.clone()));
+    if let Some((organizations, directory)) = cached {
+        let ids = named_organizations(&directory);
+        if tx.heads_of_type("Organization", Some(&ids))? == organizations {
+            return Ok(directory);
+        }
+    }
+    let directory = read_directory(tx)?;
+    let ids = named_organizations(&directory);
+    let organizations = tx.heads_of_type("Organization", Some(&ids))?;
+    // What this unit of work wrote itself may yet roll back (a dry run, a failing
+    // Bundle): not remembered.
+    let own = tx.stamp_taken();
+    if services
+        .iter()
+        .chain(&organizations)
+        .any(|(_, _, at)| Some(*at) == own)
+    {
+        return Ok(directory);
+    }
+    *LAST_DIRECTORY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((
+        DirectorySource {
+            services,
+            organizations,
+        },
+        directory.clone(),
+    ));
+    Ok(directory)
+}
+
+/// Reads and parses the directory.
+fn read_directory(tx: &mut Tx<'_>) -> Result<Directory, TxError> {
     let mut directory = Directory::default();
     for v in tx.current_of_type("HealthcareService")? {
         let Some(value) = v.body.as_deref().and_then(|b| serde_json::from_str(b).ok()) else {

@@ -15,6 +15,11 @@ struct ClockRow {
 }
 
 impl Tx<'_> {
+    /// The stamp of this unit of work's versions, if it wrote any yet.
+    pub fn stamp_taken(&self) -> Option<i64> {
+        self.stamp
+    }
+
     /// The timestamp (`meta.lastUpdated`, microseconds) of every version this unit of
     /// work writes: taken from the change clock, which it locks until commit (SQLite:
     /// the writer lock; PostgreSQL: the clock's row lock). Writers therefore pass this

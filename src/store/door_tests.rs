@@ -361,9 +361,11 @@ async fn a_later_page_leaves_out_what_the_scope_hides() {
         let scope = scope.clone();
         let store = store.clone();
         async move {
-            read(&store, &scope, move |tx| tx.search_page(&sid, 0, 2, &[]))
-                .await
-                .expect("the snapshot")
+            read(&store, &scope, move |tx| {
+                tx.search_page(&sid, 0, 2, &[], &[])
+            })
+            .await
+            .expect("the snapshot")
         }
     };
     assert_eq!(ids(&page(&only).await).0, strings(&["Patient/a"]));

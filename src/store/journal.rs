@@ -168,7 +168,36 @@ pub struct AuditJournal {
     /// `<db>-audit-journal`: the prefix of every journal file of the database.
     prefix: PathBuf,
     /// This process's live file, once something was journalled.
-    live: Mutex<Option<(PathBuf, Arc<File>)>>,
+    live: Mutex<Option<(PathBuf, Arc<LiveFile>)>>,
+}
+
+/// A live journal file and how far it is on disk: appends are numbered, and one flush
+/// covers every append before it (group commit), so concurrent reads share flushes.
+#[derive(Debug)]
+struct LiveFile {
+    file: File,
+    /// Appends written to the file (under the journal's `live` lock).
+    written: std::sync::atomic::AtomicU64,
+    /// Appends known to be on disk; held while flushing, so a flush waits for the
+    /// running one and then often finds its append already covered.
+    synced: Mutex<u64>,
+}
+
+impl LiveFile {
+    /// Returns once append number `n` is on disk.
+    fn sync_through(&self, n: u64) -> std::io::Result<()> {
+        let mut synced = self
+            .synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *synced >= n {
+            return Ok(());
+        }
+        let target = self.written.load(std::sync::atomic::Ordering::Acquire);
+        self.file.sync_data()?;
+        *synced = target;
+        Ok(())
+    }
 }
 
 const LIVE_SUFFIX: &str = ".live";
@@ -212,18 +241,27 @@ impl AuditJournal {
                 .append(true)
                 .open(&path)?;
             file.try_lock().map_err(std::io::Error::other)?;
+            let file = LiveFile {
+                file,
+                written: std::sync::atomic::AtomicU64::new(0),
+                synced: Mutex::new(0),
+            };
             *live = Some((path, Arc::new(file)));
         }
-        let file = live
+        let live_file = live
             .as_ref()
             .map(|(_, file)| Arc::clone(file))
             .ok_or_else(|| std::io::Error::other("journal not open"))?;
-        (&*file).write_all(&text)?;
+        (&live_file.file).write_all(&text)?;
+        let n = live_file
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
         drop(live);
         // Flushed outside the lock: concurrent reads append while one flush runs, and
         // one flush covers every append before it. The handle stays valid when the
         // mover renames the file meanwhile.
-        file.sync_data()
+        live_file.sync_through(n)
     }
 
     /// Moves every journalled record into `audit_events`: this process's, and those a
@@ -303,7 +341,12 @@ impl AuditJournal {
     }
 
     fn move_batch(&self, conn: &mut DbConnection, id: &str, path: &Path) -> Result<usize, String> {
-        let file = File::open(path).map_err(|e| e.to_string())?;
+        let file = match File::open(path) {
+            Ok(file) => file,
+            // Another process (the server, or a command beside it) moved it meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.to_string()),
+        };
         // A torn last line (the process stopped mid-append, before the read answered)
         // is skipped: that read never got its answer.
         let rows: Vec<AuditRow> = BufReader::new(file)
@@ -314,6 +357,13 @@ impl AuditJournal {
         let now = super::tx::now_micros();
         let moved = conn
             .transaction::<usize, diesel::result::Error, _>(|c| {
+                // A write first, as `BEGIN IMMEDIATE`: another process moving the same
+                // batch (or writing) is waited for (busy_timeout), where a transaction
+                // that read first would fail at once on SQLite when it came to write.
+                if let DbConnection::Sqlite(c) = c {
+                    use diesel::connection::SimpleConnection;
+                    c.batch_execute(super::tx::SQLITE_TAKE_WRITE_LOCK)?;
+                }
                 let done: Option<String> = audit_journal_batches::table
                     .filter(audit_journal_batches::batch_id.eq(id))
                     .select(audit_journal_batches::batch_id)

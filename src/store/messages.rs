@@ -33,8 +33,9 @@ impl Tx<'_> {
             .filter(m::source.eq(source))
             .filter(m::message_id.eq(message_id))
             .select(MessageRow::as_select())
-            .first(self.conn)
-            .optional()?)
+            .load(self.conn)?
+            .into_iter()
+            .next())
     }
 
     /// Records a processed message.
@@ -57,7 +58,10 @@ impl Tx<'_> {
             .filter(m::event.eq(event))
             .order(m::received_at)
             .select(MessageRow::as_select())
-            .first(self.conn)
-            .optional()?)
+            // All of them (a referral has one or two), not `first()`: a bound LIMIT
+            // makes SQLite prepare the statement again each time, for every Task write.
+            .load(self.conn)?
+            .into_iter()
+            .next())
     }
 }

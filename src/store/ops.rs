@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::sync::TryLockError;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use diesel::prelude::*;
 
@@ -17,7 +17,9 @@ use super::{Store, StoreError};
 impl Store {
     /// Runs `f` as one unit of work: all its writes, index rows and audit records
     /// commit together, or none do (on any error, including `Failure::Abort`). `f` may
-    /// run more than once when a concurrent writer forces a retry.
+    /// run more than once when a concurrent writer forces a retry. Units of work that
+    /// wait at the same time commit together (group commit, [`tx::batch`]), each in a
+    /// savepoint of its own.
     pub async fn transaction<T, E, F>(
         &self,
         access: impl Into<Access>,
@@ -28,26 +30,54 @@ impl Store {
         E: Send + 'static,
         F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
     {
-        let lock = self.write_lock.clone();
+        let (lock, queue) = self.group.clone();
+        self.group_commit(lock, queue, access.into(), f).await
+    }
+
+    /// Queues `f` and waits for the group's lock (SQLite: the writer lock); the holder
+    /// runs every queued unit in one transaction. Back with the lock, a request whose
+    /// unit a previous holder ran has its answer; otherwise it runs the queue itself.
+    async fn group_commit<T, E, F>(
+        &self,
+        lock: Arc<Mutex<()>>,
+        queue: Arc<tx::batch::Queue>,
+        access: Access,
+        f: F,
+    ) -> Result<T, WriteError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
+    {
         let pool = self.pool.clone();
         let commits = self.commits.clone();
         let hook = self.hook.clone();
-        let write_wait = self.write_wait.clone();
-        let access = access.into();
-        // The blocking pool's thread does not inherit the request's span: enter it, so
-        // what the unit of work logs (an internal error) carries the request id.
+        let observe = self
+            .write_wait
+            .clone()
+            .map(|o| (std::time::Instant::now(), o));
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
-            let since = std::time::Instant::now();
-            let _guard = lock
-                .as_ref()
-                .map(|l| l.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-            let mut conn = pool.get().map_err(StoreError::from)?;
-            let wait = write_wait
-                .as_deref()
-                .map(|observe| LockWait { since, observe });
-            tx::run(&mut conn, &access, hook.as_deref(), &commits.0, wait, &f)
+            let slot: tx::batch::Slot<Result<T, WriteError<E>>> = Arc::default();
+            queue.push(Box::new(tx::batch::Pending::new(
+                f,
+                access,
+                Arc::clone(&slot),
+                observe,
+            )));
+            let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(result) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                    return result;
+                }
+                let units = queue.take();
+                // A pool error drops the units: each answers "not run" (see `Pending`).
+                let mut conn = pool.get().map_err(StoreError::from)?;
+                if tx::batch::run_batch(&mut conn, units, hook.as_deref()) {
+                    commits.0.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         })
         .await
         .map_err(|e| {
@@ -55,12 +85,13 @@ impl Store {
         })?
     }
 
-    /// The one door for reads: `f` runs in one database transaction, and the audit
-    /// records it makes are written in that same transaction, so a read commits once.
-    /// On SQLite, while another request holds the writer lock (a long transaction
-    /// Bundle), the read does not wait for it: it runs in a read-only transaction and
-    /// its audit records go to the journal, on disk before the read answers. A read
-    /// that must write (a search storing its paging snapshot) then waits for the lock.
+    /// The one door for reads: `f` runs in one database transaction. On PostgreSQL the
+    /// audit records it makes are written in that same transaction, so a read commits
+    /// once. On SQLite a read never waits for the writer lock: it runs in a read-only
+    /// transaction and its audit records go to the journal, on disk before the read
+    /// answers (concurrent reads share one flush), and the journal mover brings them
+    /// into `audit_events` in batches. A read that must write (a search storing its
+    /// paging snapshot) then takes the lock and runs as a writer.
     pub async fn read<T, F>(&self, access: Access, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -86,18 +117,9 @@ impl Store {
                 })
                 .map_err(StoreError::from)
             };
-            let since = std::time::Instant::now();
             let (Some(lock), Some(journal)) = (&lock, &journal) else {
-                return as_writer(&mut conn, since);
+                return as_writer(&mut conn, std::time::Instant::now());
             };
-            match lock.try_lock() {
-                Ok(_guard) => return as_writer(&mut conn, since),
-                Err(TryLockError::Poisoned(p)) => {
-                    let _guard = p.into_inner();
-                    return as_writer(&mut conn, since);
-                }
-                Err(TryLockError::WouldBlock) => {}
-            }
             match tx::run_read_only(&mut conn, &access, &f) {
                 Ok((value, rows)) => {
                     commits.0.fetch_add(1, Ordering::Relaxed);

@@ -126,8 +126,9 @@ impl Tx<'_> {
         Ok(st::table
             .find(id)
             .select(SubscriptionRow::as_select())
-            .first(self.conn)
-            .optional()?)
+            .load(self.conn)?
+            .into_iter()
+            .next())
     }
 
     /// Records the next event of Subscription `subscription` about version `v`, and
@@ -140,7 +141,10 @@ impl Tx<'_> {
         let number: i64 = st::table
             .find(subscription)
             .select(st::events_since_start)
-            .first(self.conn)?;
+            .load(self.conn)?
+            .into_iter()
+            .next()
+            .ok_or(diesel::result::Error::NotFound)?;
         diesel::insert_into(ev::table)
             .values((
                 ev::subscription_id.eq(subscription),

@@ -185,6 +185,9 @@ pub struct SnapshotInfo {
     pub query: String,
     pub size: usize,
     pub total: Option<u64>,
+    /// A snapshot filled as its pages are read: the change clock its matches are read
+    /// at (see [`crate::store::Tx::search_page`]). `None`: every entry is stored.
+    pub as_of: Option<i64>,
 }
 
 impl SnapshotInfo {

@@ -76,6 +76,7 @@ diesel::table! {
         total -> Nullable<BigInt>,
         created -> BigInt,
         owner -> Nullable<Text>,
+        as_of -> Nullable<BigInt>,
     }
 }
 

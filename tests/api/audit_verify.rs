@@ -121,6 +121,7 @@ async fn some_trail(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    app.audit_moved();
 }
 
 fn intact(out: &Output) -> u64 {

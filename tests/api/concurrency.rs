@@ -179,6 +179,7 @@ async fn every_access_leaves_an_audit_record() {
     app.get("Patient?_id=x").await;
     app.get(&format!("Patient/{id}/_history")).await;
 
+    app.audit_moved();
     let path = app._dir.as_ref().unwrap().path().join("hub.db");
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     type Row = (String, String, String, String, Option<String>, String);

@@ -95,6 +95,7 @@ async fn measure(
     req: RequestBuilder,
     request_id: Option<&str>,
 ) -> Cost {
+    app.audit_moved();
     let rows_before = audit.rows();
     let before = app.commits.get();
     let req = match request_id {
@@ -114,6 +115,7 @@ async fn measure(
         assert_eq!(answered, rid, "the server kept the client's request id");
     }
     let body = res.json().await.unwrap_or(Value::Null);
+    app.audit_moved();
     let rows_after = audit.rows();
     assert!(
         rows_after.starts_with(&rows_before),

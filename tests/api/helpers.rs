@@ -64,6 +64,13 @@ pub fn postgres_admin_url() -> String {
 /// PostgreSQL panics (see [`postgres_admin_url`]); the `Option` is kept so callers
 /// written against the earlier skip-as-None contract still compile.
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    // `WOR_HUB_TEST_LOG=warn` (an EnvFilter) shows the servers' logs, to diagnose a failure.
+    if let Ok(filter) = std::env::var("WOR_HUB_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let (database, dir, pg_database) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -130,6 +137,27 @@ fn fresh_pg_database(admin_url: &str) -> (String, String) {
 }
 
 impl TestApp {
+    /// SQLite: waits until the reads' audit records are in `audit_events` (they are
+    /// on disk in the journal when a read answers; the journal mover brings them in
+    /// within 200 ms), for tests that read the table directly. PostgreSQL writes them
+    /// with the read.
+    pub fn audit_moved(&self) {
+        let Some(dir) = self._dir.as_ref() else {
+            return;
+        };
+        for _ in 0..300 {
+            let journalled = std::fs::read_dir(dir.path())
+                .expect("the test database's directory")
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().contains("-audit-journal."));
+            if !journalled {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("journalled audit records were not moved within 3 s");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }

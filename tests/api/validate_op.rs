@@ -64,6 +64,7 @@ type AuditRow = (String, String, String, Option<String>, String);
 
 /// (action, interaction, type, id, outcome) of every audit record, oldest first.
 fn audit(app: &TestApp) -> Vec<AuditRow> {
+    app.audit_moved();
     let query = audit_events::table.order(audit_events::seq.asc()).select((
         audit_events::action,
         audit_events::interaction,

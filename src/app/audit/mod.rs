@@ -88,6 +88,8 @@ async fn rows(
     query: AuditQuery,
     interaction: &'static str,
 ) -> Result<Vec<AuditEntry>, AppError> {
+    // Reads answered before this one are in the trail it shows.
+    app.store.move_audit_journal().await?;
     Ok(app
         .store
         .read(principal.access(), move |tx| {

@@ -40,14 +40,77 @@ fn ordered_ids(
     sql.append(filter::where_clause("r", ty, criteria, 0));
     sql.append(filter::order_by("r", sort));
     if let Some(limit) = limit {
-        sql.push(" LIMIT ")
-            .int(i64::try_from(limit).unwrap_or(i64::MAX));
+        sql.limit(limit);
     }
     Ok(load::<IdRow>(conn, &sql)?
         .into_iter()
         .map(|r| r.id)
         .collect())
 }
+
+/// Ids of matches in id order after `after`, at most `limit`; with `as_of`, only
+/// resources created by that change-clock time (a lazily filled snapshot's later
+/// entries: nothing created after its first page joins it).
+fn ids_after(
+    conn: &mut DbConnection,
+    ty: &str,
+    criteria: &[Criterion],
+    after: Option<&str>,
+    as_of: Option<i64>,
+    limit: usize,
+) -> QueryResult<Vec<String>> {
+    let mut sql = Sql::new("SELECT r.id AS id FROM resources r WHERE ");
+    sql.append(filter::where_clause("r", ty, criteria, 0));
+    if let Some(after) = after {
+        sql.push(" AND r.id > ").text_bind(after);
+    }
+    if let Some(as_of) = as_of {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM resource_versions c WHERE c.resource_type = r.resource_type \
+             AND c.id = r.id AND c.version_id = 1 AND c.last_updated <= ",
+        )
+        .int(as_of)
+        .push(")");
+    }
+    sql.push(" ORDER BY r.id ASC").limit(limit);
+    Ok(load::<IdRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
+/// The number of matches, counted up to `cap` (at most `cap` is returned).
+fn count_up_to(
+    conn: &mut DbConnection,
+    ty: &str,
+    criteria: &[Criterion],
+    cap: usize,
+) -> QueryResult<usize> {
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resources r WHERE ");
+    sql.append(filter::where_clause("r", ty, criteria, 0));
+    sql.limit(cap).push(") m");
+    let n = load::<CountRow>(conn, &sql)?.first().map_or(0, |r| r.n);
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+#[derive(QueryableByName)]
+struct ClockRow {
+    #[diesel(sql_type = BigInt)]
+    last_at: i64,
+}
+
+/// The change clock as this transaction sees it: every version it can see is stamped
+/// at or before it, every later commit after it (see [`Tx::stamp`]).
+fn clock(conn: &mut DbConnection) -> QueryResult<i64> {
+    let sql = Sql::new("SELECT last_at AS last_at FROM change_clock WHERE id = 1");
+    Ok(load::<ClockRow>(conn, &sql)?
+        .first()
+        .map_or(0, |r| r.last_at))
+}
+
+/// Later entries a lazily filled snapshot stores at once when a page needs more than
+/// it holds: paging on reads the next ones from the snapshot.
+const FILL_AHEAD: usize = 500;
 
 fn count(conn: &mut DbConnection, ty: &str, criteria: &[Criterion]) -> QueryResult<u64> {
     let mut sql = Sql::new("SELECT COUNT(*) AS n FROM resources r WHERE ");
@@ -112,7 +175,7 @@ struct TargetRow {
 }
 
 /// Most resources one `_revinclude` adds to a page.
-const REVINCLUDE_CAP: i64 = 1000;
+const REVINCLUDE_CAP: usize = 1000;
 
 /// Resources the `includes` add to a page of `matches` of type `ty`, without repeats.
 fn included(
@@ -142,8 +205,8 @@ fn included(
                 .text_bind(ty)
                 .push(" AND target_id IN ")
                 .text_list(&ids)
-                .push(" ORDER BY id LIMIT ")
-                .int(REVINCLUDE_CAP);
+                .push(" ORDER BY id")
+                .limit(REVINCLUDE_CAP);
             for row in load::<IdRow>(conn, &sql)? {
                 wanted.push((inc.source_type.clone(), row.id));
             }
@@ -181,8 +244,11 @@ fn included(
 
 impl Tx<'_> {
     /// Runs a search (its criteria narrowed to the read scope) and returns its first
-    /// page. When there are more pages, the ordered matches (at most [`SNAPSHOT_CAP`])
-    /// are stored as a snapshot that later pages read.
+    /// page. When there are more pages, a snapshot of the ordered matches (at most
+    /// [`SNAPSHOT_CAP`]) is stored for later pages: a search in the default order (by
+    /// id) stores only its first page's ids and the change clock it read, and later
+    /// pages fill it on (see [`Tx::search_page`]), so the first page never reads or
+    /// writes every match; a search with `_sort` stores every match now.
     pub fn search(&mut self, spec: &SearchSpec) -> Result<SearchPage, TxError> {
         let ty = spec.resource_type.as_str();
         let Some(criteria) = self.access.scope.narrow(ty, &spec.criteria) else {
@@ -197,11 +263,23 @@ impl Tx<'_> {
                 included: Vec::new(),
             });
         };
-        let mut ids = ordered_ids(self.conn, ty, &criteria, &spec.sort, Some(SNAPSHOT_CAP + 1))?;
-        let truncated = ids.len() > SNAPSHOT_CAP;
-        ids.truncate(SNAPSHOT_CAP);
+        let lazy = spec.sort.is_empty();
+        let mut ids = if lazy {
+            ids_after(self.conn, ty, &criteria, None, None, spec.count + 1)?
+        } else {
+            ordered_ids(self.conn, ty, &criteria, &spec.sort, Some(SNAPSHOT_CAP + 1))?
+        };
+        let more = ids.len() > spec.count;
+        let held = if lazy && more {
+            count_up_to(self.conn, ty, &criteria, SNAPSHOT_CAP + 1)?
+        } else {
+            ids.len()
+        };
+        let truncated = held > SNAPSHOT_CAP;
+        let size = held.min(SNAPSHOT_CAP);
+        ids.truncate(if lazy { spec.count } else { SNAPSHOT_CAP });
         let total = if !truncated {
-            Some(ids.len() as u64)
+            Some(size as u64)
         } else if spec.accurate_total {
             Some(count(self.conn, ty, &criteria)?)
         } else {
@@ -210,16 +288,24 @@ impl Tx<'_> {
         let end = spec.count.min(ids.len());
         let matches = current_versions(self.conn, ty, &ids[..end])?;
         let included = self.included(ty, &matches, &spec.includes)?;
-        let search_id = (ids.len() > spec.count).then(|| uuid::Uuid::new_v4().to_string());
+        let search_id = (size > spec.count).then(|| uuid::Uuid::new_v4().to_string());
         if let Some(sid) = &search_id {
-            self.writing()?;
-            self.save_snapshot(sid, ty, &spec.query, &ids, total)?;
+            let as_of = if lazy { Some(clock(self.conn)?) } else { None };
+            self.save_snapshot(&snapshot::NewSnapshot {
+                search_id: sid,
+                resource_type: ty,
+                query: &spec.query,
+                ids: &ids,
+                size,
+                total,
+                as_of,
+            })?;
         }
         self.audit_about(search_audit(ty), disclosed(&matches, &included))?;
         Ok(SearchPage {
             search_id,
             offset: 0,
-            size: ids.len(),
+            size,
             total,
             truncated,
             matches,
@@ -245,16 +331,42 @@ impl Tx<'_> {
     /// A later page of a snapshot: the current versions of the ids at positions
     /// `offset..offset + count` (resources deleted since, or outside the read scope,
     /// are left out); `None` when the snapshot is unknown or expired.
+    ///
+    /// A lazily filled snapshot that holds fewer entries than the page needs is filled
+    /// on first (this then writes): the matches of `criteria` (the search's own, parsed
+    /// again from its stored query) after the last entry it holds, in id order, that
+    /// existed at the first page's change clock, [`FILL_AHEAD`] more than needed. So
+    /// a position, once read, keeps its entry; nothing created after the first page
+    /// joins; a resource that stopped matching before its position was filled is
+    /// left out, one that started matching is taken in.
     pub fn search_page(
         &mut self,
         search_id: &str,
         offset: usize,
         count: usize,
+        criteria: &[Criterion],
         includes: &[Include],
     ) -> Result<Option<SearchPage>, TxError> {
         let Some(info) = snapshot::info(self.conn, search_id, &self.access.actor)? else {
             return Ok(None);
         };
+        if let Some(as_of) = info.as_of {
+            let needed = offset.saturating_add(count).min(info.size);
+            let (held, last) = snapshot::held(self.conn, search_id)?;
+            let narrowed = self.access.scope.narrow(&info.resource_type, criteria);
+            if let (true, Some(criteria)) = (held < needed, narrowed) {
+                let want = (needed - held + FILL_AHEAD).min(info.size - held);
+                let more = ids_after(
+                    self.conn,
+                    &info.resource_type,
+                    &criteria,
+                    last.as_deref(),
+                    Some(as_of),
+                    want,
+                )?;
+                self.append_entries(search_id, held, &more)?;
+            }
+        }
         let ids = snapshot::ids(self.conn, search_id, offset, count)?;
         let mut matches = current_versions(self.conn, &info.resource_type, &ids)?;
         matches = self.only_visible(matches)?;

@@ -4,6 +4,7 @@
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::Sqlite;
 
@@ -19,6 +20,8 @@ pub(crate) enum Bind {
 pub(crate) struct Sql {
     text: String,
     binds: Vec<Bind>,
+    /// A value list was written ([`Sql::text_list`]): the text changes with its length.
+    lists: bool,
 }
 
 impl Sql {
@@ -26,6 +29,7 @@ impl Sql {
         Self {
             text: text.to_owned(),
             binds: Vec::new(),
+            lists: false,
         }
     }
 
@@ -42,6 +46,14 @@ impl Sql {
         self
     }
 
+    /// Appends a row limit. Written into the text, not bound: SQLite's planner reads a
+    /// bound LIMIT, so it would prepare the statement again at every execution.
+    pub fn limit(&mut self, n: usize) -> &mut Self {
+        self.text.push_str(" LIMIT ");
+        self.text.push_str(&n.to_string());
+        self
+    }
+
     /// Appends `?` bound to an integer.
     pub fn int(&mut self, value: i64) -> &mut Self {
         self.text.push('?');
@@ -53,11 +65,13 @@ impl Sql {
     pub fn append(&mut self, other: Sql) -> &mut Self {
         self.text.push_str(&other.text);
         self.binds.extend(other.binds);
+        self.lists |= other.lists;
         self
     }
 
     /// `(?, ?, ...)` for a non-empty list.
     pub fn text_list(&mut self, values: &[String]) -> &mut Self {
+        self.lists = true;
         self.text.push('(');
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
@@ -75,37 +89,87 @@ impl Sql {
             self.text.truncate(self.text.len() - suffix.len());
         }
     }
+}
 
-    /// The text with PostgreSQL's numbered placeholders. The builder writes `?` only as
-    /// placeholders (never inside literals), so a plain replacement is exact.
-    fn numbered(&self) -> String {
-        let mut out = String::with_capacity(self.text.len() + 16);
-        let mut n = 0;
-        for c in self.text.chars() {
-            if c == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(c);
-            }
-        }
-        out
+/// Distinct statement texts whose prepared statements connections keep. The texts are
+/// built from a handful of shapes, but a search's criteria shape them too, and every
+/// connection would keep every text it ever ran: the first [`CACHED_TEXTS`] texts are
+/// kept (the fixed statements of every write come first), any later one is prepared
+/// each time, as before.
+const CACHED_TEXTS: usize = 512;
+
+fn admitted(text: &str) -> bool {
+    use std::collections::HashSet;
+    use std::hash::{Hash, Hasher};
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static KEPT: OnceLock<Mutex<HashSet<u64>>> = OnceLock::new();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let key = hasher.finish();
+    let mut kept = KEPT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    kept.contains(&key) || (kept.len() < CACHED_TEXTS && kept.insert(key))
+}
+
+/// A built statement as a diesel query: the text between placeholders is SQL, each
+/// bind a bind parameter (each backend writes its own placeholder), and the prepared
+/// statement is kept by the connection when the text is [`admitted`] and holds no
+/// value list (whose length makes a new text each time).
+struct Statement<'a> {
+    sql: &'a Sql,
+    cache: bool,
+}
+
+impl<'a> Statement<'a> {
+    fn of(sql: &'a Sql) -> Self {
+        let cache = !sql.lists && admitted(&sql.text);
+        Self { sql, cache }
     }
 }
 
-macro_rules! bound {
-    ($text:expr, $binds:expr, $db:ty) => {{
-        let mut q = diesel::sql_query($text).into_boxed::<$db>();
-        for b in $binds {
-            q = match b {
-                Bind::Text(s) => q.bind::<Text, _>(s.clone()),
-                Bind::Int(i) => q.bind::<BigInt, _>(*i),
-            };
+impl<DB> QueryFragment<DB> for Statement<'_>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
         }
-        q
-    }};
+        let mut parts = self.sql.text.split('?');
+        out.push_sql(parts.next().unwrap_or_default());
+        let mut binds = self.sql.binds.iter();
+        for part in parts {
+            match binds.next() {
+                Some(Bind::Text(s)) => out.push_bind_param::<Text, String>(s)?,
+                Some(Bind::Int(i)) => out.push_bind_param::<BigInt, i64>(i)?,
+                None => {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        "a placeholder without a value".into(),
+                    ))
+                }
+            }
+            out.push_sql(part);
+        }
+        Ok(())
+    }
 }
+
+impl QueryId for Statement<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Statement<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Statement<'_> {}
 
 /// Runs a query and loads its rows.
 pub(crate) fn load<T>(conn: &mut DbConnection, sql: &Sql) -> QueryResult<Vec<T>>
@@ -113,16 +177,16 @@ where
     T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
     match conn {
-        DbConnection::Sqlite(c) => bound!(sql.text.clone(), &sql.binds, Sqlite).load(c),
-        DbConnection::Postgres(c) => bound!(sql.numbered(), &sql.binds, Pg).load(c),
+        DbConnection::Sqlite(c) => Statement::of(sql).load(c),
+        DbConnection::Postgres(c) => Statement::of(sql).load(c),
     }
 }
 
 /// Runs a statement; returns the number of rows affected.
 pub(crate) fn execute(conn: &mut DbConnection, sql: &Sql) -> QueryResult<usize> {
     match conn {
-        DbConnection::Sqlite(c) => bound!(sql.text.clone(), &sql.binds, Sqlite).execute(c),
-        DbConnection::Postgres(c) => bound!(sql.numbered(), &sql.binds, Pg).execute(c),
+        DbConnection::Sqlite(c) => Statement::of(sql).execute(c),
+        DbConnection::Postgres(c) => Statement::of(sql).execute(c),
     }
 }
 

@@ -15,13 +15,14 @@ use super::types::{DeleteOutcome, IndexRows, Lookup, StoredVersion, UpdateOutcom
 use super::{index, search};
 use crate::fhir::patient_of::patients_of;
 
+pub(super) mod batch;
 mod error;
 mod hook;
 mod unit;
 
 pub use error::{Failure, TxError, WriteError};
 pub use hook::{Change, WriteHook};
-pub(in crate::store) use unit::{run, LockWait};
+pub(in crate::store) use unit::{run, LockWait, SQLITE_TAKE_WRITE_LOCK};
 
 /// Operations inside one transaction.
 pub struct Tx<'a> {
@@ -265,6 +266,29 @@ impl Tx<'_> {
             .collect())
     }
 
+    /// `(id, version, lastUpdated)` of every live resource of `ty`, by id; with `ids`,
+    /// of those only. Reads no body: what a cache of their contents checks.
+    pub fn heads_of_type(
+        &mut self,
+        ty: &str,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<(String, i64, i64)>, TxError> {
+        let mut query = resources::table
+            .filter(resources::resource_type.eq(ty))
+            .filter(resources::deleted.eq(false))
+            .order(resources::id)
+            .select((
+                resources::id,
+                resources::version_id,
+                resources::last_updated,
+            ))
+            .into_boxed::<super::db::MultiBackend>();
+        if let Some(ids) = ids {
+            query = query.filter(resources::id.eq_any(ids.to_vec()));
+        }
+        Ok(query.load(self.conn)?)
+    }
+
     /// Read (`version = None`) or vread inside the unit of work.
     pub fn read(&mut self, ty: &str, id: &str, version_id: Option<i64>) -> Result<Lookup, TxError> {
         // A resource outside the read scope does not exist for this reader.
@@ -500,12 +524,14 @@ pub(super) fn head(
     ty: &str,
     id: &str,
 ) -> QueryResult<Option<(i64, bool)>> {
-    resources::table
+    // Loaded, not `first()`: a bound LIMIT makes SQLite prepare the statement again at
+    // every execution (its planner reads the bound value), and this runs for every write.
+    let rows: Vec<(i64, bool)> = resources::table
         .filter(resources::resource_type.eq(ty))
         .filter(resources::id.eq(id))
         .select((resources::version_id, resources::deleted))
-        .first(conn)
-        .optional()
+        .load(conn)?;
+    Ok(rows.into_iter().next())
 }
 
 pub(super) fn version(
@@ -514,13 +540,14 @@ pub(super) fn version(
     id: &str,
     version_id: i64,
 ) -> QueryResult<Option<StoredVersion>> {
-    let row: Option<(i64, Option<String>)> = resource_versions::table
+    // Loaded, not `first()`: see `head`.
+    let rows: Vec<(i64, Option<String>)> = resource_versions::table
         .filter(resource_versions::resource_type.eq(ty))
         .filter(resource_versions::id.eq(id))
         .filter(resource_versions::version_id.eq(version_id))
         .select((resource_versions::last_updated, resource_versions::body))
-        .first(conn)
-        .optional()?;
+        .load(conn)?;
+    let row = rows.into_iter().next();
     Ok(row.map(|(last_updated, body)| StoredVersion {
         resource_type: ty.to_owned(),
         id: id.to_owned(),

@@ -10,7 +10,7 @@ use super::{Failure, Tx, TxError, WriteError, WriteHook};
 
 // Each round lets at least one concurrent writer of a row win, so this bounds the
 // number of writers racing for one resource before a 409.
-const MAX_ATTEMPTS: usize = 16;
+pub(super) const MAX_ATTEMPTS: usize = 16;
 
 /// SQLite: how long a writer waited for the write lock (`waited`, with the instant the
 /// wait began: before the in-process lock), observed once per attempt.
@@ -67,10 +67,13 @@ pub(in crate::store) fn run<T, E>(
 /// waits (busy_timeout) for another process's writer, such as `wor-hub client add`
 /// next to the server, where a deferred transaction with an older snapshot would fail
 /// with "database is locked". Within one process writers are serialised already.
+/// A write that changes nothing: the first statement of a SQLite write transaction.
+pub(in crate::store) const SQLITE_TAKE_WRITE_LOCK: &str = "DELETE FROM request_records WHERE 1 = 0";
+
 fn take_sqlite_write_lock<E>(conn: &mut DbConnection) -> Result<(), Failure<E>> {
     if let DbConnection::Sqlite(c) = conn {
         use diesel::connection::SimpleConnection;
-        c.batch_execute("DELETE FROM request_records WHERE 1 = 0")
+        c.batch_execute(SQLITE_TAKE_WRITE_LOCK)
             .map_err(|e| Failure::Tx(TxError::from(e)))?;
     }
     Ok(())

@@ -1,0 +1,1 @@
+ALTER TABLE search_snapshots DROP COLUMN as_of;
