@@ -280,6 +280,30 @@ impl Store {
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
     }
 
+    /// Runs `f` with a pooled connection on the blocking pool, holding the writer lock
+    /// (SQLite), taken before the connection: whoever waits for the lock holds no
+    /// connection, so the pool cannot run dry of connections that all wait for a lock
+    /// whose holder waits for a connection.
+    async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let lock = self.write_lock.clone();
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
+            let _guard = lock
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
     /// Checks that the database answers (readiness probe).
     pub async fn ping(&self) -> Result<(), StoreError> {
         use diesel::connection::SimpleConnection;

@@ -30,28 +30,8 @@ impl Store {
         E: Send + 'static,
         F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
     {
-        let (lock, queue) = self.group.clone();
-        self.group_commit(lock, queue, access.into(), f).await
-    }
-
-    /// Queues `f` and waits for the group's lock (SQLite: the writer lock); the holder
-    /// runs every queued unit in one transaction. Back with the lock, a request whose
-    /// unit a previous holder ran has its answer; otherwise it runs the queue itself.
-    async fn group_commit<T, E, F>(
-        &self,
-        lock: Arc<Mutex<()>>,
-        queue: Arc<tx::batch::Queue>,
-        access: Access,
-        f: F,
-    ) -> Result<T, WriteError<E>>
-    where
-        T: Send + 'static,
-        E: Send + 'static,
-        F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        let commits = self.commits.clone();
-        let hook = self.hook.clone();
+        let group = self.grouped();
+        let access = access.into();
         let observe = self
             .write_wait
             .clone()
@@ -59,30 +39,23 @@ impl Store {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
-            let slot: tx::batch::Slot<Result<T, WriteError<E>>> = Arc::default();
-            queue.push(Box::new(tx::batch::Pending::new(
-                f,
-                access,
-                Arc::clone(&slot),
-                observe,
-            )));
-            let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            loop {
-                if let Some(result) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                    return result;
-                }
-                let units = queue.take();
-                // A pool error drops the units: each answers "not run" (see `Pending`).
-                let mut conn = pool.get().map_err(StoreError::from)?;
-                if tx::batch::run_batch(&mut conn, units, hook.as_deref()) {
-                    commits.0.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            group.run(access, f, observe)
         })
         .await
         .map_err(|e| {
             WriteError::Store(StoreError::Internal(format!("database task failed: {e}")))
         })?
+    }
+
+    /// What a unit of work needs to join a group commit (see [`Grouped::run`]).
+    fn grouped(&self) -> Grouped {
+        Grouped {
+            lock: Arc::clone(&self.group.0),
+            queue: Arc::clone(&self.group.1),
+            pool: self.pool.clone(),
+            commits: self.commits.clone(),
+            hook: self.hook.clone(),
+        }
     }
 
     /// The one door for reads: `f` runs in one database transaction. On PostgreSQL the
@@ -103,10 +76,10 @@ impl Store {
         let commits = self.commits.clone();
         let hook = self.hook.clone();
         let write_wait = self.write_wait.clone();
+        let group = self.grouped();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
-            let mut conn = pool.get()?;
             let as_writer = |conn: &mut DbConnection, since: std::time::Instant| {
                 let wait = write_wait
                     .as_deref()
@@ -118,19 +91,45 @@ impl Store {
                 .map_err(StoreError::from)
             };
             let (Some(lock), Some(journal)) = (&lock, &journal) else {
+                let mut conn = pool.get()?;
                 return as_writer(&mut conn, std::time::Instant::now());
             };
-            match tx::run_read_only(&mut conn, &access, &f) {
-                Ok((value, rows)) => {
+            // The connection goes back before the writer lock is waited for (see
+            // `Store::with_writer`).
+            let read = {
+                let mut conn = pool.get()?;
+                tx::run_read_only(&mut conn, &access, &f)
+            };
+            match read {
+                Ok((value, collected)) => {
                     commits.0.fetch_add(1, Ordering::Relaxed);
                     journal
-                        .append(&rows)
+                        .append(&collected.audit)
                         .map_err(|e| StoreError::Internal(format!("audit journal: {e}")))?;
+                    // A first page's snapshot, stored before the page answers (its next
+                    // link names it), in a unit of work of its own that joins the
+                    // group commit, so the read itself never waited for the writer.
+                    if !collected.snapshots.is_empty() {
+                        let snapshots = collected.snapshots;
+                        group
+                            .run(
+                                access.clone(),
+                                move |tx| {
+                                    for s in &snapshots {
+                                        tx.store_snapshot(s)?;
+                                    }
+                                    Ok::<_, Failure<Infallible>>(())
+                                },
+                                None,
+                            )
+                            .map_err(StoreError::from)?;
+                    }
                     Ok(value)
                 }
                 Err(TxError::NeedsWriter | TxError::Retry) => {
                     let since = std::time::Instant::now();
                     let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut conn = pool.get()?;
                     as_writer(&mut conn, since)
                 }
                 Err(TxError::Db(e)) => Err(e.into()),
@@ -138,6 +137,53 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+}
+
+/// A group commit's parts: the lock its runner holds (SQLite: the writer lock), the
+/// queue, and what the runner needs.
+struct Grouped {
+    lock: Arc<Mutex<()>>,
+    queue: Arc<tx::batch::Queue>,
+    pool: super::db::Pool,
+    commits: super::CommitCounter,
+    hook: Option<Arc<dyn super::WriteHook>>,
+}
+
+impl Grouped {
+    /// Queues `f` and waits for the lock (on the blocking pool); the holder runs every
+    /// queued unit in one transaction. Back with the lock, a request whose unit a
+    /// previous holder ran has its answer; otherwise it runs the queue itself.
+    fn run<T, E, F>(
+        &self,
+        access: Access,
+        f: F,
+        observe: Option<(std::time::Instant, super::WaitObserver)>,
+    ) -> Result<T, WriteError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
+    {
+        let slot: tx::batch::Slot<Result<T, WriteError<E>>> = Arc::default();
+        self.queue.push(Box::new(tx::batch::Pending::new(
+            f,
+            access,
+            Arc::clone(&slot),
+            observe,
+        )));
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(result) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                return result;
+            }
+            let units = self.queue.take();
+            // A pool error drops the units: each answers "not run" (see `Pending`).
+            let mut conn = self.pool.get().map_err(StoreError::from)?;
+            if tx::batch::run_batch(&mut conn, units, self.hook.as_deref()) {
+                self.commits.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

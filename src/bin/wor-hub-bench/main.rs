@@ -199,6 +199,13 @@ fn say(line: &str) {
 
 fn main() {
     let args = Args::parse();
+    // `WOR_HUB_BENCH_LOG=error` (an EnvFilter) prints the server's log lines to stderr.
+    if let Ok(filter) = std::env::var("WOR_HUB_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -149,14 +149,15 @@ impl Store {
     /// Chains every committed unsealed audit row (see [`chain`]); returns how many.
     /// Cheap when there is nothing to do: one indexed look-up, no lock.
     pub async fn seal_audit(&self) -> Result<usize, StoreError> {
-        let lock = self.write_lock.clone();
-        self.with_conn(move |conn| {
+        if !self
+            .with_conn(|conn| Ok(chain::has_unsealed(conn)?))
+            .await?
+        {
+            return Ok(0);
+        }
+        self.with_writer(move |conn| {
             let mut sealed = 0;
             while chain::has_unsealed(conn)? {
-                // SQLite: one writer at a time in this process (see `Store::write_lock`).
-                let _guard = lock
-                    .as_ref()
-                    .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
                 let n = chain::seal_batch(conn)?;
                 sealed += n;
                 if n == 0 {
@@ -174,16 +175,13 @@ impl Store {
     /// access that was answered before it. Nothing to do on PostgreSQL, or when the
     /// journal is empty.
     pub async fn move_audit_journal(&self) -> Result<(), StoreError> {
-        let (Some(journal), Some(lock)) = (self.journal.clone(), self.write_lock.clone()) else {
+        let Some(journal) = self.journal.clone() else {
             return Ok(());
         };
         if !journal.is_pending() {
             return Ok(());
         }
-        self.with_conn(move |conn| {
-            let _guard = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.with_writer(move |conn| {
             // Not counted in `commits`, as the journal mover's moves are not.
             journal
                 .move_into(conn)

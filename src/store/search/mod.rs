@@ -3,6 +3,8 @@
 
 mod filter;
 mod snapshot;
+
+pub(crate) use snapshot::NewSnapshot;
 pub(crate) mod sql;
 
 use std::collections::{BTreeSet, HashSet};
@@ -291,11 +293,11 @@ impl Tx<'_> {
         let search_id = (size > spec.count).then(|| uuid::Uuid::new_v4().to_string());
         if let Some(sid) = &search_id {
             let as_of = if lazy { Some(clock(self.conn)?) } else { None };
-            self.save_snapshot(&snapshot::NewSnapshot {
-                search_id: sid,
-                resource_type: ty,
-                query: &spec.query,
-                ids: &ids,
+            self.save_snapshot(NewSnapshot {
+                search_id: sid.clone(),
+                resource_type: ty.to_owned(),
+                query: spec.query.clone(),
+                ids: ids.clone(),
                 size,
                 total,
                 as_of,

@@ -14,19 +14,29 @@ const CHUNK: usize = 300;
 /// What a new snapshot holds: the ordered ids stored now (every match, or the first
 /// page's of a lazily filled one), how many matches it stands for, and, when lazily
 /// filled, the change clock its matches are read at.
-pub(crate) struct NewSnapshot<'a> {
-    pub search_id: &'a str,
-    pub resource_type: &'a str,
-    pub query: &'a str,
-    pub ids: &'a [String],
+pub(crate) struct NewSnapshot {
+    pub search_id: String,
+    pub resource_type: String,
+    pub query: String,
+    pub ids: Vec<String>,
     pub size: usize,
     pub total: Option<u64>,
     pub as_of: Option<i64>,
 }
 
 impl Tx<'_> {
-    /// Stores a snapshot, and deletes expired ones.
-    pub(crate) fn save_snapshot(&mut self, new: &NewSnapshot<'_>) -> Result<(), TxError> {
+    /// Stores a snapshot, and deletes expired ones. A read-only unit of work keeps it
+    /// for its caller to store before the read answers (see `Store::read`).
+    pub(crate) fn save_snapshot(&mut self, new: NewSnapshot) -> Result<(), TxError> {
+        if let Some(collected) = &mut self.collected {
+            collected.snapshots.push(new);
+            return Ok(());
+        }
+        self.store_snapshot(&new)
+    }
+
+    /// Stores a snapshot now, and deletes expired ones.
+    pub(crate) fn store_snapshot(&mut self, new: &NewSnapshot) -> Result<(), TxError> {
         self.writing()?;
         let now = now_micros();
         let expired = now - SNAPSHOT_TTL_MICROS;
@@ -40,9 +50,9 @@ impl Tx<'_> {
             .execute(self.conn)?;
         diesel::insert_into(search_snapshots::table)
             .values((
-                search_snapshots::search_id.eq(new.search_id),
-                search_snapshots::resource_type.eq(new.resource_type),
-                search_snapshots::query.eq(new.query),
+                search_snapshots::search_id.eq(&new.search_id),
+                search_snapshots::resource_type.eq(&new.resource_type),
+                search_snapshots::query.eq(&new.query),
                 search_snapshots::size.eq(i64::try_from(new.size).unwrap_or(i64::MAX)),
                 search_snapshots::total.eq(new.total.and_then(|t| i64::try_from(t).ok())),
                 search_snapshots::created.eq(now),
@@ -50,7 +60,7 @@ impl Tx<'_> {
                 search_snapshots::as_of.eq(new.as_of),
             ))
             .execute(self.conn)?;
-        self.append_entries(new.search_id, 0, new.ids)
+        self.append_entries(&new.search_id, 0, &new.ids)
     }
 
     /// Stores `ids` at positions `from..` of snapshot `search_id`.

@@ -31,12 +31,23 @@ pub struct Tx<'a> {
     /// The change-feed timestamp of this transaction's versions, once taken.
     pub(super) stamp: Option<i64>,
     /// Set for a read-only unit of work: audit records are collected here (for the
-    /// journal) and writes are refused with [`TxError::NeedsWriter`].
-    pub(super) collected: Option<Vec<AuditRow>>,
+    /// journal), and search snapshots to store after it; other writes are refused
+    /// with [`TxError::NeedsWriter`].
+    pub(super) collected: Option<Collected>,
     /// What runs after each version this unit of work writes (the outbox).
     hook: Option<&'a dyn WriteHook>,
     /// Set by [`Tx::wake_after_commit`]: the hook's `committed` runs after the commit.
     wake: Option<&'a std::cell::Cell<bool>>,
+}
+
+/// What a read-only unit of work leaves to be written after it.
+#[derive(Default)]
+pub(in crate::store) struct Collected {
+    /// Audit records, for the journal.
+    pub audit: Vec<AuditRow>,
+    /// First pages' search snapshots, to store (in a unit of work of their own) before
+    /// the read answers.
+    pub snapshots: Vec<search::NewSnapshot>,
 }
 
 /// An audit record's facts (FHIR AuditEvent action C/R/U/D/E).
@@ -144,7 +155,7 @@ impl Tx<'_> {
             patients,
         };
         match &mut self.collected {
-            Some(rows) => rows.push(row),
+            Some(collected) => collected.audit.push(row),
             None => AuditRow::insert(std::slice::from_ref(&row), self.conn)?,
         }
         Ok(())
@@ -557,16 +568,16 @@ pub(super) fn version(
     }))
 }
 
-/// A read-only unit of work (SQLite while another writer holds the lock): one
-/// transaction that writes nothing; its audit records are returned for the journal.
+/// A read-only unit of work (SQLite): one transaction that writes nothing; its audit
+/// records and search snapshots are returned, to be written after it.
 pub(super) fn run_read_only<T>(
     conn: &mut DbConnection,
     access: &Access,
     f: &dyn Fn(&mut Tx<'_>) -> Result<T, TxError>,
-) -> Result<(T, Vec<AuditRow>), TxError> {
+) -> Result<(T, Collected), TxError> {
     conn.transaction::<_, TxError, _>(|c| {
         let mut tx = Tx::new(c, access, None);
-        tx.collected = Some(Vec::new());
+        tx.collected = Some(Collected::default());
         let value = f(&mut tx)?;
         Ok((value, tx.collected.take().unwrap_or_default()))
     })
