@@ -81,20 +81,6 @@ fn ids_after(
         .collect())
 }
 
-/// The number of matches, counted up to `cap` (at most `cap` is returned).
-fn count_up_to(
-    conn: &mut DbConnection,
-    ty: &str,
-    criteria: &[Criterion],
-    cap: usize,
-) -> QueryResult<usize> {
-    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resources r WHERE ");
-    sql.append(filter::where_clause("r", ty, criteria, 0));
-    sql.limit(cap).push(") m");
-    let n = load::<CountRow>(conn, &sql)?.first().map_or(0, |r| r.n);
-    Ok(usize::try_from(n).unwrap_or(0))
-}
-
 #[derive(QueryableByName)]
 struct ClockRow {
     #[diesel(sql_type = BigInt)]
@@ -272,20 +258,24 @@ impl Tx<'_> {
             ordered_ids(self.conn, ty, &criteria, &spec.sort, Some(SNAPSHOT_CAP + 1))?
         };
         let more = ids.len() > spec.count;
-        let held = if lazy && more {
-            count_up_to(self.conn, ty, &criteria, SNAPSHOT_CAP + 1)?
-        } else {
-            ids.len()
+        // A lazily filled snapshot does not know how many match: it knows one more than
+        // the page exists (`size`, which makes the next link), and counts only when
+        // asked (`_total=accurate`).
+        let counted = match (lazy && more, spec.accurate_total) {
+            (true, true) => Some(count(self.conn, ty, &criteria)?),
+            (true, false) => None,
+            (false, _) => Some(ids.len() as u64),
         };
-        let truncated = held > SNAPSHOT_CAP;
-        let size = held.min(SNAPSHOT_CAP);
-        ids.truncate(if lazy { spec.count } else { SNAPSHOT_CAP });
-        let total = if !truncated {
-            Some(size as u64)
-        } else if spec.accurate_total {
-            Some(count(self.conn, ty, &criteria)?)
+        let truncated = counted.is_some_and(|n| n > SNAPSHOT_CAP as u64);
+        let size = if lazy {
+            ids.len()
         } else {
-            None
+            ids.len().min(SNAPSHOT_CAP)
+        };
+        ids.truncate(if lazy { spec.count } else { SNAPSHOT_CAP });
+        let total = match counted {
+            Some(n) if !truncated || spec.accurate_total => Some(n),
+            _ => None,
         };
         let end = spec.count.min(ids.len());
         let matches = current_versions(self.conn, ty, &ids[..end])?;
@@ -298,7 +288,14 @@ impl Tx<'_> {
                 resource_type: ty.to_owned(),
                 query: spec.query.clone(),
                 ids: ids.clone(),
-                size,
+                // Lazily filled: the most positions it may come to hold.
+                size: if lazy {
+                    counted.map_or(SNAPSHOT_CAP, |n| {
+                        usize::try_from(n).map_or(SNAPSHOT_CAP, |n| n.min(SNAPSHOT_CAP))
+                    })
+                } else {
+                    size
+                },
                 total,
                 as_of,
             })?;
@@ -352,9 +349,16 @@ impl Tx<'_> {
         let Some(info) = snapshot::info(self.conn, search_id, &self.access.actor)? else {
             return Ok(None);
         };
+        // A lazily filled snapshot: how many positions it holds after filling (one past
+        // the page when there is more: the next link).
+        let mut size = info.size;
         if let Some(as_of) = info.as_of {
-            let needed = offset.saturating_add(count).min(info.size);
-            let (held, last) = snapshot::held(self.conn, search_id)?;
+            // One past the page: whether a next page exists.
+            let needed = offset
+                .saturating_add(count)
+                .saturating_add(1)
+                .min(info.size);
+            let (mut held, last) = snapshot::held(self.conn, search_id)?;
             let narrowed = self.access.scope.narrow(&info.resource_type, criteria);
             if let (true, Some(criteria)) = (held < needed, narrowed) {
                 let want = (needed - held + FILL_AHEAD).min(info.size - held);
@@ -366,8 +370,12 @@ impl Tx<'_> {
                     Some(as_of),
                     want,
                 )?;
-                self.append_entries(search_id, held, &more)?;
+                if !more.is_empty() {
+                    self.append_entries(search_id, held, &more)?;
+                    held += more.len();
+                }
             }
+            size = held;
         }
         let ids = snapshot::ids(self.conn, search_id, offset, count)?;
         let mut matches = current_versions(self.conn, &info.resource_type, &ids)?;
@@ -380,9 +388,14 @@ impl Tx<'_> {
         Ok(Some(SearchPage {
             search_id: Some(search_id.to_owned()),
             offset,
-            size: info.size,
+            size,
             total: info.total,
-            truncated: info.truncated(),
+            // Lazily filled: only a count (`_total=accurate`) says there were more.
+            truncated: if info.as_of.is_some() {
+                info.total.is_some_and(|t| t > SNAPSHOT_CAP as u64)
+            } else {
+                info.truncated()
+            },
             matches,
             included,
         }))
