@@ -202,7 +202,7 @@ pub(crate) fn print_medians(title: &str, runs: &[Vec<Row>]) {
             .iter()
             .map(|r| r.short())
             .collect::<Vec<_>>()
-            .join(" / ");
+            .join("; ");
         let mut values: Vec<f64> = same.iter().filter_map(|r| r.value()).collect();
         let figure = if values.is_empty() {
             String::new()
