@@ -40,7 +40,9 @@ impl Databases {
     /// A fresh, empty database.
     pub fn fresh(&mut self, label: &str) -> Result<DatabaseUrl, String> {
         match self {
-            Self::Sqlite(dir) => Ok(DatabaseUrl::Sqlite(dir.join(format!("{label}.db")))),
+            Self::Sqlite(dir) => Ok(DatabaseUrl::Sqlite(
+                dir.join(format!("{label}-{}.db", uuid::Uuid::new_v4().simple())),
+            )),
             Self::Postgres { admin, created } => {
                 let name = format!("wor_hub_bench_{label}_{}", uuid::Uuid::new_v4().simple());
                 PgConnection::establish(admin)
@@ -62,6 +64,14 @@ impl Databases {
                 };
                 Ok(DatabaseUrl::Postgres(format!("{server}/{name}{query}")))
             }
+        }
+    }
+
+    /// The directory of the SQLite databases.
+    pub fn directory(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Sqlite(dir) => Some(dir),
+            Self::Postgres { .. } => None,
         }
     }
 

@@ -59,10 +59,10 @@ pub(crate) async fn task_ids(client: &reqwest::Client, base: &str) -> Result<Vec
     Ok(ids)
 }
 
-/// VmHWM of this process, from /proc/self/status (Linux).
-pub(crate) fn peak_rss() -> Option<String> {
+/// VmHWM of this process in MB, from /proc/self/status (Linux).
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(format!("{:.0} MB", kb / 1024.0))
+    Some(kb / 1024.0)
 }

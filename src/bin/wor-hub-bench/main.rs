@@ -15,10 +15,19 @@
 //! - the storage ceiling on a second fresh database with the same durability settings
 //!   and no HTTP: single-row durable commits, and units of work of the store API that
 //!   create a referral's five resources (no index rows, routing, Task or validation);
-//! - start-up (`Application::build`) and peak RSS of this process (server and client).
+//! - start-up (`Application::build`) and peak RSS of this process (server and client);
+//! - with `--preload N`: the same server measurements on a second fresh database first
+//!   filled with N referrals through the store API (`preload.rs`), start-up
+//!   on it, and ingest there as a ratio of the empty-database figure;
+//! - notification latency: a local rest-hook receiver, an active Subscription, and
+//!   referrals at `--notification-rate`, from each POST's answer to the receipt of the
+//!   notification about its Task (`notify.rs`);
+//! - with `--repeat N`: all of it N times (fresh databases each time), then the median
+//!   of every figure with the per-run figures.
 //!
 //! ```sh
 //! cargo run --release --bin wor-hub-bench -- --seconds 10
+//! cargo run --release --bin wor-hub-bench -- --seconds 5 --preload 1000000 --repeat 3
 //! source .ci/postgres.sh
 //! cargo run --release --bin wor-hub-bench -- --postgres "$WOR_HUB_TEST_POSTGRES_URL"
 //! cargo run --bin wor-hub-bench -- --smoke    # CI: a few seconds, debug build
@@ -28,24 +37,23 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod ceiling;
 mod databases;
+mod figures;
 mod http;
 mod load;
+mod notify;
+mod preload;
 mod reports;
+mod run;
 
-use ceiling::storage_ceiling;
 use databases::Databases;
-use http::{expect_ok, peak_rss, task_ids, total};
-use load::{load, ms, Limit, Outcome};
+use load::Limit;
 
 use clap::Parser;
-use wor_hub::config::Settings;
 use wor_hub::fhir::identifiers::is_valid_bsn;
-use wor_hub::fhir::instant::{format_instant, now_micros};
-use wor_hub::startup::Application;
 
 /// The shared fixture: a GP system's referral (Patient, Organization, Practitioner,
 /// Consent, ServiceRequest) as one transaction Bundle.
@@ -87,11 +95,35 @@ struct Args {
     /// written straight to a fresh database; 0 skips the phase).
     #[arg(long, default_value_t = 1_000_000)]
     report_referrals: u64,
+    /// Referrals stored before a second set of server measurements (ingest, reads,
+    /// polling search, start-up) on a database filled through the store API;
+    /// 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
+    /// Referrals per unit of work (database transaction) of the preload.
+    #[arg(long, default_value_t = 1_000)]
+    preload_unit: u64,
+    /// Referrals whose notification latency is measured (0 skips the phase).
+    #[arg(long, default_value_t = 200)]
+    notifications: u64,
+    /// Referrals per second sent, one at a time, while measuring notification latency.
+    #[arg(long, default_value_t = 20.0)]
+    notification_rate: f64,
+    /// Runs of the whole measurement, each on fresh databases; with more than one, the
+    /// median of every figure is printed with the per-run figures [default: 1; 2 in
+    /// --smoke].
+    #[arg(long)]
+    repeat: Option<u32>,
     /// A few seconds in total (ingest at concurrency 1 and 4 for 1 s each, a handful of
-    /// reads and searches); asserts only that it ran and counted every acknowledged
-    /// referral back. For CI.
+    /// reads and searches, a preload of 200 referrals, 5 notifications, 2 runs unless
+    /// --repeat says otherwise); asserts only that every phase ran and counted its
+    /// referrals and notifications back. For CI.
     #[arg(long)]
     smoke: bool,
+    /// Keep the SQLite databases (their directory is printed) instead of removing them
+    /// at the end, to inspect what the run wrote.
+    #[arg(long)]
+    keep_databases: bool,
 }
 
 /// The next unique, valid BSN: eight digits from a counter and the check digit that
@@ -129,6 +161,11 @@ struct Plan {
     searches: Limit,
     ceiling: Limit,
     warmup: u64,
+    preload: u64,
+    preload_unit: u64,
+    notifications: u64,
+    report_referrals: u64,
+    repeat: u32,
 }
 
 impl Plan {
@@ -141,6 +178,11 @@ impl Plan {
                 searches: Limit::Count(10),
                 ceiling: Limit::Count(20),
                 warmup: 3,
+                preload: if args.preload > 0 { args.preload } else { 200 },
+                preload_unit: args.preload_unit.min(50),
+                notifications: args.notifications.min(5),
+                report_referrals: args.report_referrals.min(2_000),
+                repeat: args.repeat.unwrap_or(2).max(1),
             };
         }
         let each = Limit::For(Duration::from_secs(args.seconds.max(1)));
@@ -151,42 +193,11 @@ impl Plan {
             searches: each,
             ceiling: each,
             warmup: args.warmup,
-        }
-    }
-}
-
-/// One row of the summary table.
-struct Row {
-    what: String,
-    figure: String,
-    p50: String,
-    p99: String,
-    note: String,
-}
-
-impl Row {
-    fn of(what: impl Into<String>, o: &Outcome, unit: &str, note: impl Into<String>) -> Self {
-        Self {
-            what: what.into(),
-            figure: format!(
-                "{:.0} {unit}/s ({} in {:.1} s)",
-                o.rate(),
-                o.ok(),
-                o.elapsed.as_secs_f64()
-            ),
-            p50: ms(o.pct(50)),
-            p99: ms(o.pct(99)),
-            note: note.into(),
-        }
-    }
-
-    fn plain(what: impl Into<String>, figure: impl Into<String>, note: impl Into<String>) -> Self {
-        Self {
-            what: what.into(),
-            figure: figure.into(),
-            p50: "".into(),
-            p99: "".into(),
-            note: note.into(),
+            preload: args.preload,
+            preload_unit: args.preload_unit,
+            notifications: args.notifications,
+            report_referrals: args.report_referrals,
+            repeat: args.repeat.unwrap_or(1).max(1),
         }
     }
 }
@@ -224,7 +235,15 @@ fn main() {
         }
     };
     let result = runtime.block_on(run(&args, &mut databases));
-    databases.clean_up();
+    match databases.directory() {
+        Some(dir) if args.keep_databases => {
+            say(&format!(
+                "the SQLite databases are kept in {}",
+                dir.display()
+            ));
+        }
+        _ => databases.clean_up(),
+    }
     let code = match result {
         Ok(()) => 0,
         Err(e) => {
@@ -253,309 +272,78 @@ async fn run(args: &Args, databases: &mut Databases) -> Result<(), String> {
         say("NOTE: a debug build: these figures are not the benchmark (use --release)");
     }
     if args.smoke {
-        say("smoke mode: asserts only that every phase ran and every acknowledged referral is stored");
+        say("smoke mode: asserts only that every phase ran and counted its referrals and notifications back");
     }
-    let mut rows = Vec::new();
-
-    // ---- start-up
-    let mut settings = Settings::for_database(databases.fresh("service")?);
-    if let Some(n) = args.pool_size {
-        settings.db_pool_size = n;
-    }
-    settings.log = "warn".into();
-    let started = Instant::now();
-    let app = Application::build(&settings)
-        .await
-        .map_err(|e| format!("the server does not start: {e}"))?;
-    let startup = started.elapsed();
-    let base = format!("http://127.0.0.1:{}/fhir", app.port());
-    tokio::spawn(app.run_until_stopped());
-    say(&format!(
-        "start-up (Application::build, empty database): {}",
-        ms(startup)
-    ));
-    rows.push(Row::plain(
-        "start-up, empty database",
-        ms(startup),
-        "Application::build: migrations, directory check, bind",
-    ));
-
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
-    let res = client
-        .post(&base)
-        .header("Content-Type", FHIR_JSON)
-        .body(wor_hub::api::directory::SAMPLE_DIRECTORY)
-        .send()
-        .await
-        .map_err(|e| format!("loading the sample directory: {e}"))?;
-    if !res.status().is_success() {
-        return Err(format!(
-            "loading the sample directory: HTTP {}",
-            res.status()
-        ));
-    }
-    let before_run = format_instant(now_micros() - 1_000_000);
-
-    // ---- referral ingest
-    let bsns = Arc::new(AtomicU64::new(0));
-    let serial = Arc::new(AtomicU64::new(0));
-    let ingest = {
-        let (client, base) = (client.clone(), Arc::<str>::from(base.as_str()));
-        let (bsns, serial) = (bsns.clone(), serial.clone());
-        Arc::new(move |_: u64| {
-            let (client, base) = (client.clone(), base.clone());
-            let body = referral(&next_bsn(&bsns), serial.fetch_add(1, Ordering::Relaxed));
-            async move {
-                expect_ok(
-                    client
-                        .post(&*base)
-                        .header("Content-Type", FHIR_JSON)
-                        .body(body),
-                )
-                .await
-            }
-        })
+    let ctx = run::Ctx {
+        args,
+        plan: &plan,
+        client,
+        bsns: Arc::new(AtomicU64::new(0)),
+        serial: Arc::new(AtomicU64::new(0)),
     };
-    let mut acknowledged = 0u64;
-    let mut ingest_figures = Vec::new();
-    if plan.warmup > 0 {
-        let op = ingest.clone();
-        let warm = load(1, Limit::Count(plan.warmup), move |i| op(i)).await;
-        acknowledged += warm.ok();
-        say(&warm.line("warm-up ingest, concurrency 1", "referrals"));
-    }
-    for &c in &plan.levels {
-        let op = ingest.clone();
-        let o = load(c, plan.ingest, move |i| op(i)).await;
-        acknowledged += o.ok();
-        say(&o.line(&format!("referral ingest, concurrency {c}"), "referrals"));
-        if o.ok() == 0 {
-            return Err(format!("no referral acknowledged at concurrency {c}"));
-        }
-        ingest_figures.push((c, o.rate()));
-        rows.push(Row::of(
-            format!("referral ingest, c{c}"),
-            &o,
-            "referrals",
-            if o.failed > 0 {
-                format!("{} failed", o.failed)
-            } else {
-                String::new()
-            },
-        ));
-    }
-
-    // ---- every acknowledged referral counted back
-    let stored = total(&client, &format!("{base}/ServiceRequest?_summary=count")).await?;
-    let counted = stored == acknowledged;
-    say(&format!(
-        "counted back: {stored} ServiceRequests stored, {acknowledged} referrals acknowledged (2xx): {}",
-        if counted { "OK" } else { "MISMATCH" }
-    ));
-    rows.push(Row::plain(
-        "acknowledged referrals counted back",
-        format!("{stored} stored / {acknowledged} acknowledged"),
-        if counted { "OK" } else { "MISMATCH" },
-    ));
-
-    // ---- read by id
-    let ids = task_ids(&client, &base).await?;
-    let reads = {
-        let (client, base, ids) = (client.clone(), base.clone(), Arc::new(ids));
-        load(args.read_concurrency, plan.reads, move |i| {
-            let url = format!("{base}/Task/{}", ids[(i % ids.len() as u64) as usize]);
-            let client = client.clone();
-            async move { expect_ok(client.get(url)).await }
-        })
-        .await
-    };
-    say(&reads.line(
-        &format!("read by id (Task), concurrency {}", args.read_concurrency),
-        "reads",
-    ));
-    rows.push(Row::of(
-        format!("read by id, c{}", args.read_concurrency),
-        &reads,
-        "reads",
-        "GET Task/{id}",
-    ));
-
-    // ---- polling search
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("owner", OWNER)
-        .append_pair("status", "requested")
-        .append_pair("_lastUpdated", &format!("gt{before_run}"))
-        .finish();
-    let matches = total(&client, &format!("{base}/Task?{query}&_summary=count")).await?;
-    let searches = {
-        let url = format!("{base}/Task?{query}&_count=10");
-        let client = client.clone();
-        load(args.read_concurrency, plan.searches, move |_| {
-            let (client, url) = (client.clone(), url.clone());
-            async move { expect_ok(client.get(url)).await }
-        })
-        .await
-    };
-    say(&format!(
-        "{}; {matches} matches",
-        searches.line(
-            &format!(
-                "polling search (first page of 10), concurrency {}",
-                args.read_concurrency
-            ),
-            "searches"
-        )
-    ));
-    rows.push(Row::of(
-        format!("polling search, c{}", args.read_concurrency),
-        &searches,
-        "searches",
-        format!("first page of 10 out of {matches} matches"),
-    ));
-
-    // ---- statistics at --report-referrals referrals
-    if args.report_referrals > 0 {
-        let n = if args.smoke {
-            2_000
-        } else {
-            args.report_referrals
-        };
-        let r = reports::reports(databases.fresh("reports")?, n, plan.searches).await?;
-        say(&format!(
-            "statistics: {} projection rows written in {:.1} s",
-            r.seeded,
-            r.seeding.as_secs_f64()
-        ));
-        for (what, o, note) in [
-            (
-                "yearly report of one municipality",
-                &r.municipality_year,
-                format!(
-                    "GM0484, by month: {} referrals of {}",
-                    r.municipality_rows, r.seeded
-                ),
-            ),
-            (
-                "yearly report of every municipality",
-                &r.all_year,
-                format!("20 municipalities, {} referrals", r.seeded),
-            ),
-        ] {
-            say(&o.line(&format!("statistics: {what}, concurrency 1"), "reports"));
-            if o.ok() == 0 {
-                return Err(format!(
-                    "statistics: {what}: nothing succeeded: {:?}",
-                    o.first_failure
-                ));
-            }
-            rows.push(Row::of(
-                format!("statistics: {what}, c1"),
-                o,
-                "reports",
-                note,
-            ));
-        }
-    }
-
-    // ---- storage ceiling
-    let ceiling = storage_ceiling(databases.fresh("ceiling")?, plan.ceiling).await?;
-    say(&ceiling.commits.line(
-        "storage ceiling: durable commits of one referral-sized row, sequential, no HTTP",
-        "commits",
-    ));
-    rows.push(Row::of(
-        "ceiling: single-row commits, c1",
-        &ceiling.commits,
-        "commits",
-        "raw SQL: BEGIN; INSERT one ~4 KB row; COMMIT (same connection settings)",
-    ));
-    for (c, o) in [(1, &ceiling.units_c1), (8, &ceiling.units_c8)] {
-        say(&o.line(
-            &format!(
-                "storage ceiling: store units creating a referral's 5 resources, concurrency {c}, no HTTP"
-            ),
-            "units",
-        ));
-        rows.push(Row::of(
-            format!("ceiling: store units of 5 creates, c{c}"),
-            o,
-            "units",
-            "Store::transaction + 5 x Tx::create, no index rows, routing, Task or validation",
-        ));
-    }
-    let best = ceiling.units_c1.rate().max(ceiling.units_c8.rate());
-    for (c, rate) in &ingest_figures {
-        let ratio = rate / best.max(1e-9);
-        say(&format!(
-            "ingest c{c} / storage ceiling (best store-unit rate, {best:.0}/s): {ratio:.2}"
-        ));
-        rows.push(Row::plain(
-            format!("ingest c{c} as a ratio of the ceiling"),
-            format!("{ratio:.2}"),
-            format!("{rate:.0}/s of {best:.0} store units/s"),
-        ));
-    }
-
-    // ---- peak RSS
-    let rss = peak_rss().unwrap_or_else(|| "unknown".into());
-    say(&format!(
-        "peak RSS (VmHWM, server and client in one process): {rss}"
-    ));
-    rows.push(Row::plain(
-        "peak RSS",
-        rss,
-        "VmHWM of this process: server and client",
-    ));
-
-    // ---- summary
-    say("");
-    say(&format!(
-        "## wor-hub-bench summary: {backend}, {profile} build, {}",
+    let title = format!(
+        "wor-hub-bench summary: {backend}, {profile} build, {}",
         plan_text(&plan, args)
-    ));
-    say("");
-    say("| measurement | figure | p50 | p99 | note |");
-    say("|---|---|---|---|---|");
-    for r in &rows {
-        say(&format!(
-            "| {} | {} | {} | {} | {} |",
-            r.what, r.figure, r.p50, r.p99, r.note
-        ));
-    }
-    if !counted {
-        return Err(format!(
-            "{acknowledged} referrals were acknowledged but {stored} are stored"
-        ));
-    }
-    for (what, o) in [
-        ("read by id", &reads),
-        ("polling search", &searches),
-        ("storage ceiling commits", &ceiling.commits),
-        ("storage ceiling units", &ceiling.units_c1),
-    ] {
-        if o.ok() == 0 {
-            return Err(format!("{what}: nothing succeeded"));
+    );
+    let mut runs = Vec::new();
+    for i in 1..=plan.repeat {
+        if plan.repeat > 1 {
+            say(&format!("==== run {i} of {}", plan.repeat));
         }
+        let rows = run::run_once(&ctx, databases).await?;
+        figures::print_table(&format!("## {title}{}", run_label(i, plan.repeat)), &rows);
+        runs.push(rows);
+    }
+    if plan.repeat > 1 {
+        figures::print_medians(
+            &format!("## medians of {} runs: {title}", plan.repeat),
+            &runs,
+        );
     }
     if args.smoke {
-        say("smoke: OK");
+        say(&format!(
+            "smoke: OK ({} runs: ingest, counted back, reads, polling search, preload of {} with start-up, ingest, reads and search on it, {} notifications received, statistics, ceiling)",
+            plan.repeat, plan.preload, plan.notifications
+        ));
     }
     Ok(())
 }
 
+fn run_label(i: u32, of: u32) -> String {
+    if of > 1 {
+        format!(" (run {i} of {of})")
+    } else {
+        String::new()
+    }
+}
+
 fn plan_text(plan: &Plan, args: &Args) -> String {
-    format!(
+    let mut text = format!(
         "ingest at concurrency {:?} for {} each after {} warm-up referrals; reads and searches at concurrency {} for {}",
         plan.levels,
         plan.ingest.describe(),
         plan.warmup,
         args.read_concurrency,
         plan.reads.describe()
-    )
+    );
+    if plan.preload > 0 {
+        text.push_str(&format!(
+            "; again with {} referrals preloaded (units of {})",
+            plan.preload, plan.preload_unit
+        ));
+    }
+    if plan.notifications > 0 {
+        text.push_str(&format!(
+            "; {} notifications at {} referrals/s",
+            plan.notifications, args.notification_rate
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
