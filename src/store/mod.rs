@@ -116,8 +116,8 @@ pub struct Store {
     write_lock: Option<Arc<Mutex<()>>>,
     /// SQLite: where reads' audit records wait for the journal mover.
     journal: Option<Arc<AuditJournal>>,
-    /// Units of work waiting to run, committed in groups (see [`tx::batch`]), and the
-    /// lock the group's runner holds (SQLite: the writer lock).
+    /// SQLite: units of work waiting for the writer, committed in groups (see
+    /// [`tx::batch`]), and the lock the group's runner holds (the writer lock).
     group: (Arc<Mutex<()>>, Arc<tx::batch::Queue>),
     commits: CommitCounter,
     /// Runs in the unit of work of every version written (see [`WriteHook`]).

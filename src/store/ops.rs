@@ -17,9 +17,11 @@ use super::{Store, StoreError};
 impl Store {
     /// Runs `f` as one unit of work: all its writes, index rows and audit records
     /// commit together, or none do (on any error, including `Failure::Abort`). `f` may
-    /// run more than once when a concurrent writer forces a retry. Units of work that
-    /// wait at the same time commit together (group commit, [`tx::batch`]), each in a
-    /// savepoint of its own.
+    /// run more than once when a concurrent writer forces a retry. On SQLite, units of
+    /// work that wait for the writer at the same time commit together (group commit,
+    /// [`tx::batch`]), each in a savepoint of its own. On PostgreSQL each runs in its
+    /// own transaction, concurrently (group commit there is a measured next step, see
+    /// BENCHMARKS.md).
     pub async fn transaction<T, E, F>(
         &self,
         access: impl Into<Access>,
@@ -30,13 +32,25 @@ impl Store {
         E: Send + 'static,
         F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
     {
-        let group = self.grouped();
         let access = access.into();
+        let span = tracing::Span::current();
+        if self.backend == super::Backend::Postgres {
+            let (pool, commits, hook) = (self.pool.clone(), self.commits.clone(), self.hook.clone());
+            return tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
+                let mut conn = pool.get().map_err(StoreError::from)?;
+                tx::run(&mut conn, &access, hook.as_deref(), &commits.0, None, &f)
+            })
+            .await
+            .map_err(|e| {
+                WriteError::Store(StoreError::Internal(format!("database task failed: {e}")))
+            })?;
+        }
+        let group = self.grouped();
         let observe = self
             .write_wait
             .clone()
             .map(|o| (std::time::Instant::now(), o));
-        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
             group.run(access, f, observe)
