@@ -45,6 +45,8 @@ fn unit(i: usize, tx: &mut super::Tx<'_>) -> Result<i64, Failure<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The writer lock is held on purpose while the units queue (they run on other threads).
+#[allow(clippy::await_holding_lock)]
 async fn units_waiting_together_commit_once_and_fail_alone() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&DatabaseUrl::Sqlite(dir.path().join("hub.db")), 2)

@@ -222,22 +222,20 @@ impl Store {
     }
 
     /// SQLite: moves journalled read audit records into `audit_events` soon after
-    /// they were written, as soon as the writer lock is free; and checkpoints the WAL
-    /// (see [`db::checkpoint`]).
+    /// they were written, as soon as the writer lock is free.
     fn spawn_journal_mover(&self) {
         let (Some(journal), Some(lock)) = (self.journal.clone(), self.write_lock.clone()) else {
             return;
         };
         let pool = self.pool.clone();
         let spawned = std::thread::Builder::new()
-            .name("audit-journal-and-wal".into())
+            .name("audit-journal".into())
             .spawn(move || loop {
                 std::thread::sleep(std::time::Duration::from_millis(200));
                 // The store is gone when only this thread holds the journal.
                 if Arc::strong_count(&journal) == 1 {
                     return;
                 }
-                db::checkpoint(&pool);
                 if !journal.is_pending() {
                     continue;
                 }

@@ -35,7 +35,8 @@ impl Store {
         let access = access.into();
         let span = tracing::Span::current();
         if self.backend == super::Backend::Postgres {
-            let (pool, commits, hook) = (self.pool.clone(), self.commits.clone(), self.hook.clone());
+            let (pool, commits, hook) =
+                (self.pool.clone(), self.commits.clone(), self.hook.clone());
             return tokio::task::spawn_blocking(move || {
                 let _span = span.enter();
                 let mut conn = pool.get().map_err(StoreError::from)?;
