@@ -184,7 +184,15 @@ crate::backend_tests!(
 async fn a_crashed_instances_delivery_is_taken_over(backend: Backend) {
     let (url, _dir) = crate::helpers::fresh_database(backend).unwrap();
     let db = std::path::Path::new(&url);
-    let flags = ["--notification-lease", "2s"];
+    // The fixture's referral was authored on 2026-11-20: with the default contact
+    // deadline (14 days) its Task turns overdue from 2026-12-04 09:00 UTC, and the
+    // overdue marker's new version is a second event. A deadline far away keeps the one.
+    let flags = [
+        "--notification-lease",
+        "2s",
+        "--contact-deadline",
+        "3650days",
+    ];
     let client = reqwest::Client::new();
     let rx = Receiver::start().await;
     let first = crate::cli::Server::start_with(db, &flags);
