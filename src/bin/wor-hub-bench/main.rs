@@ -62,6 +62,8 @@ const REFERRAL: &str = include_str!("../../../tests/fixtures/referral-transactio
 const FIXTURE_BSN: &str = "999999011";
 /// The fixture's ServiceRequest identifier; the Consent's is this plus `-C1`.
 const FIXTURE_SR_ID: &str = "HIS-2026-000123";
+/// The fixture's `ServiceRequest.authoredOn`.
+const FIXTURE_AUTHORED: &str = "2026-11-20T10:00:00+01:00";
 /// Where the sample directory routes the fixture's patient (Boskoop).
 const OWNER: &str = "Organization/tom-in-de-buurt";
 const FHIR_JSON: &str = "application/fhir+json";
@@ -151,6 +153,13 @@ fn referral(bsn: &str, n: u64) -> String {
     REFERRAL
         .replace(FIXTURE_BSN, bsn)
         .replace(FIXTURE_SR_ID, &format!("BENCH-{n:09}"))
+        // Authored now: the fixture's date (2026-11-20) is past the contact deadline
+        // (14 days) from 2026-12-04 09:00 UTC on, and the server's overdue marker would
+        // then write a new version of every stored Task at start-up.
+        .replace(
+            FIXTURE_AUTHORED,
+            &wor_hub::fhir::instant::format_instant(wor_hub::fhir::instant::now_micros()),
+        )
 }
 
 /// The measurement plan: `--smoke` or the full run.
