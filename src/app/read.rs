@@ -55,9 +55,8 @@ pub async fn later_page(
     base: String,
 ) -> Result<Option<(SearchRequest, SearchPage)>, AppError> {
     require(principal, def.name, Need::Search)?;
-    let found = app
-        .store
-        .read(principal.access(), move |tx| {
+    let read = |search_id: String, base: String| {
+        move |tx: &mut crate::store::Tx<'_>| {
             let Some(info) = tx
                 .snapshot(&search_id)?
                 .filter(|i| i.resource_type == def.name)
@@ -83,9 +82,20 @@ pub async fn later_page(
                 &parsed.includes,
             )?;
             Ok(Ok(page.map(|p| (parsed, p))))
-        })
-        .await?;
-    found
+        }
+    };
+    let found = app
+        .store
+        .read(principal.access(), read(search_id.clone(), base.clone()))
+        .await??;
+    if found.is_some() {
+        return Ok(found);
+    }
+    // The first page queued its snapshot without waiting for it (`Store::read`).
+    app.store.settle().await?;
+    app.store
+        .read(principal.access(), read(search_id, base))
+        .await?
 }
 
 /// Instance, type or system history.

@@ -214,17 +214,8 @@ pub fn route_created(
     let (patient_ref, patient) = patient_of(tx, sr, base)?;
     let at = tx.stamp()?;
     let decision = decide(tx, sr, patient.as_ref(), at)?;
-    let links = TaskLinks {
-        focus: Some(format!("ServiceRequest/{id}")),
-        patient: patient_ref,
-        requester: sr.get("requester").cloned(),
-        authored_on: sr
-            .get("authoredOn")
-            .and_then(Value::as_str)
-            .map_or_else(|| format_instant(at), str::to_owned),
-        now: format_instant(at),
-    };
-    let mut task = build_task(&decision, &links);
+    let focus = Some(format!("ServiceRequest/{id}"));
+    let mut task = task_for(&decision, sr, focus, patient_ref, at);
     crate::app::access::note_withheld(tx, sr, &mut task)?;
     store_task(tx, &task)
 }
@@ -497,17 +488,30 @@ pub fn explain(
     now: i64,
 ) -> Result<(Decision, Value), Failure<AppError>> {
     let decision = decide(tx, &q.sr, q.patient.as_ref(), now)?;
+    let focus = q.sr_id.as_ref().map(|id| format!("ServiceRequest/{id}"));
+    let task = task_for(&decision, &q.sr, focus, q.patient_ref.clone(), now);
+    Ok((decision, task))
+}
+
+/// The Task routing makes for the ServiceRequest `sr` (`focus`: its reference, once
+/// stored) of the patient `patient` (a reference), decided at `at`: the requester and
+/// the authoring date come from `sr` (the date of `at` when it has none).
+pub fn task_for(
+    decision: &Decision,
+    sr: &Value,
+    focus: Option<String>,
+    patient: Option<String>,
+    at: i64,
+) -> Value {
     let links = TaskLinks {
-        focus: q.sr_id.as_ref().map(|id| format!("ServiceRequest/{id}")),
-        patient: q.patient_ref.clone(),
-        requester: q.sr.get("requester").cloned(),
-        authored_on: q
-            .sr
+        focus,
+        patient,
+        requester: sr.get("requester").cloned(),
+        authored_on: sr
             .get("authoredOn")
             .and_then(Value::as_str)
-            .map_or_else(|| format_instant(now), str::to_owned),
-        now: format_instant(now),
+            .map_or_else(|| format_instant(at), str::to_owned),
+        now: format_instant(at),
     };
-    let task = build_task(&decision, &links);
-    Ok((decision, task))
+    build_task(decision, &links)
 }

@@ -132,8 +132,11 @@ fn spec(ty: &str, criteria: Vec<Criterion>, includes: Vec<Include>, count: usize
     }
 }
 
+/// A first page, once its paging snapshot (queued, not waited for) is stored.
 async fn search(store: &Store, scope: &ReadScope, spec: SearchSpec) -> SearchPage {
-    read(store, scope, move |tx| tx.search(&spec)).await
+    let page = read(store, scope, move |tx| tx.search(&spec)).await;
+    store.settle().await.unwrap();
+    page
 }
 
 /// Ids of a page's matches and of what it included, as `Type/id`, sorted.
@@ -373,6 +376,44 @@ async fn a_later_page_leaves_out_what_the_scope_hides() {
         ids(&page(&all).await).0,
         strings(&["Patient/a", "Patient/b"])
     );
+}
+
+/// A first page answers before its snapshot is stored; `Store::settle` waits for it.
+#[tokio::test]
+#[allow(clippy::await_holding_lock)] // holds the group's lock on purpose
+async fn settle_waits_for_the_snapshot_a_first_page_queued() {
+    let (_dir, store) = fixture().await;
+    let all = ReadScope::All;
+    let later = |sid: String| {
+        let store = store.clone();
+        async move {
+            read(&store, &ReadScope::All, move |tx| {
+                tx.search_page(&sid, 1, 1, &[], &[])
+            })
+            .await
+        }
+    };
+    // The group's runner cannot run while the test holds its lock.
+    let held = store.group.0.lock().unwrap();
+    let first = read(&store, &all, move |tx| {
+        tx.search(&spec("Patient", Vec::new(), Vec::new(), 1))
+    })
+    .await;
+    let sid = first.search_id.clone().expect("a next page");
+    assert!(later(sid.clone()).await.is_none(), "not stored yet");
+    let settled = tokio::spawn({
+        let store = store.clone();
+        async move { store.settle().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !settled.is_finished(),
+        "settle waits for the queued snapshot"
+    );
+    drop(held);
+    settled.await.unwrap().unwrap();
+    let page = later(sid).await.expect("the snapshot, once settled");
+    assert_eq!(ids(&page).0, strings(&["Patient/b"]));
 }
 
 #[tokio::test]

@@ -62,6 +62,24 @@ impl Store {
         })?
     }
 
+    /// Returns once every write queued for the group commit before this call has
+    /// committed (SQLite; on PostgreSQL at once: there a unit commits before it
+    /// answers). A later page of a search waits here when it does not find the
+    /// snapshot its first page queued (see [`Store::read`]).
+    pub async fn settle(&self) -> Result<(), StoreError> {
+        if self.backend == super::Backend::Postgres {
+            return Ok(());
+        }
+        self.transaction(Access::system("system:settle"), |_| {
+            Ok::<_, Failure<Infallible>>(())
+        })
+        .await
+        .map_err(|e| match e {
+            WriteError::Store(e) => e,
+            other => StoreError::Internal(format!("settle: {other:?}")),
+        })
+    }
+
     /// What a unit of work needs to join a group commit (see [`Grouped::run`]).
     fn grouped(&self) -> Grouped {
         Grouped {
@@ -121,23 +139,17 @@ impl Store {
                     journal
                         .append(&collected.audit)
                         .map_err(|e| StoreError::Internal(format!("audit journal: {e}")))?;
-                    // A first page's snapshot, stored before the page answers (its next
-                    // link names it), in a unit of work of its own that joins the
-                    // group commit, so the read itself never waited for the writer.
+                    // A first page's snapshot: queued for the group commit before the
+                    // page answers, in a unit of work of its own that nobody waits for
+                    // (a later page that does not find it waits in `Store::settle`).
                     if !collected.snapshots.is_empty() {
                         let snapshots = collected.snapshots;
-                        group
-                            .run(
-                                access.clone(),
-                                move |tx| {
-                                    for s in &snapshots {
-                                        tx.store_snapshot(s)?;
-                                    }
-                                    Ok::<_, Failure<Infallible>>(())
-                                },
-                                None,
-                            )
-                            .map_err(StoreError::from)?;
+                        group.submit(access.clone(), move |tx| {
+                            for s in &snapshots {
+                                tx.store_snapshot(s)?;
+                            }
+                            Ok::<_, Failure<Infallible>>(())
+                        });
                     }
                     Ok(value)
                 }
@@ -157,6 +169,7 @@ impl Store {
 
 /// A group commit's parts: the lock its runner holds (SQLite: the writer lock), the
 /// queue, and what the runner needs.
+#[derive(Clone)]
 struct Grouped {
     lock: Arc<Mutex<()>>,
     queue: Arc<tx::batch::Queue>,
@@ -180,6 +193,38 @@ impl Grouped {
         E: Send + 'static,
         F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
     {
+        let slot = self.push(access, f, observe);
+        self.drive(&slot)
+    }
+
+    /// Queues `f` and returns at once: a task on the blocking pool runs the queue, so
+    /// `f` commits with the next group. For a write nobody waits for; what it failed
+    /// with goes to the log.
+    fn submit<E, F>(&self, access: Access, f: F)
+    where
+        E: Send + std::fmt::Debug + 'static,
+        F: Fn(&mut Tx<'_>) -> Result<(), Failure<E>> + Send + 'static,
+    {
+        let slot = self.push(access, f, None);
+        let group = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = group.drive(&slot) {
+                tracing::warn!(error = ?e, "a queued write without a waiter failed");
+            }
+        });
+    }
+
+    fn push<T, E, F>(
+        &self,
+        access: Access,
+        f: F,
+        observe: Option<(std::time::Instant, super::WaitObserver)>,
+    ) -> tx::batch::Slot<Result<T, WriteError<E>>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&mut Tx<'_>) -> Result<T, Failure<E>> + Send + 'static,
+    {
         let slot: tx::batch::Slot<Result<T, WriteError<E>>> = Arc::default();
         self.queue.push(Box::new(tx::batch::Pending::new(
             f,
@@ -187,6 +232,15 @@ impl Grouped {
             Arc::clone(&slot),
             observe,
         )));
+        slot
+    }
+
+    /// Takes the lock until `slot` has its answer, running the queue when no previous
+    /// holder ran its unit.
+    fn drive<T, E>(
+        &self,
+        slot: &tx::batch::Slot<Result<T, WriteError<E>>>,
+    ) -> Result<T, WriteError<E>> {
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(result) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {

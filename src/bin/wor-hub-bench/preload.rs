@@ -54,15 +54,13 @@ use wor_hub::app::directory::{import_directory, ImportOutcome};
 use wor_hub::app::error::AppError;
 use wor_hub::app::principal::Principal;
 use wor_hub::app::reports::to_row;
-use wor_hub::app::routing::decide;
+use wor_hub::app::routing::{decide, task_for};
 use wor_hub::app::App;
 use wor_hub::config::{DatabaseUrl, Settings};
 use wor_hub::fhir::index::index_rows;
-use wor_hub::fhir::instant::format_instant;
 use wor_hub::fhir::registry;
 use wor_hub::fhir::resource::IncomingResource;
 use wor_hub::referral::stats::{derive, Inputs};
-use wor_hub::referral::task::{build_task, TaskLinks};
 use wor_hub::store::{Failure, Grant, IndexRows, Relation, Store, Tx};
 
 use crate::{next_bsn, referral, say};
@@ -327,19 +325,13 @@ fn store_referral(tx: &mut Tx<'_>, r: &Prepared) -> Result<Option<String>, Failu
     };
     let at = tx.stamp()?;
     let decision = decide(tx, &sr.incoming.value, Some(&patient.incoming.value), at)?;
-    let links = TaskLinks {
-        focus: Some(format!("ServiceRequest/{}", sr.id)),
-        patient: Some(format!("Patient/{}", patient.id)),
-        requester: sr.incoming.value.get("requester").cloned(),
-        authored_on: sr
-            .incoming
-            .value
-            .get("authoredOn")
-            .and_then(Value::as_str)
-            .map_or_else(|| format_instant(at), str::to_owned),
-        now: format_instant(at),
-    };
-    let task = build_task(&decision, &links);
+    let task = task_for(
+        &decision,
+        &sr.incoming.value,
+        Some(format!("ServiceRequest/{}", sr.id)),
+        Some(format!("Patient/{}", patient.id)),
+        at,
+    );
     let task_def = registry::resource("Task").ok_or_else(|| fail("no Task definition"))?;
     let task_id = uuid::Uuid::new_v4().to_string();
     let parse = |task: &Value| {

@@ -1,6 +1,7 @@
 //! Criteria to SQL: each criterion becomes a condition on `<alias>.id` of the
-//! `resources` table, built from `IN (subquery)` lookups on the index tables so every
-//! lookup uses an index on (resource_type, param, value...).
+//! `resources` table, built from lookups on the index tables: `IN (subquery)` lookups
+//! that use an index on (resource_type, param, value...), or, tested per row, `EXISTS`
+//! lookups that use the (resource_type, id) index ([`Form`]; `plan.rs` chooses).
 //!
 //! A search may carry up to 1,000 values. Alternatives of one parameter share one
 //! lookup, equalities become `IN (...)` lists, and what is left is joined in balanced
@@ -10,12 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use super::sql::Sql;
-use crate::store::index::{index_key, STRING_INDEX_CHARS};
-use crate::store::query::{
-    Criterion, DateMatch, DatePrefix, IndexTable, Match, RefTarget, Sort, SortKey, StringMode,
-    SystemMatch,
-};
+use super::sql::{Sql, NO_INDEX};
+use super::values::{date_condition, string_condition, system_condition, SystemKey};
+use crate::store::index::index_key;
+use crate::store::query::{Criterion, DateMatch, IndexTable, Match, RefTarget};
 
 fn table_name(table: IndexTable) -> &'static str {
     match table {
@@ -26,8 +25,37 @@ fn table_name(table: IndexTable) -> &'static str {
     }
 }
 
+/// How a criterion's lookups test `<alias>.id` (see `plan.rs` for which is chosen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `<alias>.id IN (SELECT id FROM <index table> WHERE ...)`, and `_lastUpdated` on
+    /// `<alias>.last_updated`: the database may read every id the lookup finds first.
+    In,
+    /// As [`Form::In`], and `_lastUpdated` too as `<alias>.id IN (SELECT id FROM
+    /// resources WHERE ...)`: the criterion whose few matches drive the query.
+    Drive,
+    /// `EXISTS (SELECT 1 FROM <index table> x WHERE x.resource_type = ? AND x.id =
+    /// <alias>.id AND ...)`, and `_lastUpdated` on `+<alias>.last_updated` (which keeps
+    /// its index out): tested on each row something else found, through the index
+    /// table's (resource_type, id) index, reading nothing else.
+    Exists,
+    /// The bare `SELECT id FROM ...` of a lookup (what [`Form::Drive`] wraps).
+    Rows,
+}
+
 /// `<alias>.resource_type = ? AND NOT <alias>.deleted AND <criteria...>`
 pub(crate) fn where_clause(alias: &str, ty: &str, criteria: &[Criterion], depth: usize) -> Sql {
+    where_in_forms(alias, ty, criteria, depth, |_| Form::In)
+}
+
+/// [`where_clause`] with criterion `i` written in form `form(i)`.
+pub(crate) fn where_in_forms(
+    alias: &str,
+    ty: &str,
+    criteria: &[Criterion],
+    depth: usize,
+    form: impl Fn(usize) -> Form,
+) -> Sql {
     let mut sql = Sql::default();
     sql.push(&format!("{alias}.resource_type = "))
         .text_bind(ty)
@@ -35,11 +63,23 @@ pub(crate) fn where_clause(alias: &str, ty: &str, criteria: &[Criterion], depth:
     if !criteria.is_empty() {
         let terms = criteria
             .iter()
-            .map(|c| criterion(alias, ty, c, depth))
+            .enumerate()
+            .map(|(i, c)| criterion(alias, ty, c, depth, form(i)))
             .collect();
         sql.push(" AND ").append(balanced(Join::And, terms));
     }
     sql
+}
+
+/// The bare `SELECT id FROM ...` that finds the resources of type `ty` matching `c`,
+/// when `c` is one lookup of one index table (or `_id`, or one `_lastUpdated` value):
+/// what can drive a query, and be counted ahead to choose the driver.
+pub(crate) fn rows_of(ty: &str, c: &Criterion) -> Option<Sql> {
+    let Criterion::Any(alternatives) = c else {
+        return None;
+    };
+    let mut terms = any_terms("r", ty, alternatives, 0, Form::Rows);
+    (terms.len() == 1).then(|| terms.pop()).flatten()
 }
 
 #[derive(Clone, Copy)]
@@ -72,20 +112,27 @@ fn balanced(join: Join, mut terms: Vec<Sql>) -> Sql {
     }
 }
 
-fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
+fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize, form: Form) -> Sql {
     let mut sql = Sql::default();
+    // Only a plain `Any` can drive.
+    let plain = if form == Form::Exists {
+        Form::Exists
+    } else {
+        Form::In
+    };
+    let (test, x) = (Membership { alias, form: plain }, format!("x{depth}"));
     match c {
         Criterion::Any(alternatives) => {
-            sql.append(any_of(alias, ty, alternatives, depth));
+            sql.append(any_of(alias, ty, alternatives, depth, form));
         }
         Criterion::NoneOf(alternatives) => {
             sql.push("NOT ")
-                .append(any_of(alias, ty, alternatives, depth));
+                .append(any_of(alias, ty, alternatives, depth, plain));
         }
         Criterion::All(criteria) => {
             let terms = criteria
                 .iter()
-                .map(|c| criterion(alias, ty, c, depth))
+                .map(|c| criterion(alias, ty, c, depth, plain))
                 .collect();
             sql.push("(").append(balanced(Join::And, terms)).push(")");
         }
@@ -94,29 +141,23 @@ fn criterion(alias: &str, ty: &str, c: &Criterion, depth: usize) -> Sql {
             param,
             missing,
         } => {
-            let not = if *missing { " NOT" } else { "" };
-            sql.push(&format!(
-                "{alias}.id{not} IN (SELECT id FROM {} WHERE resource_type = ",
-                table_name(*table)
-            ))
-            .text_bind(ty)
-            .push(" AND param = ")
-            .text_bind(param)
-            .push(")");
+            if *missing {
+                sql.push("NOT ");
+            }
+            sql.append(test.open(table_name(*table), &x, "id", ty))
+                .append(test.param(&x, param))
+                .push(test.close());
         }
         Criterion::GrantedTo { organizations, at } => {
-            sql.push(&format!(
-                "{alias}.id IN (SELECT resource_id FROM access_grants WHERE resource_type = "
-            ))
-            .text_bind(ty)
-            .push(" AND organization IN ")
-            .text_list(organizations)
-            .push(" AND relation IN ")
-            .text_list(&crate::store::grants::Relation::READS.map(str::to_owned))
-            .push(&format!(
-                " AND (valid_from IS NULL OR valid_from <= {at}) \
-                 AND (valid_until IS NULL OR valid_until >= {at}))"
-            ));
+            sql.append(test.open("access_grants", &x, "resource_id", ty))
+                .push(&format!(" AND {x}.organization IN "))
+                .text_list(organizations)
+                .push(&format!(" AND {x}.relation IN "))
+                .text_list(&crate::store::grants::Relation::READS.map(str::to_owned))
+                .push(&format!(
+                    " AND ({x}.valid_from IS NULL OR {x}.valid_from <= {at}) \
+                 AND ({x}.valid_until IS NULL OR {x}.valid_until >= {at}))"
+                ));
         }
     }
     sql
@@ -156,25 +197,65 @@ struct ReferenceGroup<'a> {
     ident_any: Vec<SystemKey<'a>>,
 }
 
-/// A [`SystemMatch`] as an ordered map key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum SystemKey<'a> {
-    Any,
-    NoSystem,
-    Exactly(&'a str),
+/// How a lookup on an index table tests `<alias>.id`.
+struct Membership<'a> {
+    alias: &'a str,
+    form: Form,
 }
 
-impl<'a> From<&'a SystemMatch> for SystemKey<'a> {
-    fn from(s: &'a SystemMatch) -> Self {
-        match s {
-            SystemMatch::Any => Self::Any,
-            SystemMatch::NoSystem => Self::NoSystem,
-            SystemMatch::Exactly(v) => Self::Exactly(v),
+impl Membership<'_> {
+    /// The start of the test on `table` (as `x`, whose `id_column` holds the resource
+    /// id) for resources of type `ty`; the caller adds ` AND x.<condition>` and
+    /// [`Membership::close`]s it.
+    fn open(&self, table: &str, x: &str, id_column: &str, ty: &str) -> Sql {
+        let alias = self.alias;
+        let mut sql = Sql::new(&match self.form {
+            Form::Exists => format!(
+                "EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.{id_column} = {alias}.id \
+                 AND {x}.resource_type = "
+            ),
+            Form::Rows => {
+                format!("SELECT {x}.{id_column} AS id FROM {table} {x} WHERE {x}.resource_type = ")
+            }
+            Form::In | Form::Drive => format!(
+                "{alias}.id IN (SELECT {x}.{id_column} FROM {table} {x} WHERE {x}.resource_type = "
+            ),
+        });
+        sql.text_bind(ty);
+        sql
+    }
+
+    /// ` AND x.param = ?`; tested per row, with SQLite's no-index hint: with it the
+    /// table's (resource_type, id) index serves the test, without it SQLite would
+    /// rather walk the (resource_type, param, value) index for every row.
+    fn param(&self, x: &str, param: &str) -> Sql {
+        let mut sql = Sql::new(" AND ");
+        if self.form == Form::Exists {
+            sql.no_index();
+        }
+        sql.push(&format!("{x}.param = ")).text_bind(param);
+        sql
+    }
+
+    fn close(&self) -> &'static str {
+        if self.form == Form::Rows {
+            ""
+        } else {
+            ")"
         }
     }
 }
 
-fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
+fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize, form: Form) -> Sql {
+    let terms = any_terms(alias, ty, alternatives, depth, form);
+    let mut sql = Sql::new("(");
+    sql.append(balanced(Join::Or, terms)).push(")");
+    sql
+}
+
+/// The alternatives of one criterion as terms to join by OR: one per index-table
+/// lookup, `_id` list or `_lastUpdated` value.
+fn any_terms(alias: &str, ty: &str, alternatives: &[Match], depth: usize, form: Form) -> Vec<Sql> {
     let mut g = Groups::default();
     for m in alternatives {
         match m {
@@ -233,15 +314,55 @@ fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
             }
         }
     }
+    let membership = Membership {
+        alias,
+        form: if form == Form::Drive { Form::In } else { form },
+    };
+    let x = format!("x{depth}");
+    let test = (&membership, x.as_str());
     let mut terms = Vec::new();
+    // `_id` and `_lastUpdated` are columns of `resources` itself.
+    let own_rows = |condition: Sql| {
+        let rows = Membership {
+            alias,
+            form: Form::Rows,
+        };
+        let mut sql = rows.open("resources", "o", "id", ty);
+        sql.push(" AND NOT o.deleted AND ").append(condition);
+        match form {
+            Form::Rows => sql,
+            _ => {
+                let mut wrapped = Sql::new(&format!("{alias}.id IN ("));
+                wrapped.append(sql).push(")");
+                wrapped
+            }
+        }
+    };
     if !g.ids.is_empty() {
         let mut sql = Sql::default();
-        sql.push(&format!("{alias}.id IN ")).text_list(&g.ids);
+        if form == Form::Rows {
+            let mut list = Sql::new("o.id IN ");
+            list.text_list(&g.ids);
+            sql = own_rows(list);
+        } else {
+            sql.push(&format!("{alias}.id IN ")).text_list(&g.ids);
+        }
         terms.push(sql);
     }
     for value in g.last_updated {
-        let col = format!("{alias}.last_updated");
-        terms.push(date_condition(&col, &col, value));
+        terms.push(match form {
+            Form::Rows | Form::Drive => {
+                own_rows(date_condition("o.last_updated", "o.last_updated", value))
+            }
+            Form::In => {
+                let col = format!("{alias}.last_updated");
+                date_condition(&col, &col, value)
+            }
+            Form::Exists => {
+                let col = format!("{NO_INDEX}{alias}.last_updated");
+                date_condition(&col, &col, value)
+            }
+        });
     }
     for (param, group) in g.tokens {
         let mut conditions = Vec::new();
@@ -256,17 +377,17 @@ fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
         for system in &group.any_code {
             conditions.push(system_condition("system", *system));
         }
-        terms.push(lookup(alias, IndexTable::Token, ty, param, conditions));
+        terms.push(lookup(test, IndexTable::Token, ty, param, conditions));
     }
     for (param, conditions) in g.strings {
-        terms.push(lookup(alias, IndexTable::String, ty, param, conditions));
+        terms.push(lookup(test, IndexTable::String, ty, param, conditions));
     }
     for (param, values) in g.dates {
         let conditions = values
             .into_iter()
             .map(|v| date_condition("low", "high", v))
             .collect();
-        terms.push(lookup(alias, IndexTable::Date, ty, param, conditions));
+        terms.push(lookup(test, IndexTable::Date, ty, param, conditions));
     }
     for (param, group) in g.references {
         let mut conditions = Vec::new();
@@ -298,7 +419,7 @@ fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
                 .push(" AND ident_value IS NOT NULL)");
             conditions.push(sql);
         }
-        terms.push(lookup(alias, IndexTable::Reference, ty, param, conditions));
+        terms.push(lookup(test, IndexTable::Reference, ty, param, conditions));
     }
     for ((param, target_type), (merged, others)) in g.chains {
         let mut criteria: Vec<Criterion> = Vec::new();
@@ -307,76 +428,33 @@ fn any_of(alias: &str, ty: &str, alternatives: &[Match], depth: usize) -> Sql {
         }
         criteria.extend(others.into_iter().cloned());
         for c in criteria {
-            terms.push(chain(alias, ty, param, target_type, &c, depth));
+            terms.push(chain(test, ty, param, target_type, &c, depth));
         }
     }
-    let mut sql = Sql::new("(");
-    sql.append(balanced(Join::Or, terms)).push(")");
-    sql
+    terms
 }
 
-/// `<alias>.id IN (SELECT id FROM <table> WHERE resource_type = ? AND param = ? AND
-/// (<conditions joined by OR>))`
-fn lookup(alias: &str, table: IndexTable, ty: &str, param: &str, conditions: Vec<Sql>) -> Sql {
-    let mut sql = Sql::default();
-    sql.push(&format!(
-        "{alias}.id IN (SELECT id FROM {} WHERE resource_type = ",
-        table_name(table)
-    ))
-    .text_bind(ty)
-    .push(" AND param = ")
-    .text_bind(param)
-    .push(" AND ")
-    .append(balanced(Join::Or, conditions))
-    .push(")");
-    sql
-}
-
-/// The first [`STRING_INDEX_CHARS`] characters, as the lookup index holds them.
-fn string_prefix(norm: &str) -> String {
-    norm.chars().take(STRING_INDEX_CHARS).collect()
-}
-
-fn string_condition(norm: &str, mode: &StringMode) -> Sql {
-    // The lookup index holds `substr(value_norm, 1, N)`: a condition on that prefix
-    // lets it narrow the rows; the condition on the whole value decides.
-    let indexed = format!("substr(value_norm, 1, {STRING_INDEX_CHARS})");
-    let prefix = string_prefix(norm);
-    let mut sql = Sql::new("(");
-    match mode {
-        // A range on the normalised value, so the index serves "starts with" on both
-        // backends (PostgreSQL's column is COLLATE "C").
-        StringMode::StartsWith => {
-            sql.push(&format!("{indexed} >= "))
-                .text_bind(&prefix)
-                .push(&format!(" AND {indexed} < "))
-                .text_bind(&format!("{prefix}\u{10FFFF}"))
-                .push(" AND value_norm >= ")
-                .text_bind(norm)
-                .push(" AND value_norm < ")
-                .text_bind(&format!("{norm}\u{10FFFF}"));
-        }
-        StringMode::Contains => {
-            sql.push("value_norm LIKE ")
-                .text_bind(&format!("%{}%", like_escape(norm)))
-                .push(" ESCAPE '\\'");
-        }
-        StringMode::Exact(exact) => {
-            sql.push(&format!("{indexed} = "))
-                .text_bind(&prefix)
-                .push(" AND value_norm = ")
-                .text_bind(norm)
-                .push(" AND value_exact = ")
-                .text_bind(exact);
-        }
-    }
-    sql.push(")");
+/// `<alias>.id IN (SELECT x.id FROM <table> x WHERE x.resource_type = ? AND x.param = ?
+/// AND (<conditions joined by OR>))`, or that lookup in another [`Form`]. The
+/// conditions name the table's columns unqualified.
+fn lookup(
+    (test, x): (&Membership<'_>, &str),
+    table: IndexTable,
+    ty: &str,
+    param: &str,
+    conditions: Vec<Sql>,
+) -> Sql {
+    let mut sql = test.open(table_name(table), x, "id", ty);
+    sql.append(test.param(x, param))
+        .push(" AND ")
+        .append(balanced(Join::Or, conditions))
+        .push(test.close());
     sql
 }
 
 /// `param` points to a `target_type` resource that satisfies `criterion`.
 fn chain(
-    alias: &str,
+    test: (&Membership<'_>, &str),
     ty: &str,
     param: &str,
     target_type: &str,
@@ -397,115 +475,5 @@ fn chain(
             depth + 1,
         ))
         .push(")");
-    lookup(alias, IndexTable::Reference, ty, param, vec![condition])
-}
-
-fn system_condition(column: &str, system: SystemKey<'_>) -> Sql {
-    let mut sql = Sql::default();
-    match system {
-        SystemKey::Any => sql.push("1 = 1"),
-        SystemKey::NoSystem => sql.push(&format!("{column} IS NULL")),
-        SystemKey::Exactly(s) => sql.push(&format!("{column} = ")).text_bind(&index_key(s)),
-    };
-    sql
-}
-
-fn like_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The target range `[low, high]` against the search range `[sl, sh]` (search.html#prefix).
-fn date_condition(low: &str, high: &str, m: &DateMatch) -> Sql {
-    let (sl, sh) = (m.low, m.high);
-    let within = |sql: &mut Sql| {
-        sql.push(&format!("({low} >= "))
-            .int(sl)
-            .push(&format!(" AND {high} <= "))
-            .int(sh)
-            .push(")");
-    };
-    let mut sql = Sql::new("(");
-    match m.prefix {
-        DatePrefix::Eq => within(&mut sql),
-        DatePrefix::Ne => {
-            sql.push("NOT ");
-            within(&mut sql);
-        }
-        DatePrefix::Gt => {
-            sql.push(&format!("{high} > ")).int(sh);
-        }
-        DatePrefix::Lt => {
-            sql.push(&format!("{low} < ")).int(sl);
-        }
-        DatePrefix::Ge => {
-            sql.push(&format!("{high} > ")).int(sh).push(" OR ");
-            within(&mut sql);
-        }
-        DatePrefix::Le => {
-            sql.push(&format!("{low} < ")).int(sl).push(" OR ");
-            within(&mut sql);
-        }
-        DatePrefix::Sa => {
-            sql.push(&format!("{low} > ")).int(sh);
-        }
-        DatePrefix::Eb => {
-            sql.push(&format!("{high} < ")).int(sl);
-        }
-    }
-    sql.push(")");
-    sql
-}
-
-/// `ORDER BY` terms; ties are broken by id so the order is total.
-pub(crate) fn order_by(alias: &str, sort: &[Sort]) -> Sql {
-    let mut sql = Sql::new(" ORDER BY ");
-    let mut by_id = false;
-    for s in sort {
-        let dir = if s.descending { "DESC" } else { "ASC" };
-        match &s.key {
-            SortKey::Id => {
-                by_id = true;
-                sql.push(&format!("{alias}.id {dir}, "));
-            }
-            SortKey::LastUpdated => {
-                sql.push(&format!("{alias}.last_updated {dir}, "));
-            }
-            SortKey::Date(param) => {
-                // Resources without the value sort last in either direction.
-                let (agg, col, missing) = if s.descending {
-                    ("MAX", "high", i64::MIN)
-                } else {
-                    ("MIN", "low", i64::MAX)
-                };
-                sql.push(&format!(
-                    "COALESCE((SELECT {agg}(d.{col}) FROM search_date d \
-                     WHERE d.resource_type = {alias}.resource_type AND d.id = {alias}.id \
-                     AND d.param = "
-                ))
-                .text_bind(param)
-                .push("), ")
-                .int(missing)
-                .push(&format!(") {dir}, "));
-            }
-        }
-    }
-    if !by_id {
-        sql.push(&format!("{alias}.id ASC"));
-    } else {
-        // Drop the trailing ", ".
-        sql = trim_trailing_comma(sql);
-    }
-    sql
-}
-
-fn trim_trailing_comma(mut sql: Sql) -> Sql {
-    sql.trim_end(", ");
-    sql
+    lookup(test, IndexTable::Reference, ty, param, vec![condition])
 }

@@ -2,7 +2,13 @@
 //! stable paging, and `_include`/`_revinclude`.
 
 mod filter;
+mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod snapshot;
+mod values;
+
+use self::plan::ids_after;
 
 pub(crate) use snapshot::NewSnapshot;
 pub(crate) mod sql;
@@ -40,41 +46,10 @@ fn ordered_ids(
 ) -> QueryResult<Vec<String>> {
     let mut sql = Sql::new("SELECT r.id AS id FROM resources r WHERE ");
     sql.append(filter::where_clause("r", ty, criteria, 0));
-    sql.append(filter::order_by("r", sort));
+    sql.append(values::order_by("r", sort));
     if let Some(limit) = limit {
         sql.limit(limit);
     }
-    Ok(load::<IdRow>(conn, &sql)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect())
-}
-
-/// Ids of matches in id order after `after`, at most `limit`; with `as_of`, only
-/// resources created by that change-clock time (a lazily filled snapshot's later
-/// entries: nothing created after its first page joins it).
-fn ids_after(
-    conn: &mut DbConnection,
-    ty: &str,
-    criteria: &[Criterion],
-    after: Option<&str>,
-    as_of: Option<i64>,
-    limit: usize,
-) -> QueryResult<Vec<String>> {
-    let mut sql = Sql::new("SELECT r.id AS id FROM resources r WHERE ");
-    sql.append(filter::where_clause("r", ty, criteria, 0));
-    if let Some(after) = after {
-        sql.push(" AND r.id > ").text_bind(after);
-    }
-    if let Some(as_of) = as_of {
-        sql.push(
-            " AND EXISTS (SELECT 1 FROM resource_versions c WHERE c.resource_type = r.resource_type \
-             AND c.id = r.id AND c.version_id = 1 AND c.last_updated <= ",
-        )
-        .int(as_of)
-        .push(")");
-    }
-    sql.push(" ORDER BY r.id ASC").limit(limit);
     Ok(load::<IdRow>(conn, &sql)?
         .into_iter()
         .map(|r| r.id)

@@ -83,6 +83,15 @@ impl Sql {
         self
     }
 
+    /// Appends SQLite's unary `+` ("use no index for this term": a planner hint for a
+    /// term that an index would serve worse than another index, see `plan.rs`);
+    /// nothing on PostgreSQL, whose planner has statistics and whose `+` takes numbers
+    /// only.
+    pub fn no_index(&mut self) -> &mut Self {
+        self.text.push(NO_INDEX);
+        self
+    }
+
     /// Removes `suffix` from the end of the text, if there.
     pub fn trim_end(&mut self, suffix: &str) {
         if self.text.ends_with(suffix) {
@@ -90,6 +99,10 @@ impl Sql {
         }
     }
 }
+
+/// Where [`Sql::no_index`] puts SQLite's `+` (a character no SQL text holds); also
+/// written into a text directly, before a column name.
+pub(crate) const NO_INDEX: char = '\u{1}';
 
 /// Distinct statement texts whose prepared statements connections keep. The texts are
 /// built from a handful of shapes, but a search's criteria shape them too, and every
@@ -118,14 +131,26 @@ fn admitted(text: &str) -> bool {
 /// statement is kept by the connection when the text is [`admitted`] and holds no
 /// value list (whose length makes a new text each time).
 struct Statement<'a> {
-    sql: &'a Sql,
+    text: std::borrow::Cow<'a, str>,
+    binds: &'a [Bind],
     cache: bool,
 }
 
 impl<'a> Statement<'a> {
-    fn of(sql: &'a Sql) -> Self {
-        let cache = !sql.lists && admitted(&sql.text);
-        Self { sql, cache }
+    /// `sql` for SQLite (`sqlite`) or PostgreSQL.
+    fn of(sql: &'a Sql, sqlite: bool) -> Self {
+        let text = if sql.text.contains(NO_INDEX) {
+            let hint = if sqlite { "+" } else { "" };
+            std::borrow::Cow::Owned(sql.text.replace(NO_INDEX, hint))
+        } else {
+            std::borrow::Cow::Borrowed(sql.text.as_str())
+        };
+        let cache = !sql.lists && admitted(&text);
+        Self {
+            text,
+            binds: &sql.binds,
+            cache,
+        }
     }
 }
 
@@ -141,9 +166,9 @@ where
         if !self.cache {
             out.unsafe_to_cache_prepared();
         }
-        let mut parts = self.sql.text.split('?');
+        let mut parts = self.text.split('?');
         out.push_sql(parts.next().unwrap_or_default());
-        let mut binds = self.sql.binds.iter();
+        let mut binds = self.binds.iter();
         for part in parts {
             match binds.next() {
                 Some(Bind::Text(s)) => out.push_bind_param::<Text, String>(s)?,
@@ -177,16 +202,16 @@ where
     T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
     match conn {
-        DbConnection::Sqlite(c) => Statement::of(sql).load(c),
-        DbConnection::Postgres(c) => Statement::of(sql).load(c),
+        DbConnection::Sqlite(c) => Statement::of(sql, true).load(c),
+        DbConnection::Postgres(c) => Statement::of(sql, false).load(c),
     }
 }
 
 /// Runs a statement; returns the number of rows affected.
 pub(crate) fn execute(conn: &mut DbConnection, sql: &Sql) -> QueryResult<usize> {
     match conn {
-        DbConnection::Sqlite(c) => Statement::of(sql).execute(c),
-        DbConnection::Postgres(c) => Statement::of(sql).execute(c),
+        DbConnection::Sqlite(c) => Statement::of(sql, true).execute(c),
+        DbConnection::Postgres(c) => Statement::of(sql, false).execute(c),
     }
 }
 

@@ -1,0 +1,206 @@
+//! How a search in id order finds its page (the first page, and the later fills of a
+//! lazily filled snapshot), so that reading a page costs about what the page costs,
+//! not what every match costs.
+//!
+//! Written as `r.id IN (SELECT ...)` for every criterion (the plain [`where_clause`]),
+//! SQLite reads each lookup's ids whole before the first row is returned: a poll
+//! `Task?owner=X&status=requested&_lastUpdated=gt..` read every Task of the owner and
+//! every requested Task to return ten. Instead:
+//! - each criterion that is one index lookup is counted first, up to
+//!   [`Tuning::counted`] rows (an index range scan that stops there);
+//! - one with fewer than [`Tuning::drives_at_once`] rows drives: its rows are read, and
+//!   the other criteria are tested on each with `EXISTS` on the index tables' (type,
+//!   id) indexes ([`Plan::Driven`]);
+//! - otherwise the resources are walked in id order, each tested, at most
+//!   [`Tuning::walk`] of them ([`Plan::Walk`]): dense matches are found there;
+//! - when that walk did not fill the page, the rest comes from the driver when one has
+//!   fewer than [`Tuning::counted`] rows, else from walking on ([`Plan::IdOrder`]).
+//!
+//! [`where_clause`]: super::filter::where_clause
+
+use diesel::QueryResult;
+
+use super::filter::{rows_of, where_in_forms, Form};
+use super::sql::{load, CountRow, IdRow, Sql};
+use crate::store::db::DbConnection;
+use crate::store::query::Criterion;
+
+/// How the matches of a search are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Criterion `i` finds few rows: read them, test the others on each.
+    Driven(usize),
+    /// Walk the resources in id order and test each.
+    IdOrder,
+    /// [`Plan::IdOrder`] over at most this many resources.
+    Walk(usize),
+    /// Every criterion as `IN (SELECT ...)`, the database's own choice (when no
+    /// criterion is one lookup).
+    Lookups,
+}
+
+/// The bounds of the choice (fixed in production; small in tests, to reach every path).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// Rows counted ahead per lookup.
+    pub counted: usize,
+    /// A lookup with fewer rows drives at once.
+    pub drives_at_once: usize,
+    /// Resources walked in id order before the driver takes over.
+    pub walk: usize,
+}
+
+/// Measured on 100,000 stored referrals (`BENCHMARKS.md`): a count of 5,000 index rows
+/// takes well under a millisecond, a walk of 2,000 resources about 2 ms, a driver
+/// about 5 µs per row.
+pub(crate) const TUNING: Tuning = Tuning {
+    counted: 5_000,
+    drives_at_once: 300,
+    walk: 2_000,
+};
+
+/// Ids of matches in id order after `after`, at most `limit`; with `as_of`, only
+/// resources created by that change-clock time (a lazily filled snapshot's later
+/// entries: nothing created after its first page joins it).
+pub(crate) fn ids_after(
+    conn: &mut DbConnection,
+    ty: &str,
+    criteria: &[Criterion],
+    after: Option<&str>,
+    as_of: Option<i64>,
+    limit: usize,
+) -> QueryResult<Vec<String>> {
+    ids_after_tuned(conn, ty, criteria, (after, as_of), limit, TUNING)
+}
+
+/// [`ids_after`] within the bounds of `tuning`.
+pub(crate) fn ids_after_tuned(
+    conn: &mut DbConnection,
+    ty: &str,
+    criteria: &[Criterion],
+    (after, as_of): (Option<&str>, Option<i64>),
+    limit: usize,
+    tuning: Tuning,
+) -> QueryResult<Vec<String>> {
+    let fewest = fewest_rows(conn, ty, criteria, tuning.counted)?;
+    let then = match fewest {
+        None if !criteria.is_empty() => {
+            return ids_in(conn, ty, criteria, Plan::Lookups, (after, as_of), limit)
+        }
+        Some((i, n)) if n < tuning.drives_at_once => {
+            return ids_in(conn, ty, criteria, Plan::Driven(i), (after, as_of), limit)
+        }
+        Some((i, n)) if n < tuning.counted => Plan::Driven(i),
+        _ => Plan::IdOrder,
+    };
+    let walk = Plan::Walk(tuning.walk);
+    let mut found = ids_in(conn, ty, criteria, walk, (after, as_of), limit)?;
+    if found.len() == limit {
+        return Ok(found);
+    }
+    let Some(walked) = walked_to(conn, ty, after, tuning.walk)? else {
+        return Ok(found); // the walk saw every resource after `after`
+    };
+    let rest = limit - found.len();
+    found.extend(ids_in(
+        conn,
+        ty,
+        criteria,
+        then,
+        (Some(&walked), as_of),
+        rest,
+    )?);
+    Ok(found)
+}
+
+/// The lookup criterion that finds the fewest index rows, counted up to `cap`.
+fn fewest_rows(
+    conn: &mut DbConnection,
+    ty: &str,
+    criteria: &[Criterion],
+    cap: usize,
+) -> QueryResult<Option<(usize, usize)>> {
+    let mut best: Option<(usize, usize)> = None;
+    for (i, c) in criteria.iter().enumerate() {
+        let Some(rows) = rows_of(ty, c) else {
+            continue;
+        };
+        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (");
+        sql.append(rows).limit(cap).push(") counted");
+        let n = load::<CountRow>(conn, &sql)?.first().map_or(0, |r| r.n);
+        let n = usize::try_from(n).unwrap_or(cap);
+        if best.is_none_or(|(_, fewest)| n < fewest) {
+            best = Some((i, n));
+        }
+    }
+    Ok(best)
+}
+
+/// The last of the `walk` resources of type `ty` after `after` that a [`Plan::Walk`]
+/// read (deleted ones too), when there were that many.
+fn walked_to(
+    conn: &mut DbConnection,
+    ty: &str,
+    after: Option<&str>,
+    walk: usize,
+) -> QueryResult<Option<String>> {
+    let mut sql = Sql::new("SELECT id AS id FROM resources WHERE resource_type = ");
+    sql.text_bind(ty);
+    if let Some(after) = after {
+        sql.push(" AND id > ").text_bind(after);
+    }
+    sql.push(" ORDER BY id")
+        .limit(1)
+        .push(&format!(" OFFSET {}", walk.saturating_sub(1)));
+    Ok(load::<IdRow>(conn, &sql)?.pop().map(|r| r.id))
+}
+
+/// The matches `plan` finds after `after` (created by `as_of`), at most `limit`.
+pub(crate) fn ids_in(
+    conn: &mut DbConnection,
+    ty: &str,
+    criteria: &[Criterion],
+    plan: Plan,
+    (after, as_of): (Option<&str>, Option<i64>),
+    limit: usize,
+) -> QueryResult<Vec<String>> {
+    let mut sql = Sql::new("SELECT r.id AS id FROM ");
+    match plan {
+        Plan::Walk(walk) => {
+            // A subquery with a LIMIT is not merged into the query around it.
+            sql.push(
+                "(SELECT resource_type, id, deleted, last_updated FROM resources \
+                 WHERE resource_type = ",
+            )
+            .text_bind(ty);
+            if let Some(after) = after {
+                sql.push(" AND id > ").text_bind(after);
+            }
+            sql.push(" ORDER BY id").limit(walk).push(") r WHERE ");
+        }
+        _ => {
+            sql.push("resources r WHERE ");
+        }
+    }
+    sql.append(where_in_forms("r", ty, criteria, 0, |i| match plan {
+        Plan::Driven(driver) if driver == i => Form::Drive,
+        Plan::Driven(_) | Plan::IdOrder | Plan::Walk(_) => Form::Exists,
+        Plan::Lookups => Form::In,
+    }));
+    if let Some(after) = after {
+        sql.push(" AND r.id > ").text_bind(after);
+    }
+    if let Some(as_of) = as_of {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM resource_versions c WHERE c.resource_type = r.resource_type \
+             AND c.id = r.id AND c.version_id = 1 AND c.last_updated <= ",
+        )
+        .int(as_of)
+        .push(")");
+    }
+    sql.push(" ORDER BY r.id ASC").limit(limit);
+    Ok(load::<IdRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
