@@ -12,7 +12,8 @@
 //!   the other criteria are tested on each with `EXISTS` on the index tables' (type,
 //!   id) indexes ([`Plan::Driven`]);
 //! - otherwise the resources are walked in id order, each tested, at most
-//!   [`Tuning::walk`] of them ([`Plan::Walk`]): dense matches are found there;
+//!   [`Tuning::walk`] of them ([`Plan::IdOrder`] up to the id the walk ends at): dense
+//!   matches are found there;
 //! - when that walk did not fill the page, the rest comes from the driver when one has
 //!   fewer than [`Tuning::counted`] rows, else from walking on ([`Plan::IdOrder`]).
 //!
@@ -32,8 +33,6 @@ pub(crate) enum Plan {
     Driven(usize),
     /// Walk the resources in id order and test each.
     IdOrder,
-    /// [`Plan::IdOrder`] over at most this many resources.
-    Walk(usize),
     /// Every criterion as `IN (SELECT ...)`, the database's own choice (when no
     /// criterion is one lookup).
     Lookups,
@@ -82,34 +81,40 @@ pub(crate) fn ids_after_tuned(
     limit: usize,
     tuning: Tuning,
 ) -> QueryResult<Vec<String>> {
+    let all = Range {
+        after,
+        upto: None,
+        as_of,
+    };
     let fewest = fewest_rows(conn, ty, criteria, tuning.counted)?;
     let then = match fewest {
         None if !criteria.is_empty() => {
-            return ids_in(conn, ty, criteria, Plan::Lookups, (after, as_of), limit)
+            return ids_in(conn, ty, criteria, Plan::Lookups, all, limit)
         }
         Some((i, n)) if n < tuning.drives_at_once => {
-            return ids_in(conn, ty, criteria, Plan::Driven(i), (after, as_of), limit)
+            return ids_in(conn, ty, criteria, Plan::Driven(i), all, limit)
         }
         Some((i, n)) if n < tuning.counted => Plan::Driven(i),
         _ => Plan::IdOrder,
     };
-    let walk = Plan::Walk(tuning.walk);
-    let mut found = ids_in(conn, ty, criteria, walk, (after, as_of), limit)?;
-    if found.len() == limit {
-        return Ok(found);
-    }
-    let Some(walked) = walked_to(conn, ty, after, tuning.walk)? else {
-        return Ok(found); // the walk saw every resource after `after`
+    // The walk: the resources up to the `walk`-th after `after`, a range of the
+    // (type, id) index read in order, stopping at the page.
+    let bound = walked_to(conn, ty, after, tuning.walk)?;
+    let walk = Range {
+        after,
+        upto: bound.as_deref(),
+        as_of,
     };
-    let rest = limit - found.len();
-    found.extend(ids_in(
-        conn,
-        ty,
-        criteria,
-        then,
-        (Some(&walked), as_of),
-        rest,
-    )?);
+    let mut found = ids_in(conn, ty, criteria, Plan::IdOrder, walk, limit)?;
+    let Some(walked) = bound.filter(|_| found.len() < limit) else {
+        return Ok(found); // a full page, or the walk saw every resource after `after`
+    };
+    let rest = Range {
+        after: Some(&walked),
+        upto: None,
+        as_of,
+    };
+    found.extend(ids_in(conn, ty, criteria, then, rest, limit - found.len())?);
     Ok(found)
 }
 
@@ -136,8 +141,8 @@ fn fewest_rows(
     Ok(best)
 }
 
-/// The last of the `walk` resources of type `ty` after `after` that a [`Plan::Walk`]
-/// read (deleted ones too), when there were that many.
+/// The `walk`-th resource of type `ty` after `after` (deleted ones count too), when
+/// there are that many.
 fn walked_to(
     conn: &mut DbConnection,
     ty: &str,
@@ -155,42 +160,52 @@ fn walked_to(
     Ok(load::<IdRow>(conn, &sql)?.pop().map(|r| r.id))
 }
 
-/// The matches `plan` finds after `after` (created by `as_of`), at most `limit`.
+/// Which ids a read covers: after `after`, up to `upto` (both optional), created by
+/// the change-clock time `as_of` (when given).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Range<'a> {
+    pub after: Option<&'a str>,
+    pub upto: Option<&'a str>,
+    pub as_of: Option<i64>,
+}
+
+/// The matches `plan` finds in `range`, in id order, at most `limit`.
 pub(crate) fn ids_in(
     conn: &mut DbConnection,
     ty: &str,
     criteria: &[Criterion],
     plan: Plan,
-    (after, as_of): (Option<&str>, Option<i64>),
+    range: Range<'_>,
     limit: usize,
 ) -> QueryResult<Vec<String>> {
-    let mut sql = Sql::new("SELECT r.id AS id FROM ");
-    match plan {
-        Plan::Walk(walk) => {
-            // A subquery with a LIMIT is not merged into the query around it.
-            sql.push(
-                "(SELECT resource_type, id, deleted, last_updated FROM resources \
-                 WHERE resource_type = ",
-            )
-            .text_bind(ty);
-            if let Some(after) = after {
-                sql.push(" AND id > ").text_bind(after);
-            }
-            sql.push(" ORDER BY id").limit(walk).push(") r WHERE ");
-        }
-        _ => {
-            sql.push("resources r WHERE ");
-        }
-    }
+    let sql = ids_sql(ty, criteria, plan, range, limit);
+    Ok(load::<IdRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
+/// The query of [`ids_in`].
+pub(crate) fn ids_sql(
+    ty: &str,
+    criteria: &[Criterion],
+    plan: Plan,
+    range: Range<'_>,
+    limit: usize,
+) -> Sql {
+    let mut sql = Sql::new("SELECT r.id AS id FROM resources r WHERE ");
     sql.append(where_in_forms("r", ty, criteria, 0, |i| match plan {
         Plan::Driven(driver) if driver == i => Form::Drive,
-        Plan::Driven(_) | Plan::IdOrder | Plan::Walk(_) => Form::Exists,
+        Plan::Driven(_) | Plan::IdOrder => Form::Exists,
         Plan::Lookups => Form::In,
     }));
-    if let Some(after) = after {
+    if let Some(after) = range.after {
         sql.push(" AND r.id > ").text_bind(after);
     }
-    if let Some(as_of) = as_of {
+    if let Some(upto) = range.upto {
+        sql.push(" AND r.id <= ").text_bind(upto);
+    }
+    if let Some(as_of) = range.as_of {
         sql.push(
             " AND EXISTS (SELECT 1 FROM resource_versions c WHERE c.resource_type = r.resource_type \
              AND c.id = r.id AND c.version_id = 1 AND c.last_updated <= ",
@@ -199,8 +214,5 @@ pub(crate) fn ids_in(
         .push(")");
     }
     sql.push(" ORDER BY r.id ASC").limit(limit);
-    Ok(load::<IdRow>(conn, &sql)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect())
+    sql
 }
