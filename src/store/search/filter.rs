@@ -41,6 +41,9 @@ pub(crate) enum Form {
     Exists,
     /// The bare `SELECT id FROM ...` of a lookup (what [`Form::Drive`] wraps).
     Rows,
+    /// The bare `SELECT 1 FROM ...` of a lookup: what counting its rows reads (the
+    /// lookup's index alone, without the table row that holds the id).
+    Count,
 }
 
 /// `<alias>.resource_type = ? AND NOT <alias>.deleted AND <criteria...>`
@@ -74,11 +77,11 @@ pub(crate) fn where_in_forms(
 /// The bare `SELECT id FROM ...` that finds the resources of type `ty` matching `c`,
 /// when `c` is one lookup of one index table (or `_id`, or one `_lastUpdated` value):
 /// what can drive a query, and be counted ahead to choose the driver.
-pub(crate) fn rows_of(ty: &str, c: &Criterion) -> Option<Sql> {
+pub(crate) fn rows_of(ty: &str, c: &Criterion, form: Form) -> Option<Sql> {
     let Criterion::Any(alternatives) = c else {
         return None;
     };
-    let mut terms = any_terms("r", ty, alternatives, 0, Form::Rows);
+    let mut terms = any_terms("r", ty, alternatives, 0, form);
     (terms.len() == 1).then(|| terms.pop()).flatten()
 }
 
@@ -217,6 +220,7 @@ impl Membership<'_> {
             Form::Rows => {
                 format!("SELECT {x}.{id_column} AS id FROM {table} {x} WHERE {x}.resource_type = ")
             }
+            Form::Count => format!("SELECT 1 FROM {table} {x} WHERE {x}.resource_type = "),
             Form::In | Form::Drive => format!(
                 "{alias}.id IN (SELECT {x}.{id_column} FROM {table} {x} WHERE {x}.resource_type = "
             ),
@@ -238,7 +242,7 @@ impl Membership<'_> {
     }
 
     fn close(&self) -> &'static str {
-        if self.form == Form::Rows {
+        if matches!(self.form, Form::Rows | Form::Count) {
             ""
         } else {
             ")"
@@ -323,14 +327,16 @@ fn any_terms(alias: &str, ty: &str, alternatives: &[Match], depth: usize, form: 
     let mut terms = Vec::new();
     // `_id` and `_lastUpdated` are columns of `resources` itself.
     let own_rows = |condition: Sql| {
-        let rows = Membership {
-            alias,
-            form: Form::Rows,
+        let bare = if form == Form::Count {
+            Form::Count
+        } else {
+            Form::Rows
         };
+        let rows = Membership { alias, form: bare };
         let mut sql = rows.open("resources", "o", "id", ty);
         sql.push(" AND NOT o.deleted AND ").append(condition);
         match form {
-            Form::Rows => sql,
+            Form::Rows | Form::Count => sql,
             _ => {
                 let mut wrapped = Sql::new(&format!("{alias}.id IN ("));
                 wrapped.append(sql).push(")");
@@ -340,7 +346,7 @@ fn any_terms(alias: &str, ty: &str, alternatives: &[Match], depth: usize, form: 
     };
     if !g.ids.is_empty() {
         let mut sql = Sql::default();
-        if form == Form::Rows {
+        if matches!(form, Form::Rows | Form::Count) {
             let mut list = Sql::new("o.id IN ");
             list.text_list(&g.ids);
             sql = own_rows(list);
@@ -351,7 +357,7 @@ fn any_terms(alias: &str, ty: &str, alternatives: &[Match], depth: usize, form: 
     }
     for value in g.last_updated {
         terms.push(match form {
-            Form::Rows | Form::Drive => {
+            Form::Rows | Form::Count | Form::Drive => {
                 own_rows(date_condition("o.last_updated", "o.last_updated", value))
             }
             Form::In => {

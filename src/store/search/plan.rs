@@ -7,15 +7,15 @@
 //! `Task?owner=X&status=requested&_lastUpdated=gt..` read every Task of the owner and
 //! every requested Task to return ten. Instead:
 //! - each criterion that is one index lookup is counted first, up to
-//!   [`Tuning::counted`] rows (an index range scan that stops there);
-//! - one with fewer than [`Tuning::drives_at_once`] rows drives: its rows are read, and
-//!   the other criteria are tested on each with `EXISTS` on the index tables' (type,
-//!   id) indexes ([`Plan::Driven`]);
+//!   [`Tuning::drives_at_once`] rows (a scan of its index that stops there);
+//! - one with fewer rows drives: its rows are read, and the other criteria are tested
+//!   on each with `EXISTS` on the index tables' (type, id) indexes ([`Plan::Driven`]);
 //! - otherwise the resources are walked in id order, each tested, at most
 //!   [`Tuning::walk`] of them ([`Plan::IdOrder`] up to the id the walk ends at): dense
 //!   matches are found there;
-//! - when that walk did not fill the page, the rest comes from the driver when one has
-//!   fewer than [`Tuning::counted`] rows, else from walking on ([`Plan::IdOrder`]).
+//! - when that walk did not fill the page, the lookups are counted again up to
+//!   [`Tuning::counted`] rows, and the rest comes from the one with the fewest when it
+//!   has fewer than that, else from walking on ([`Plan::IdOrder`]).
 //!
 //! [`where_clause`]: super::filter::where_clause
 
@@ -49,11 +49,10 @@ pub(crate) struct Tuning {
     pub walk: usize,
 }
 
-/// Measured on 100,000 stored referrals (`BENCHMARKS.md`): a count of 5,000 index rows
-/// takes well under a millisecond, a walk of 2,000 resources about 2 ms, a driver
-/// about 5 µs per row.
+/// Measured (`BENCHMARKS.md`, round 3): counting 3,400 rows of a lookup's index takes
+/// 0.6–3 ms, a walk of 2,000 resources 1–2 ms, a driver about 5 µs per row.
 pub(crate) const TUNING: Tuning = Tuning {
-    counted: 5_000,
+    counted: 2_000,
     drives_at_once: 300,
     walk: 2_000,
 };
@@ -86,17 +85,16 @@ pub(crate) fn ids_after_tuned(
         upto: None,
         as_of,
     };
-    let fewest = fewest_rows(conn, ty, criteria, tuning.counted)?;
-    let then = match fewest {
+    // First a cheap count, up to the bound under which a lookup drives at once.
+    match fewest_rows(conn, ty, criteria, tuning.drives_at_once)? {
         None if !criteria.is_empty() => {
             return ids_in(conn, ty, criteria, Plan::Lookups, all, limit)
         }
         Some((i, n)) if n < tuning.drives_at_once => {
             return ids_in(conn, ty, criteria, Plan::Driven(i), all, limit)
         }
-        Some((i, n)) if n < tuning.counted => Plan::Driven(i),
-        _ => Plan::IdOrder,
-    };
+        _ => {}
+    }
     // The walk: the resources up to the `walk`-th after `after`, a range of the
     // (type, id) index read in order, stopping at the page.
     let bound = walked_to(conn, ty, after, tuning.walk)?;
@@ -108,6 +106,12 @@ pub(crate) fn ids_after_tuned(
     let mut found = ids_in(conn, ty, criteria, Plan::IdOrder, walk, limit)?;
     let Some(walked) = bound.filter(|_| found.len() < limit) else {
         return Ok(found); // a full page, or the walk saw every resource after `after`
+    };
+    // Sparse matches: the driver, when one lookup finds fewer rows than counted now,
+    // or the walk goes on.
+    let then = match fewest_rows(conn, ty, criteria, tuning.counted)? {
+        Some((i, n)) if n < tuning.counted => Plan::Driven(i),
+        _ => Plan::IdOrder,
     };
     let rest = Range {
         after: Some(&walked),
@@ -127,7 +131,7 @@ fn fewest_rows(
 ) -> QueryResult<Option<(usize, usize)>> {
     let mut best: Option<(usize, usize)> = None;
     for (i, c) in criteria.iter().enumerate() {
-        let Some(rows) = rows_of(ty, c) else {
+        let Some(rows) = rows_of(ty, c, Form::Count) else {
             continue;
         };
         let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (");
