@@ -240,12 +240,20 @@ impl Worker {
         }
     }
 
-    /// What to send for a claimed Subscription, read in one unit of work.
+    /// What to send for a claimed Subscription, read in one unit of work. The row is
+    /// read again there: the claimed one can be older than the record of the last
+    /// delivery (a round claims the Subscription while its previous delivery is being
+    /// recorded, and starts this one once that delivery is done), and from its
+    /// `delivered_through` the same events would go out again (seen under load: events
+    /// 3 and 4 delivered twice).
     async fn load(&self, row: SubscriptionRow) -> Result<Option<Job>, String> {
         let base = self.settings.base.clone();
         self.store
             .transaction(system().access(), move |tx| {
-                load_job(tx, &row, &base).map_err(Failure::<()>::Tx)
+                let Some(current) = tx.subscription_row(&row.id).map_err(Failure::<()>::Tx)? else {
+                    return Ok(None);
+                };
+                load_job(tx, &current, &base).map_err(Failure::<()>::Tx)
             })
             .await
             .map_err(|e| format!("{e:?}"))
