@@ -74,14 +74,14 @@ pub(crate) fn where_in_forms(
     sql
 }
 
-/// The bare `SELECT id FROM ...` that finds the resources of type `ty` matching `c`,
-/// when `c` is one lookup of one index table (or `_id`, or one `_lastUpdated` value):
-/// what can drive a query, and be counted ahead to choose the driver.
-pub(crate) fn rows_of(ty: &str, c: &Criterion, form: Form) -> Option<Sql> {
+/// The bare `SELECT 1 FROM ...` that reads the index rows matching `c` for resources of
+/// type `ty`, when `c` is one lookup of one index table (or `_id`, or one `_lastUpdated`
+/// value): what can drive a query, counted ahead to choose the driver.
+pub(crate) fn counted_rows_of(ty: &str, c: &Criterion) -> Option<Sql> {
     let Criterion::Any(alternatives) = c else {
         return None;
     };
-    let mut terms = any_terms("r", ty, alternatives, 0, form);
+    let mut terms = any_terms("r", ty, alternatives, 0, Form::Count);
     (terms.len() == 1).then(|| terms.pop()).flatten()
 }
 

@@ -21,7 +21,7 @@
 
 use diesel::QueryResult;
 
-use super::filter::{rows_of, where_in_forms, Form};
+use super::filter::{counted_rows_of, where_in_forms, Form};
 use super::sql::{load, CountRow, IdRow, Sql};
 use crate::store::db::DbConnection;
 use crate::store::query::Criterion;
@@ -131,7 +131,7 @@ fn fewest_rows(
 ) -> QueryResult<Option<(usize, usize)>> {
     let mut best: Option<(usize, usize)> = None;
     for (i, c) in criteria.iter().enumerate() {
-        let Some(rows) = rows_of(ty, c, Form::Count) else {
+        let Some(rows) = counted_rows_of(ty, c) else {
             continue;
         };
         let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (");

@@ -14,7 +14,7 @@ use crate::fhir::criteria::parse_criteria;
 use crate::fhir::index::index_rows;
 use crate::fhir::instant::{format_instant, now_micros};
 use crate::fhir::registry::resource;
-use crate::store::{Access, AuditContext, Failure, ReadScope, Store};
+use crate::store::{Access, AuditContext, Failure, Store};
 
 fn system() -> AuditContext {
     AuditContext {
@@ -95,12 +95,7 @@ const SMALL: Tuning = Tuning {
 /// The ids found for `query`, read in pages of `page` as the snapshot fill does.
 async fn ids(store: &Store, query: &str, how: How, page: usize) -> Vec<String> {
     let criteria: Vec<Criterion> = parse_criteria(resource("Task").unwrap(), query, &[]).unwrap();
-    let access = Access {
-        request_id: "plan-test-read".into(),
-        actor: "party:plan-test".into(),
-        organization: None,
-        scope: ReadScope::All,
-    };
+    let access = Access::system("system:plan-test");
     store
         .read(access, move |tx| {
             let conn = &mut *tx.conn;
@@ -202,12 +197,7 @@ async fn a_walk_reads_in_id_order_and_tests_each_row_by_its_id() {
         iso(mid)
     );
     let criteria = parse_criteria(resource("Task").unwrap(), &query, &[]).unwrap();
-    let access = Access {
-        request_id: "plan-test-explain".into(),
-        actor: "party:plan-test".into(),
-        organization: None,
-        scope: ReadScope::All,
-    };
+    let access = Access::system("system:plan-test");
     let plan = store
         .read(access, move |tx| {
             let range = Range {
