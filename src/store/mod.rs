@@ -27,9 +27,10 @@ pub mod serving;
 mod stats;
 mod tx;
 mod types;
+mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -55,6 +56,7 @@ pub use types::{
     CreateOutcome, DateRow, DeleteOutcome, HistoryQuery, HistoryRow, IndexRows, Lookup,
     ReferenceRow, StoredVersion, StringRow, TokenRow, UpdateOutcome,
 };
+use writer::{Writer, WriterLock};
 
 use crate::config::DatabaseUrl;
 
@@ -112,13 +114,14 @@ pub struct Store {
     pool: Pool,
     backend: Backend,
     /// SQLite allows one writer; serialising writers in-process avoids SQLITE_BUSY on
-    /// lock upgrades. PostgreSQL needs no such lock.
-    write_lock: Option<Arc<Mutex<()>>>,
+    /// lock upgrades, and every write runs on the writer's own connection (see
+    /// [`writer`]). PostgreSQL needs no such lock.
+    write_lock: Option<WriterLock>,
     /// SQLite: where reads' audit records wait for the journal mover.
     journal: Option<Arc<AuditJournal>>,
     /// SQLite: units of work waiting for the writer, committed in groups (see
     /// [`tx::batch`]), and the lock the group's runner holds (the writer lock).
-    group: (Arc<Mutex<()>>, Arc<tx::batch::Queue>),
+    group: (WriterLock, Arc<tx::batch::Queue>),
     commits: CommitCounter,
     /// Runs in the unit of work of every version written (see [`WriteHook`]).
     hook: Option<Arc<dyn WriteHook>>,
@@ -147,6 +150,8 @@ impl Store {
             DatabaseUrl::Sqlite(path) => Some(Arc::new(AuditJournal::beside(path))),
             DatabaseUrl::Postgres(_) => None,
         };
+        let writer =
+            (backend == Backend::Sqlite).then(|| Writer::kept(db::Manager::new(url.clone())));
         let url = url.clone();
         let recover = journal.clone();
         let errors = db::ConnectionErrors::default();
@@ -167,7 +172,7 @@ impl Store {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }
-        let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let write_lock = writer;
         let store = Self {
             pool,
             backend,
@@ -239,13 +244,10 @@ impl Store {
                 if !journal.is_pending() {
                     continue;
                 }
-                let _guard = lock
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let moved = pool
-                    .get()
+                let moved = Writer::lock(&lock)
+                    .run(&pool, |conn| journal.move_into(conn))
                     .map_err(|e| e.to_string())
-                    .and_then(|mut conn| journal.move_into(&mut conn));
+                    .and_then(|moved| moved);
                 // Not counted in `commits`: the move is background work for many
                 // reads, each of which counted its own (read-only) transaction.
                 match moved {
@@ -280,10 +282,10 @@ impl Store {
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool, holding the writer lock
-    /// (SQLite), taken before the connection: whoever waits for the lock holds no
-    /// connection, so the pool cannot run dry of connections that all wait for a lock
-    /// whose holder waits for a connection.
+    /// Runs `f` on the blocking pool as the writer: on SQLite with the writer lock held,
+    /// on the writer's connection (whoever waits for the lock holds no pooled
+    /// connection, so the pool cannot run dry of connections that all wait for a lock);
+    /// on PostgreSQL with a pooled connection.
     async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -294,11 +296,10 @@ impl Store {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _span = span.enter();
-            let _guard = lock
-                .as_ref()
-                .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            match &lock {
+                Some(lock) => Writer::lock(lock).run(&pool, f)?,
+                None => f(&mut *pool.get()?),
+            }
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?

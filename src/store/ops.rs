@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use diesel::prelude::*;
 
@@ -12,6 +12,7 @@ use super::query::Criterion;
 use super::schema::resource_versions;
 use super::tx::{self, AuditRecord, Failure, LockWait, Tx, TxError, WriteError};
 use super::types::{CreateOutcome, HistoryQuery, HistoryRow, StoredVersion};
+use super::writer::Writer;
 use super::{Store, StoreError};
 
 impl Store {
@@ -155,9 +156,7 @@ impl Store {
                 }
                 Err(TxError::NeedsWriter | TxError::Retry) => {
                     let since = std::time::Instant::now();
-                    let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    let mut conn = pool.get()?;
-                    as_writer(&mut conn, since)
+                    Writer::lock(lock).run(&pool, |conn| as_writer(conn, since))?
                 }
                 Err(TxError::Db(e)) => Err(e.into()),
             }
@@ -171,7 +170,7 @@ impl Store {
 /// queue, and what the runner needs.
 #[derive(Clone)]
 struct Grouped {
-    lock: Arc<Mutex<()>>,
+    lock: super::writer::WriterLock,
     queue: Arc<tx::batch::Queue>,
     pool: super::db::Pool,
     commits: super::CommitCounter,
@@ -241,15 +240,17 @@ impl Grouped {
         &self,
         slot: &tx::batch::Slot<Result<T, WriteError<E>>>,
     ) -> Result<T, WriteError<E>> {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = Writer::lock(&self.lock);
         loop {
             if let Some(result) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 return result;
             }
             let units = self.queue.take();
             // A pool error drops the units: each answers "not run" (see `Pending`).
-            let mut conn = self.pool.get().map_err(StoreError::from)?;
-            if tx::batch::run_batch(&mut conn, units, self.hook.as_deref()) {
+            let committed = writer.run(&self.pool, |conn| {
+                tx::batch::run_batch(conn, units, self.hook.as_deref())
+            })?;
+            if committed {
                 self.commits.0.fetch_add(1, Ordering::Relaxed);
             }
         }
