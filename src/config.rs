@@ -12,7 +12,7 @@ mod clients;
 mod database;
 mod initial_directory;
 pub use clients::{ClientConfig, ClientSecret};
-pub use database::DatabaseUrl;
+pub use database::{postgres_database_url, DatabaseUrl};
 pub use initial_directory::InitialDirectory;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

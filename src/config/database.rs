@@ -48,6 +48,21 @@ impl DatabaseUrl {
     }
 }
 
+/// The URL of database `name` on the PostgreSQL server of `server_url` (same host,
+/// credentials and parameters; only the database name differs). For tools and tests
+/// that create a database of their own.
+pub fn postgres_database_url(server_url: &str, name: &str) -> String {
+    let (before_query, query) = match server_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server_url, String::new()),
+    };
+    let server = match before_query.rsplit_once('/') {
+        Some((server, _db)) if server.contains("//") && !server.ends_with('/') => server,
+        _ => before_query.trim_end_matches('/'),
+    };
+    format!("{server}/{name}{query}")
+}
+
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

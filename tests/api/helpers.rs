@@ -125,15 +125,10 @@ fn fresh_pg_database(admin_url: &str) -> (String, String) {
     admin
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .expect("create test database");
-    let (before_query, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin_url, String::new()),
-    };
-    let server = match before_query.rsplit_once('/') {
-        Some((server, _db)) if server.contains("//") && !server.ends_with('/') => server,
-        _ => before_query.trim_end_matches('/'),
-    };
-    (format!("{server}/{name}{query}"), name)
+    (
+        wor_hub::config::postgres_database_url(admin_url, &name),
+        name,
+    )
 }
 
 impl TestApp {

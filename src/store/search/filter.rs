@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::sql::{Sql, NO_INDEX};
+use super::sql::{Sql, NO_INDEX, PER_ROW_END};
 use super::values::{date_condition, string_condition, system_condition, SystemKey};
 use crate::store::index::index_key;
 use crate::store::query::{Criterion, DateMatch, IndexTable, Match, RefTarget};
@@ -242,10 +242,10 @@ impl Membership<'_> {
     }
 
     fn close(&self) -> &'static str {
-        if matches!(self.form, Form::Rows | Form::Count) {
-            ""
-        } else {
-            ")"
+        match self.form {
+            Form::Rows | Form::Count => "",
+            Form::Exists => PER_ROW_END,
+            Form::In | Form::Drive => ")",
         }
     }
 }

@@ -22,7 +22,7 @@
 use diesel::QueryResult;
 
 use super::filter::{counted_rows_of, where_in_forms, Form};
-use super::sql::{load, CountRow, IdRow, Sql};
+use super::sql::{load, CountRow, IdRow, Sql, PER_ROW_END};
 use crate::store::db::DbConnection;
 use crate::store::query::Criterion;
 
@@ -215,7 +215,7 @@ pub(crate) fn ids_sql(
              AND c.id = r.id AND c.version_id = 1 AND c.last_updated <= ",
         )
         .int(as_of)
-        .push(")");
+        .push(PER_ROW_END);
     }
     sql.push(" ORDER BY r.id ASC").limit(limit);
     sql

@@ -28,9 +28,32 @@ fn system() -> AuditContext {
 /// version (`in-progress`), after the clock `mid` this returns.
 async fn fixture() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&DatabaseUrl::Sqlite(dir.path().join("hub.db")), 2)
-        .await
+    let (store, mid) = fixture_on(&DatabaseUrl::Sqlite(dir.path().join("hub.db"))).await;
+    (dir, store, mid)
+}
+
+/// The fixture in a fresh database on the test PostgreSQL server
+/// (`WOR_HUB_TEST_POSTGRES_URL`), its statistics gathered as autovacuum would.
+async fn fixture_on_postgres() -> (Store, i64) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let admin = std::env::var("WOR_HUB_TEST_POSTGRES_URL").unwrap();
+    let name = format!("wor_hub_plan_{}", uuid::Uuid::new_v4().simple());
+    diesel::PgConnection::establish(&admin)
+        .unwrap()
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .unwrap();
+    let url = crate::config::postgres_database_url(&admin, &name);
+    let (store, mid) = fixture_on(&DatabaseUrl::Postgres(url.clone())).await;
+    diesel::PgConnection::establish(&url)
+        .unwrap()
+        .batch_execute("ANALYZE")
+        .unwrap();
+    (store, mid)
+}
+
+async fn fixture_on(url: &DatabaseUrl) -> (Store, i64) {
+    let store = Store::open(url, 2).await.unwrap();
     let task = |i: usize, status: &str| {
         let owner = if i.is_multiple_of(13) { "small" } else { "big" };
         json!({"resourceType": "Task", "id": format!("t{i:05}"), "status": status,
@@ -52,7 +75,7 @@ async fn fixture() -> (tempfile::TempDir, Store, i64) {
         .map(|i| task(i, "in-progress"))
         .collect();
     write(&store, later).await;
-    (dir, store, mid)
+    (store, mid)
 }
 
 async fn write(store: &Store, bodies: Vec<serde_json::Value>) {
@@ -128,6 +151,21 @@ async fn ids(store: &Store, query: &str, how: How, page: usize) -> Vec<String> {
 #[tokio::test]
 async fn every_plan_finds_the_same_matches() {
     let (_dir, store, mid) = fixture().await;
+    every_plan_finds_the_same_matches_in(&store, mid).await;
+}
+
+/// The same on PostgreSQL, where each test per row ends in ` OFFSET 0`.
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn every_plan_finds_the_same_matches_on_postgres() {
+    let (store, mid) = fixture_on_postgres().await;
+    every_plan_finds_the_same_matches_in(&store, mid).await;
+}
+
+async fn every_plan_finds_the_same_matches_in(store: &Store, mid: i64) {
     let mut queries = vec![
         "owner=Organization/big&status=requested".to_owned(),
         "status=requested&owner=Organization/small".to_owned(),
@@ -150,7 +188,7 @@ async fn every_plan_finds_the_same_matches() {
     ];
     queries.push(format!("_lastUpdated=le{}&owner:missing=false", iso(mid)));
     for query in queries {
-        let reference = ids(&store, &query, How::Fixed(Plan::Lookups), 5000).await;
+        let reference = ids(store, &query, How::Fixed(Plan::Lookups), 5000).await;
         let mut sorted = reference.clone();
         sorted.sort();
         assert_eq!(reference, sorted, "{query}: id order");
@@ -163,16 +201,14 @@ async fn every_plan_finds_the_same_matches() {
         hows.extend((0..criteria.len()).map(|i| How::Fixed(Plan::Driven(i))));
         for how in hows {
             for page in [1, 7, 11, 1000] {
-                let found = ids(&store, &query, how, page).await;
+                let found = ids(store, &query, how, page).await;
                 assert_eq!(found, reference, "{query}: {how:?}, pages of {page}");
             }
         }
     }
     // The fixture's counts, so the comparisons above compared something.
-    let count = |q: &'static str| {
-        let store = &store;
-        async move { ids(store, q, How::Fixed(Plan::Lookups), 5000).await.len() }
-    };
+    let count =
+        |q: &'static str| async move { ids(store, q, How::Fixed(Plan::Lookups), 5000).await.len() };
     assert_eq!(count("owner=Organization/small").await, 100);
     assert_eq!(
         count("owner=Organization/big&status=requested").await,
@@ -230,6 +266,51 @@ async fn a_walk_reads_in_id_order_and_tests_each_row_by_its_id() {
         !details.iter().any(|d| d.contains("TEMP B-TREE")),
         "the walk does not sort: {details:?}"
     );
+}
+
+/// On PostgreSQL the walk reads the (type, id) primary key in order and tests each row
+/// with a subplan on the index tables' (type, id) indexes: no join that reads every
+/// match of a lookup first, and no sort.
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn a_walk_on_postgres_tests_each_row_by_its_id() {
+    let (store, _) = fixture_on_postgres().await;
+    // (With a `_lastUpdated` bound PostgreSQL may rightly read its own index instead:
+    // it has the statistics of that one column.)
+    let query = "owner=Organization/big&status=requested";
+    let criteria = parse_criteria(resource("Task").unwrap(), query, &[]).unwrap();
+    let plan = store
+        .read(Access::system("system:plan-test"), move |tx| {
+            let range = Range {
+                after: Some("t00100"),
+                upto: Some("t00900"),
+                as_of: None,
+            };
+            let mut sql = Sql::new("EXPLAIN ");
+            sql.append(ids_sql("Task", &criteria, Plan::IdOrder, range, 11));
+            Ok(load::<PgPlanRow>(&mut *tx.conn, &sql)?)
+        })
+        .await
+        .unwrap();
+    let text: Vec<&str> = plan.iter().map(|r| r.line.as_str()).collect();
+    let has = |s: &str| text.iter().any(|l| l.contains(s));
+    assert!(has("Index Scan using resources_pkey"), "{text:#?}");
+    for index in ["search_reference_owner", "search_token_owner"] {
+        assert!(has(index), "{index} not used: {text:#?}");
+    }
+    assert!(has("SubPlan"), "{text:#?}");
+    for not in ["Join", "Hash", "Sort"] {
+        assert!(!has(not), "{not} in {text:#?}");
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct PgPlanRow {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
 }
 
 #[derive(diesel::QueryableByName)]

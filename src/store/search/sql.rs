@@ -104,6 +104,17 @@ impl Sql {
 /// written into a text directly, before a column name.
 pub(crate) const NO_INDEX: char = '\u{1}';
 
+/// The end of a correlated `EXISTS` subquery that is to be tested row by row, as the
+/// plan chose (`plan.rs`): PostgreSQL's ` OFFSET 0)`, `)` on SQLite. PostgreSQL turns
+/// a plain `EXISTS` into a semi-join and, misled by its estimate for a lookup of
+/// correlated columns (134 rows for an owner's 21,259 Tasks), read every Task of the
+/// owner, hashed them and sorted before the first row: 32 ms for a first page of 10 out
+/// of 10,000 matches at 20,000 stored. A subquery with an `OFFSET` is never turned into
+/// a join, so the walk reads the (type, id) index in order and stops at the page
+/// (0.5 ms; `EXPLAIN ANALYZE` in BENCHMARKS.md, "Round 4").
+pub(crate) const PER_ROW_END: &str = "\u{2})";
+const PER_ROW: char = '\u{2}';
+
 /// Distinct statement texts whose prepared statements connections keep. The texts are
 /// built from a handful of shapes, but a search's criteria shape them too, and every
 /// connection would keep every text it ever ran: the first [`CACHED_TEXTS`] texts are
@@ -139,9 +150,9 @@ struct Statement<'a> {
 impl<'a> Statement<'a> {
     /// `sql` for SQLite (`sqlite`) or PostgreSQL.
     fn of(sql: &'a Sql, sqlite: bool) -> Self {
-        let text = if sql.text.contains(NO_INDEX) {
-            let hint = if sqlite { "+" } else { "" };
-            std::borrow::Cow::Owned(sql.text.replace(NO_INDEX, hint))
+        let text = if sql.text.contains([NO_INDEX, PER_ROW]) {
+            let (hint, per_row) = if sqlite { ("+", "") } else { ("", " OFFSET 0") };
+            std::borrow::Cow::Owned(sql.text.replace(NO_INDEX, hint).replace(PER_ROW, per_row))
         } else {
             std::borrow::Cow::Borrowed(sql.text.as_str())
         };
