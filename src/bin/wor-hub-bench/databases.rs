@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use wor_hub::config::DatabaseUrl;
+use wor_hub::config::{postgres_database_url, DatabaseUrl};
 
 /// Where the run's databases live, to create fresh ones and clean up at the end.
 pub enum Databases {
@@ -52,26 +52,17 @@ impl Databases {
                     })
                     .map_err(|e| format!("cannot create database {name}: {e}"))?;
                 created.push(name.clone());
-                let (before_query, query) = match admin.split_once('?') {
-                    Some((b, q)) => (b, format!("?{q}")),
-                    None => (admin.as_str(), String::new()),
-                };
-                let server = match before_query.rsplit_once('/') {
-                    Some((server, _db)) if server.contains("//") && !server.ends_with('/') => {
-                        server
-                    }
-                    _ => before_query.trim_end_matches('/'),
-                };
-                Ok(DatabaseUrl::Postgres(format!("{server}/{name}{query}")))
+                Ok(DatabaseUrl::Postgres(postgres_database_url(admin, &name)))
             }
         }
     }
 
-    /// The directory of the SQLite databases.
-    pub fn directory(&self) -> Option<&std::path::Path> {
+    /// Where the databases are, for `--keep-databases`: the SQLite directory, or the
+    /// names of the PostgreSQL databases created.
+    pub fn kept(&self) -> String {
         match self {
-            Self::Sqlite(dir) => Some(dir),
-            Self::Postgres { .. } => None,
+            Self::Sqlite(dir) => format!("SQLite files in {}", dir.display()),
+            Self::Postgres { created, .. } => format!("PostgreSQL {}", created.join(", ")),
         }
     }
 

@@ -43,8 +43,20 @@ pub(crate) async fn total(client: &reqwest::Client, url: &str) -> Result<u64, St
 
 /// Ids of up to 100 stored Tasks (the referrals' Tasks).
 pub(crate) async fn task_ids(client: &reqwest::Client, base: &str) -> Result<Vec<String>, String> {
-    let url = format!("{base}/Task?owner={OWNER}&_count=100");
-    let bundle = get_json(client, &url).await?;
+    ids_of(client, &format!("{base}/Task?owner={OWNER}&_count=100")).await
+}
+
+/// Ids of up to 100 accepted Tasks: on a filled database (`--preloaded`), the first
+/// in id order, spread over the load (ids are random).
+pub(crate) async fn accepted_task_ids(
+    client: &reqwest::Client,
+    base: &str,
+) -> Result<Vec<String>, String> {
+    ids_of(client, &format!("{base}/Task?status=accepted&_count=100")).await
+}
+
+async fn ids_of(client: &reqwest::Client, url: &str) -> Result<Vec<String>, String> {
+    let bundle = get_json(client, url).await?;
     let ids: Vec<String> = bundle
         .get("entry")
         .and_then(Value::as_array)

@@ -102,6 +102,12 @@ struct Args {
     /// 0 skips it.
     #[arg(long, default_value_t = 0)]
     preload: u64,
+    /// An existing database filled by an earlier `--preload` run and kept with
+    /// `--keep-databases` (a SQLite file, or a postgres:// URL): the filled-database
+    /// measurements run on it instead of a fresh preload. Their ingest adds referrals
+    /// to it.
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "preload")]
+    preloaded: Option<String>,
     /// Referrals per unit of work (database transaction) of the preload.
     #[arg(long, default_value_t = 1_000)]
     preload_unit: u64,
@@ -122,8 +128,9 @@ struct Args {
     /// referrals and notifications back. For CI.
     #[arg(long)]
     smoke: bool,
-    /// Keep the SQLite databases (their directory is printed) instead of removing them
-    /// at the end, to inspect what the run wrote.
+    /// Keep the databases (the SQLite directory or the PostgreSQL database names are
+    /// printed) instead of removing them at the end, to inspect what the run wrote or to
+    /// measure on a filled one again (`--preloaded`).
     #[arg(long)]
     keep_databases: bool,
 }
@@ -187,7 +194,11 @@ impl Plan {
                 searches: Limit::Count(10),
                 ceiling: Limit::Count(20),
                 warmup: 3,
-                preload: if args.preload > 0 { args.preload } else { 200 },
+                preload: match (&args.preloaded, args.preload) {
+                    (Some(_), _) => 0,
+                    (None, 0) => 200,
+                    (None, n) => n,
+                },
                 preload_unit: args.preload_unit.min(50),
                 notifications: args.notifications.min(5),
                 report_referrals: args.report_referrals.min(2_000),
@@ -244,14 +255,10 @@ fn main() {
         }
     };
     let result = runtime.block_on(run(&args, &mut databases));
-    match databases.directory() {
-        Some(dir) if args.keep_databases => {
-            say(&format!(
-                "the SQLite databases are kept in {}",
-                dir.display()
-            ));
-        }
-        _ => databases.clean_up(),
+    if args.keep_databases {
+        say(&format!("the databases are kept: {}", databases.kept()));
+    } else {
+        databases.clean_up();
     }
     let code = match result {
         Ok(()) => 0,
@@ -345,6 +352,9 @@ fn plan_text(plan: &Plan, args: &Args) -> String {
             "; again with {} referrals preloaded (units of {})",
             plan.preload, plan.preload_unit
         ));
+    }
+    if let Some(filled) = &args.preloaded {
+        text.push_str(&format!("; again on the filled database {filled}"));
     }
     if plan.notifications > 0 {
         text.push_str(&format!(

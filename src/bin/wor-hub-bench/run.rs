@@ -13,7 +13,7 @@ use wor_hub::startup::Application;
 use crate::ceiling::storage_ceiling;
 use crate::databases::Databases;
 use crate::figures::{Figure, Row};
-use crate::http::{expect_ok, peak_rss_mb, task_ids, total};
+use crate::http::{accepted_task_ids, expect_ok, peak_rss_mb, task_ids, total};
 use crate::load::{load, ms, Limit};
 use crate::{next_bsn, notify, preload, referral, reports, say, Args, Plan, FHIR_JSON, OWNER};
 
@@ -102,42 +102,20 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
     )
     .await?;
 
-    // ---- the server on a database filled with --preload referrals
-    if plan.preload > 0 {
-        let n = plan.preload;
-        let database = databases.fresh("preload")?;
-        let settings = ctx.settings(database.clone());
-        say(&format!(
-            "preload: {n} referrals in units of {} (the store API, no HTTP) ...",
-            plan.preload_unit
-        ));
-        let loaded = preload::preload(
-            database,
-            &settings,
-            n,
-            plan.preload_unit,
-            ctx.bsns.clone(),
-            ctx.serial.clone(),
-        )
-        .await?;
-        let rate = loaded.referrals as f64 / loaded.writing.as_secs_f64().max(1e-9);
-        say(&format!(
-            "preload: {} referrals ({} Tasks accepted, the others requested) written in {:.1} s ({rate:.0}/s), audit chain sealed in {:.1} s",
-            loaded.referrals,
-            loaded.accepted,
-            loaded.writing.as_secs_f64(),
-            loaded.sealing.as_secs_f64()
-        ));
-        rows.push(Row::new(
-            format!("preload of {n} referrals"),
-            Figure::Seconds(loaded.writing.as_secs_f64() + loaded.sealing.as_secs_f64()),
-            format!(
-                "{rate:.0} referrals/s in units of {}, then {:.1} s sealing the audit chain; {} Tasks accepted",
-                plan.preload_unit,
-                loaded.sealing.as_secs_f64(),
-                loaded.accepted
+    // ---- the server on a database filled with --preload referrals (or --preloaded)
+    if plan.preload > 0 || args.preloaded.is_some() {
+        let (database, loaded) = match &args.preloaded {
+            Some(raw) => (
+                DatabaseUrl::parse(raw).map_err(|e| format!("--preloaded: {e}"))?,
+                None,
             ),
-        ));
+            None => {
+                let database = databases.fresh("preload")?;
+                let loaded = fill(ctx, database.clone(), &mut rows).await?;
+                (database, Some(loaded))
+            }
+        };
+        let settings = ctx.settings(database);
         // The polling search's window opens after the last preloaded version.
         tokio::time::sleep(Duration::from_millis(2)).await;
         let before_run = format_instant(now_micros());
@@ -148,6 +126,16 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
         let startup = started.elapsed();
         base = format!("http://127.0.0.1:{}/fhir", app.port());
         tokio::spawn(app.run_until_stopped());
+        let n = match &loaded {
+            Some(l) => l.referrals,
+            None => {
+                total(
+                    &ctx.client,
+                    &format!("{base}/ServiceRequest?_summary=count"),
+                )
+                .await?
+            }
+        };
         say(&format!(
             "start-up (Application::build, {n} referrals stored): {}",
             ms(startup)
@@ -158,13 +146,17 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
             "Application::build on the filled database (its files in the OS cache)",
         ));
         let label = format!(" at {n} stored");
+        let sample_tasks = match loaded {
+            Some(l) => l.sample_tasks,
+            None => accepted_task_ids(&ctx.client, &base).await?,
+        };
         let filled = serve(
             ctx,
             &base,
             &before_run,
             &label,
             n,
-            loaded.sample_tasks,
+            sample_tasks,
             &mut rows,
             &mut problems,
         )
@@ -343,6 +335,46 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
     }
 }
 
+/// Fills `database` with `--preload` referrals through the store API (`preload.rs`).
+async fn fill(
+    ctx: &Ctx<'_>,
+    database: DatabaseUrl,
+    rows: &mut Vec<Row>,
+) -> Result<preload::Preloaded, String> {
+    let (n, unit) = (ctx.plan.preload, ctx.plan.preload_unit);
+    let settings = ctx.settings(database.clone());
+    say(&format!(
+        "preload: {n} referrals in units of {unit} (the store API, no HTTP) ..."
+    ));
+    let loaded = preload::preload(
+        database,
+        &settings,
+        n,
+        unit,
+        ctx.bsns.clone(),
+        ctx.serial.clone(),
+    )
+    .await?;
+    let rate = loaded.referrals as f64 / loaded.writing.as_secs_f64().max(1e-9);
+    say(&format!(
+        "preload: {} referrals ({} Tasks accepted, the others requested) written in {:.1} s ({rate:.0}/s), audit chain sealed in {:.1} s",
+        loaded.referrals,
+        loaded.accepted,
+        loaded.writing.as_secs_f64(),
+        loaded.sealing.as_secs_f64()
+    ));
+    rows.push(Row::new(
+        format!("preload of {n} referrals"),
+        Figure::Seconds(loaded.writing.as_secs_f64() + loaded.sealing.as_secs_f64()),
+        format!(
+            "{rate:.0} referrals/s in units of {unit}, then {:.1} s sealing the audit chain; {} Tasks accepted",
+            loaded.sealing.as_secs_f64(),
+            loaded.accepted
+        ),
+    ));
+    Ok(loaded)
+}
+
 fn millis(d: Duration) -> Figure {
     Figure::Millis {
         value: d.as_secs_f64() * 1e3,
@@ -474,30 +506,15 @@ async fn serve(
     }
 
     // ---- polling search: its matches are this phase's referrals only
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("owner", OWNER)
-        .append_pair("status", "requested")
-        .append_pair("_lastUpdated", &format!("gt{before_run}"))
-        .finish();
-    let matches = total(client, &format!("{base}/Task?{query}&_summary=count")).await?;
-    let searches = {
-        let url = format!("{base}/Task?{query}&_count=10");
-        let client = client.clone();
-        load(args.read_concurrency, plan.searches, move |_| {
-            let (client, url) = (client.clone(), url.clone());
-            async move { expect_ok(client.get(url)).await }
-        })
-        .await
-    };
+    let window = format!("gt{before_run}");
+    let (searches, matches) = poll(ctx, base, &[("_lastUpdated", &window)]).await?;
+    let what = format!(
+        "polling search{label} (first page of 10), concurrency {}",
+        args.read_concurrency
+    );
     say(&format!(
         "{}; {matches} matches (this phase's referrals: {acknowledged})",
-        searches.line(
-            &format!(
-                "polling search{label} (first page of 10), concurrency {}",
-                args.read_concurrency
-            ),
-            "searches"
-        )
+        searches.line(&what, "searches")
     ));
     rows.push(Row::of(
         format!("polling search{label}, c{}", args.read_concurrency),
@@ -513,5 +530,56 @@ async fn serve(
     if searches.ok() == 0 {
         problems.push(format!("polling search{label}: nothing succeeded"));
     }
+    // ---- the same poll without its time window: every requested Task of the owner
+    // (on a filled database; on the empty one it is the poll above)
+    if stored > 0 {
+        let (searches, matches) = poll(ctx, base, &[]).await?;
+        let what = format!(
+            "polling search{label} without _lastUpdated (first page of 10), concurrency {}",
+            args.read_concurrency
+        );
+        say(&format!(
+            "{}; {matches} matches",
+            searches.line(&what, "searches")
+        ));
+        rows.push(Row::of(
+            format!(
+                "polling search{label}, every match, c{}",
+                args.read_concurrency
+            ),
+            &searches,
+            "searches",
+            format!("Task?owner=..&status=requested: first page of 10 out of {matches} matches"),
+        ));
+        if searches.ok() == 0 || matches < stored / 4 {
+            problems.push(format!(
+                "polling search{label} without _lastUpdated: {} succeeded, {matches} matches",
+                searches.ok()
+            ));
+        }
+    }
     Ok(Served { ingest: figures })
+}
+
+/// The polling search (`Task?owner=..&status=requested`, first page of 10, with `extra`
+/// parameters) at the read concurrency: the outcome and the number of matches.
+async fn poll(
+    ctx: &Ctx<'_>,
+    base: &str,
+    extra: &[(&str, &str)],
+) -> Result<(crate::load::Outcome, u64), String> {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("owner", OWNER)
+        .append_pair("status", "requested")
+        .extend_pairs(extra)
+        .finish();
+    let matches = total(&ctx.client, &format!("{base}/Task?{query}&_summary=count")).await?;
+    let url = format!("{base}/Task?{query}&_count=10");
+    let client = ctx.client.clone();
+    let searches = load(ctx.args.read_concurrency, ctx.plan.searches, move |_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move { expect_ok(client.get(url)).await }
+    })
+    .await;
+    Ok((searches, matches))
 }
