@@ -150,7 +150,7 @@ impl Store {
             DatabaseUrl::Sqlite(path) => Some(Arc::new(AuditJournal::beside(path))),
             DatabaseUrl::Postgres(_) => None,
         };
-        let writer =
+        let write_lock =
             (backend == Backend::Sqlite).then(|| Writer::kept(db::Manager::new(url.clone())));
         let url = url.clone();
         let recover = journal.clone();
@@ -172,7 +172,6 @@ impl Store {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }
-        let write_lock = writer;
         let store = Self {
             pool,
             backend,
