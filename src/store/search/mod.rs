@@ -31,9 +31,11 @@ pub(crate) fn find_ids(
     ty: &str,
     criteria: &[Criterion],
 ) -> QueryResult<BTreeSet<String>> {
-    Ok(ordered_ids(conn, ty, criteria, &[], None)?
-        .into_iter()
-        .collect())
+    let ids = match plan::all_ids_driven(conn, ty, criteria)? {
+        Some(ids) => ids,
+        None => ordered_ids(conn, ty, criteria, &[], None)?,
+    };
+    Ok(ids.into_iter().collect())
 }
 
 /// Ids of matches in sort order, at most `limit`.

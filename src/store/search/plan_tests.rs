@@ -205,6 +205,18 @@ async fn every_plan_finds_the_same_matches_in(store: &Store, mid: i64) {
                 assert_eq!(found, reference, "{query}: {how:?}, pages of {page}");
             }
         }
+        // Every match at once (conditional operations, jobs), driven or not.
+        let all = store
+            .read(Access::system("system:plan-test"), move |tx| {
+                Ok(tx.find_ids("Task", &criteria)?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.into_iter().collect::<Vec<_>>(),
+            reference,
+            "{query}: find_ids"
+        );
     }
     // The fixture's counts, so the comparisons above compared something.
     let count =
