@@ -208,7 +208,7 @@ async fn every_plan_finds_the_same_matches_in(store: &Store, mid: i64) {
         // Every match at once (conditional operations, jobs), driven or not.
         let all = store
             .read(Access::system("system:plan-test"), move |tx| {
-                Ok(tx.find_ids("Task", &criteria)?)
+                tx.find_ids("Task", &criteria)
             })
             .await
             .unwrap();
