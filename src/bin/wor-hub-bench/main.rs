@@ -295,12 +295,20 @@ async fn run(args: &Args, databases: &mut Databases) -> Result<(), String> {
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
+    // Counters start at this run's start in milliseconds since 1970, so that a run on a
+    // database an earlier run filled (`--preloaded`) sends new identifiers: each run
+    // sends fewer than 1,000 referrals a second, so no run reaches a later run's start.
+    // (Starting at 0, every referral of a second run matched one stored by the first,
+    // and its conditional creates answered with the stored ServiceRequest.)
+    let first = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
     let ctx = run::Ctx {
         args,
         plan: &plan,
         client,
-        bsns: Arc::new(AtomicU64::new(0)),
-        serial: Arc::new(AtomicU64::new(0)),
+        bsns: Arc::new(AtomicU64::new(first)),
+        serial: Arc::new(AtomicU64::new(first)),
     };
     let title = format!(
         "wor-hub-bench summary: {backend}, {profile} build, {}",

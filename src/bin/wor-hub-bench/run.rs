@@ -182,10 +182,10 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
         })
         .await?;
         let (p50, p99) = (l.pct(50), l.pct(99));
-        let where_ = if plan.preload > 0 {
-            format!("{} referrals stored", plan.preload)
-        } else {
-            "the empty database".into()
+        let where_ = match (&args.preloaded, plan.preload) {
+            (Some(filled), _) => format!("the filled database {filled}"),
+            (None, 0) => "the empty database".into(),
+            (None, n) => format!("{n} referrals stored"),
         };
         say(&format!(
             "notification latency (2xx answer of the POST to receipt, id-only rest-hook on 127.0.0.1, {:.0} referrals/s, {where_}): p50 {p50:.1} ms, p99 {p99:.1} ms; {} of {} received, {} duplicates, {} before the answer",

@@ -176,6 +176,12 @@ fn fewest_rows(
         let Some(rows) = counted_rows_of(ty, c) else {
             continue;
         };
+        // Counted only as far as the fewest so far: a conditional create's identifier
+        // (one row) spares counting its `status` (thousands) to the cap.
+        let cap = best.map_or(cap, |(_, fewest)| fewest.min(cap));
+        if cap == 0 {
+            break;
+        }
         let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (");
         sql.append(rows).limit(cap).push(") counted");
         let n = load::<CountRow>(conn, &sql)?.first().map_or(0, |r| r.n);
