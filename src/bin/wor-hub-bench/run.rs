@@ -507,21 +507,18 @@ async fn serve(
 
     // ---- polling search: its matches are this phase's referrals only
     let window = format!("gt{before_run}");
-    let (searches, matches) = poll(ctx, base, &[("_lastUpdated", &window)]).await?;
-    let what = format!(
-        "polling search{label} (first page of 10), concurrency {}",
-        args.read_concurrency
-    );
-    say(&format!(
-        "{}; {matches} matches (this phase's referrals: {acknowledged})",
-        searches.line(&what, "searches")
-    ));
-    rows.push(Row::of(
-        format!("polling search{label}, c{}", args.read_concurrency),
-        &searches,
-        "searches",
-        format!("first page of 10 out of {matches} matches"),
-    ));
+    let (searches, matches) = poll(
+        ctx,
+        base,
+        &[("_lastUpdated", &window)],
+        (
+            &format!("polling search{label}"),
+            &format!("polling search{label}"),
+        ),
+        &format!("this phase's referrals: {acknowledged}"),
+        rows,
+    )
+    .await?;
     if matches != acknowledged {
         problems.push(format!(
             "polling search{label}: {matches} matches, but this phase sent {acknowledged} referrals"
@@ -533,24 +530,18 @@ async fn serve(
     // ---- the same poll without its time window: every requested Task of the owner
     // (on a filled database; on the empty one it is the poll above)
     if stored > 0 {
-        let (searches, matches) = poll(ctx, base, &[]).await?;
-        let what = format!(
-            "polling search{label} without _lastUpdated (first page of 10), concurrency {}",
-            args.read_concurrency
-        );
-        say(&format!(
-            "{}; {matches} matches",
-            searches.line(&what, "searches")
-        ));
-        rows.push(Row::of(
-            format!(
-                "polling search{label}, every match, c{}",
-                args.read_concurrency
+        let (searches, matches) = poll(
+            ctx,
+            base,
+            &[],
+            (
+                &format!("polling search{label} without _lastUpdated"),
+                &format!("polling search{label}, every match"),
             ),
-            &searches,
-            "searches",
-            format!("Task?owner=..&status=requested: first page of 10 out of {matches} matches"),
-        ));
+            "Task?owner=..&status=requested",
+            rows,
+        )
+        .await?;
         if searches.ok() == 0 || matches < stored / 4 {
             problems.push(format!(
                 "polling search{label} without _lastUpdated: {} succeeded, {matches} matches",
@@ -562,11 +553,15 @@ async fn serve(
 }
 
 /// The polling search (`Task?owner=..&status=requested`, first page of 10, with `extra`
-/// parameters) at the read concurrency: the outcome and the number of matches.
+/// parameters) at the read concurrency, said as `what` and added to `rows` as `row`,
+/// with `note`: the outcome and the number of matches.
 async fn poll(
     ctx: &Ctx<'_>,
     base: &str,
     extra: &[(&str, &str)],
+    (what, row): (&str, &str),
+    note: &str,
+    rows: &mut Vec<Row>,
 ) -> Result<(crate::load::Outcome, u64), String> {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("owner", OWNER)
@@ -576,10 +571,22 @@ async fn poll(
     let matches = total(&ctx.client, &format!("{base}/Task?{query}&_summary=count")).await?;
     let url = format!("{base}/Task?{query}&_count=10");
     let client = ctx.client.clone();
-    let searches = load(ctx.args.read_concurrency, ctx.plan.searches, move |_| {
+    let c = ctx.args.read_concurrency;
+    let searches = load(c, ctx.plan.searches, move |_| {
         let (client, url) = (client.clone(), url.clone());
         async move { expect_ok(client.get(url)).await }
     })
     .await;
+    let line = searches.line(
+        &format!("{what} (first page of 10), concurrency {c}"),
+        "searches",
+    );
+    say(&format!("{line}; {matches} matches ({note})"));
+    rows.push(Row::of(
+        format!("{row}, c{c}"),
+        &searches,
+        "searches",
+        format!("first page of 10 out of {matches} matches; {note}"),
+    ));
     Ok((searches, matches))
 }
