@@ -7,9 +7,10 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, HttpServer};
 
 use crate::app::directory::{import_directory, ImportOutcome, SAMPLE_DIRECTORY};
+use crate::app::overdue::mark_overdue;
 use crate::app::principal::Principal;
 use crate::app::subscriptions;
-use crate::app::{workflow, App};
+use crate::app::App;
 use crate::config::{DatabaseUrl, InitialDirectory, Settings};
 use crate::fhir::instant::{format_instant, now_micros};
 use crate::store::serving::{self, ServingLock};
@@ -352,7 +353,7 @@ fn spawn_overdue_marker(app: App, interval: std::time::Duration) {
         loop {
             tick.tick().await;
             let principal = Principal::system("system:contact-deadline");
-            match workflow::mark_overdue(&app, &principal).await {
+            match mark_overdue(&app, &principal).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(marked = n, "Tasks past the contact deadline tagged overdue")

@@ -29,6 +29,7 @@ pub mod document;
 pub mod error;
 pub mod message;
 pub mod operations;
+pub mod overdue;
 pub mod patch;
 pub mod postcodes;
 pub mod principal;

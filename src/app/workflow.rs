@@ -21,7 +21,6 @@ use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::references::parse_local;
 use crate::fhir::registry;
 use crate::fhir::resource::IncomingResource;
-use crate::referral::codes::CS_TASK_FLAG;
 use crate::referral::task::{build_task, TaskLinks};
 use crate::referral::task_create::{check_new_task, may_create, Context};
 use crate::referral::workflow::{
@@ -56,11 +55,11 @@ impl Workflow {
     }
 }
 
-fn body_of(v: &StoredVersion) -> Option<Value> {
+pub(super) fn body_of(v: &StoredVersion) -> Option<Value> {
     v.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
 }
 
-fn internal(e: &dyn std::fmt::Display) -> Failure<AppError> {
+pub(super) fn internal(e: &dyn std::fmt::Display) -> Failure<AppError> {
     Failure::Abort(AppError::internal(e))
 }
 
@@ -228,7 +227,7 @@ pub fn check_task_delete(party: Option<&Party>) -> Result<(), AppError> {
 }
 
 /// Sets or clears the `overdue` tag for `now`; whether anything changed.
-fn flag_overdue(task: &mut Value, now: i64, deadline: i64) -> bool {
+pub(super) fn flag_overdue(task: &mut Value, now: i64, deadline: i64) -> bool {
     let authored = task
         .get("authoredOn")
         .and_then(Value::as_str)
@@ -236,82 +235,6 @@ fn flag_overdue(task: &mut Value, now: i64, deadline: i64) -> bool {
         .map(|(start, _)| start);
     let overdue = is_overdue(task, authored, now, deadline);
     set_overdue_tag(task, overdue)
-}
-
-/// Tasks the contact-deadline job tags per unit of work: the writer is free for intake
-/// between units (one unit over every overdue Task held it for as long as they took).
-const OVERDUE_PER_UNIT: usize = 200;
-
-/// One round of the contact-deadline job: tags every Task past the deadline
-/// `overdue` (a new version each), in units of work of [`OVERDUE_PER_UNIT`] Tasks in
-/// id order. Returns how many it tagged.
-pub async fn mark_overdue(app: &App, principal: &Principal) -> Result<usize, AppError> {
-    mark_overdue_in_units(app, principal, OVERDUE_PER_UNIT).await
-}
-
-async fn mark_overdue_in_units(
-    app: &App,
-    principal: &Principal,
-    per_unit: usize,
-) -> Result<usize, AppError> {
-    let now = app.clock.now_micros();
-    let deadline = app.contact_deadline;
-    let cutoff = format_instant(now.saturating_sub(deadline));
-    let mut marked = 0;
-    let mut after: Option<String> = None;
-    loop {
-        let (from, cutoff) = (after.clone(), cutoff.clone());
-        let (n, last) = app
-            .store
-            .transaction(principal.access(), move |tx| {
-                let def =
-                    registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
-                let criteria = parse_criteria(
-                    def,
-                    &format!(
-                        "status=requested,received,accepted&authored-on=lt{cutoff}&_tag:not={CS_TASK_FLAG}|overdue"
-                    ),
-                    &[],
-                )
-                .map_err(|i| internal(&i.diagnostics))?;
-                let ids: Vec<String> = tx
-                    .find_ids("Task", &criteria)?
-                    .into_iter()
-                    .filter(|id| from.as_deref().is_none_or(|f| id.as_str() > f))
-                    .take(per_unit)
-                    .collect();
-                let mut marked = 0;
-                for id in &ids {
-                    let Some(current) = tx.current("Task", id)? else {
-                        continue;
-                    };
-                    let Some(mut task) = body_of(&current) else {
-                        continue;
-                    };
-                    if !flag_overdue(&mut task, now, deadline) {
-                        continue;
-                    }
-                    let text = serde_json::to_vec(&task).map_err(|e| internal(&e))?;
-                    let tagged =
-                        IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
-                    // A Task another instance or client changed meanwhile waits for the
-                    // next round.
-                    if let UpdateOutcome::Updated(_) =
-                        new_version(tx, "Task", id, &tagged, current.version_id)?
-                    {
-                        marked += 1;
-                    }
-                }
-                let more = ids.len() == per_unit;
-                Ok((marked, ids.last().filter(|_| more).cloned()))
-            })
-            .await?;
-        marked += n;
-        match last {
-            Some(last) => after = Some(last),
-            None => return Ok(marked),
-        }
-    }
 }
 
 fn write_task(
@@ -335,7 +258,7 @@ fn write_task(
 }
 
 /// Stores `resource` as the next version of `ty/id` if `version` is still current.
-fn new_version(
+pub(super) fn new_version(
     tx: &mut Tx<'_>,
     ty: &str,
     id: &str,
@@ -598,7 +521,3 @@ fn reroute(
     }
     store_task(tx, &task)
 }
-
-#[cfg(test)]
-#[path = "workflow_tests.rs"]
-mod tests;
