@@ -202,6 +202,8 @@ impl LiveFile {
 
 const LIVE_SUFFIX: &str = ".live";
 const BATCH_SUFFIX: &str = ".batch";
+/// A live file being created (see `append`); never moved.
+const NEW_SUFFIX: &str = ".new";
 
 impl AuditJournal {
     /// The journal of the SQLite database at `db`.
@@ -235,12 +237,18 @@ impl AuditJournal {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if live.is_none() {
-            let path = self.path(&uuid::Uuid::new_v4().to_string(), LIVE_SUFFIX);
+            // Created under a name the mover ignores, locked, then renamed: a `.live`
+            // file is always locked while its process lives. Created under its own name,
+            // a mover could find it unlocked between the two steps, take it for a dead
+            // process's and move it away: the read failed, or its record was lost.
+            let id = uuid::Uuid::new_v4().to_string();
+            let (new, path) = (self.path(&id, NEW_SUFFIX), self.path(&id, LIVE_SUFFIX));
             let file = OpenOptions::new()
                 .create_new(true)
                 .append(true)
-                .open(&path)?;
+                .open(&new)?;
             file.try_lock().map_err(std::io::Error::other)?;
+            fs::rename(&new, &path)?;
             let file = LiveFile {
                 file,
                 written: std::sync::atomic::AtomicU64::new(0),
@@ -283,6 +291,10 @@ impl AuditJournal {
         }
         let mut moved = 0;
         for (id, path, suffix) in self.files().map_err(|e| e.to_string())? {
+            if suffix == NEW_SUFFIX {
+                remove_if_abandoned(&path);
+                continue;
+            }
             if suffix == LIVE_SUFFIX {
                 // Another process's live file: moved only when its owner is gone.
                 let Ok(file) = File::open(&path) else {
@@ -330,7 +342,7 @@ impl AuditJournal {
             let Some(rest) = name.strip_prefix(&prefix) else {
                 continue;
             };
-            for suffix in [BATCH_SUFFIX, LIVE_SUFFIX] {
+            for suffix in [BATCH_SUFFIX, LIVE_SUFFIX, NEW_SUFFIX] {
                 if let Some(id) = rest.strip_suffix(suffix) {
                     found.push((id.to_owned(), path.clone(), suffix));
                 }
@@ -403,110 +415,25 @@ impl AuditJournal {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::config::DatabaseUrl;
-    use crate::store::Store;
-
-    fn row(n: i64) -> AuditRow {
-        AuditRow {
-            recorded: n,
-            request_id: format!("journal-test-{n}"),
-            actor: "anonymous".into(),
-            action: "R".into(),
-            interaction: "read".into(),
-            resource_type: "Patient".into(),
-            resource_id: Some("p".into()),
-            version_id: Some(1),
-            outcome: "success".into(),
-            organization: None,
-            patients: vec!["Patient/p".into()],
+/// A `.new` file is renamed to `.live` microseconds after its creation, before anything
+/// is written to it; one a minute old was left by a process that stopped in between and
+/// holds nothing. Removed only if unlocked.
+fn remove_if_abandoned(path: &Path) {
+    let old = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60));
+    if !old {
+        return;
+    }
+    if let Ok(file) = File::open(path) {
+        if file.try_lock().is_ok() {
+            // Gone already (another process removed it) is as good.
+            let _ = fs::remove_file(path);
         }
     }
-
-    fn audit_count(conn: &mut DbConnection) -> i64 {
-        audit_events::table
-            .filter(audit_events::request_id.like("journal-test-%"))
-            .count()
-            .get_result(conn)
-            .unwrap()
-    }
-
-    fn journal_files(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("-audit-journal."))
-            .collect()
-    }
-
-    #[test]
-    fn a_journal_line_written_before_the_chain_still_reads() {
-        let old = r#"{"recorded":1,"request_id":"r","actor":"anonymous","action":"R","interaction":"read","resource_type":"Patient","resource_id":"p","version_id":1,"outcome":"success"}"#;
-        let row: AuditRow = serde_json::from_str(old).unwrap();
-        assert_eq!(row.organization, None);
-        assert!(row.patients.is_empty());
-        assert_eq!(row.patients_column(), None);
-        let new = serde_json::to_string(&row).unwrap();
-        assert!(new.contains(r#""patients":[]"#), "{new}");
-    }
-
-    #[tokio::test]
-    async fn records_a_dead_process_left_are_moved_once_and_a_live_owners_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("hub.db");
-        let url = DatabaseUrl::Sqlite(db.clone());
-        drop(Store::open(&url, 2).await.unwrap());
-
-        // A process journalled two reads and died (its lock went with it).
-        let dead = AuditJournal::beside(&db);
-        dead.append(&[row(1), row(2)]).unwrap();
-        drop(dead);
-        // Another process is alive and keeps its live file locked.
-        let alive = AuditJournal::beside(&db);
-        alive.append(&[row(3)]).unwrap();
-        assert_eq!(journal_files(dir.path()).len(), 2);
-
-        // Opening the database recovers the dead process's records, not the live one's.
-        let store = Store::open(&url, 2).await.unwrap();
-        let mut conn = store.pool.get().unwrap();
-        assert_eq!(audit_count(&mut conn), 2);
-        assert_eq!(journal_files(dir.path()).len(), 1, "the live file stays");
-
-        // Its owner moves it itself; moving again changes nothing.
-        assert_eq!(alive.move_into(&mut conn).unwrap(), 1);
-        assert_eq!(alive.move_into(&mut conn).unwrap(), 0);
-        assert_eq!(audit_count(&mut conn), 3);
-        assert!(journal_files(dir.path()).is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_batch_already_moved_is_not_moved_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("hub.db");
-        let store = Store::open(&DatabaseUrl::Sqlite(db.clone()), 2)
-            .await
-            .unwrap();
-        let mut conn = store.pool.get().unwrap();
-        let journal = AuditJournal::beside(&db);
-        journal.append(&[row(7)]).unwrap();
-        // Keep a copy of the batch as it was, as if the process stopped after the
-        // insert committed but before the file was removed.
-        let live = journal_files(dir.path()).pop().unwrap();
-        let copy = fs::read(dir.path().join(&live)).unwrap();
-        assert_eq!(journal.move_into(&mut conn).unwrap(), 1);
-        let (_, batch_id) = audit_journal_batches::table
-            .select((
-                audit_journal_batches::moved,
-                audit_journal_batches::batch_id,
-            ))
-            .first::<(i64, String)>(&mut conn)
-            .unwrap();
-        fs::write(journal.path(&batch_id, BATCH_SUFFIX), copy).unwrap();
-        assert_eq!(journal.move_into(&mut conn).unwrap(), 0);
-        assert_eq!(audit_count(&mut conn), 1);
-        assert!(journal_files(dir.path()).is_empty());
-    }
 }
+
+#[cfg(test)]
+mod tests;
