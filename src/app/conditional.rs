@@ -8,7 +8,7 @@ use crate::app::reply::{self, status, Reply, ReturnPref};
 use crate::fhir::criteria::parse_criteria;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::registry::ResourceDef;
-use crate::store::{conditional_lock_key, Criterion, Failure, Tx};
+use crate::store::{Criterion, Failure, Tx};
 
 /// Parameters a conditional URL may carry that are not criteria.
 const NOT_CRITERIA: &[&str] = &["_format", "_pretty"];
@@ -69,8 +69,7 @@ impl Target {
         let body_id = resource.get("id").and_then(serde_json::Value::as_str);
         // Serialised with conditional creates on the same criteria, so two concurrent
         // conditional updates that match nothing cannot both create.
-        tx.lock(&conditional_lock_key(ty, criteria))?;
-        let ids = tx.find_ids(ty, criteria)?;
+        let ids = tx.conditional_ids(ty, criteria)?;
         let mut ids = ids.into_iter();
         match (ids.next(), ids.next(), body_id) {
             (None, _, None) => Ok(uuid::Uuid::new_v4().to_string()),

@@ -8,6 +8,8 @@ pub mod audit;
 mod batch_tests;
 mod clients;
 mod clock;
+#[cfg(test)]
+mod conditional_tests;
 pub mod db;
 #[cfg(test)]
 mod door_tests;

@@ -1,5 +1,6 @@
 //! The store's async interface: each call is one unit of work on the blocking pool.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -380,22 +381,61 @@ impl Tx<'_> {
     /// that would otherwise take them one by one in its own order: two Bundles naming
     /// the same identifiers in opposite order then queue instead of deadlocking.
     pub fn lock_in_order(&mut self, keys: impl IntoIterator<Item = String>) -> Result<(), TxError> {
-        let keys: std::collections::BTreeSet<String> = keys.into_iter().collect();
+        let keys: BTreeSet<String> = keys.into_iter().collect();
         for key in keys {
             self.lock(&key)?;
         }
         Ok(())
     }
 
+    /// The ids a conditional create or update matches, serialised (its lock, see
+    /// [`conditional_lock_key`]) with every unit of work that could create a match, so
+    /// concurrent identical submissions cannot both miss.
+    ///
+    /// PostgreSQL looks first without the lock: when exactly one resource matches, no
+    /// unit of work can create another (each would find that one too), so nothing
+    /// needs to wait. Every referral of one practice names the same Organization and
+    /// Practitioner: their units no longer queue on one lock. Otherwise it locks and
+    /// looks again (what a unit that held the lock committed is then seen). SQLite's
+    /// writers are serialised already: it looks once.
+    pub fn conditional_ids(
+        &mut self,
+        resource_type: &str,
+        criteria: &[Criterion],
+    ) -> Result<BTreeSet<String>, TxError> {
+        if matches!(self.conn, DbConnection::Postgres(_)) {
+            let ids = self.find_ids(resource_type, criteria)?;
+            if ids.len() == 1 {
+                return Ok(ids);
+            }
+        }
+        self.lock(&conditional_lock_key(resource_type, criteria))?;
+        self.find_ids(resource_type, criteria)
+    }
+
+    /// Whether a conditional create or update on these criteria must take its lock:
+    /// on PostgreSQL unless exactly one resource matches already (see
+    /// [`Tx::conditional_ids`]); on SQLite always (the lock costs nothing there).
+    pub fn needs_conditional_lock(
+        &mut self,
+        resource_type: &str,
+        criteria: &[Criterion],
+    ) -> Result<bool, TxError> {
+        if !matches!(self.conn, DbConnection::Postgres(_)) {
+            return Ok(true);
+        }
+        Ok(self.find_ids(resource_type, criteria)?.len() != 1)
+    }
+
     /// Conditional create (`If-None-Exist`): serialised per criteria so concurrent
-    /// identical submissions cannot both miss; `Some` when it must not create.
+    /// identical submissions cannot both miss ([`Tx::conditional_ids`]); `Some` when it
+    /// must not create.
     pub fn conditional(
         &mut self,
         resource_type: &str,
         criteria: &[Criterion],
     ) -> Result<Option<CreateOutcome>, TxError> {
-        self.lock(&conditional_lock_key(resource_type, criteria))?;
-        let ids = self.find_ids(resource_type, criteria)?;
+        let ids = self.conditional_ids(resource_type, criteria)?;
         let mut iter = ids.iter();
         match (iter.next(), iter.next()) {
             (None, _) => Ok(None),

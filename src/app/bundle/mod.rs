@@ -305,18 +305,18 @@ fn execute(
 ) -> Result<Results, Failure<AppError>> {
     let mut order: Vec<&Prepared> = entries.iter().collect();
     order.sort_by_key(|e| e.req.method);
-    // Conditional creates and updates lock their criteria; take all those locks first, sorted,
-    // so concurrent Bundles never hold them in opposite orders.
-    tx.lock_in_order(
-        entries
-            .iter()
-            .filter_map(|e| match (&e.req.method, &e.criteria) {
-                (Method::Post | Method::Put, Some(criteria)) => {
-                    Some(conditional_lock_key(e.def.name, criteria))
-                }
-                _ => None,
-            }),
-    )?;
+    // Conditional creates and updates lock their criteria (those that need it, see
+    // `Tx::conditional_ids`); take all those locks first, sorted, so concurrent Bundles
+    // never hold them in opposite orders.
+    let mut keys = Vec::new();
+    for e in entries {
+        if let (Method::Post | Method::Put, Some(criteria)) = (&e.req.method, &e.criteria) {
+            if tx.needs_conditional_lock(e.def.name, criteria)? {
+                keys.push(conditional_lock_key(e.def.name, criteria));
+            }
+        }
+    }
+    tx.lock_in_order(keys)?;
     let mut results = Results::new();
     // Where each entry writes: (type, id), decided before anything is written so
     // references between entries can be resolved.
