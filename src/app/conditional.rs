@@ -72,7 +72,7 @@ impl Target {
         let ids = tx.conditional_ids(ty, criteria)?;
         let mut ids = ids.into_iter();
         match (ids.next(), ids.next(), body_id) {
-            (None, _, None) => Ok(uuid::Uuid::new_v4().to_string()),
+            (None, _, None) => Ok(crate::fhir::resource::new_logical_id()),
             (None, _, Some(id)) => {
                 if tx.exists(ty, id)? {
                     return Err(Failure::Abort(AppError::one(

@@ -60,7 +60,7 @@ pub async fn post(
     let received = without_id_and_meta(&incoming.value);
     let wf = Workflow::new(app, principal);
     let (base, pref) = (req.base, req.pref);
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::fhir::resource::new_logical_id();
     run_write(app, principal, req.idempotency, move |tx| {
         tx.lock(&format!("document:{}|{}", key.0, key.1))?;
         let criterion = Criterion::Any(vec![Match::Token {

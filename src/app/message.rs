@@ -214,7 +214,7 @@ async fn prepare_and_run(
                 carried.extend(body_of(&v));
             }
         }
-        let response_id = uuid::Uuid::new_v4().to_string();
+        let response_id = crate::fhir::resource::new_logical_id();
         let response = outgoing_message(&Outgoing {
             id: &response_id,
             event: header.event,

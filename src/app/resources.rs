@@ -102,7 +102,7 @@ pub(crate) fn create_unit(
 ) -> Result<impl WriteUnit, AppError> {
     check_valid(def.name, &incoming.value)?;
     let (incoming, secret) = crate::app::subscriptions::take_secret(def.name, incoming)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::fhir::resource::new_logical_id();
     let rows = index_rows(def, &incoming.value);
     let refs = local_references(def.name, &incoming.value, &base);
     Ok(move |tx: &mut Tx<'_>| {

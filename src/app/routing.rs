@@ -263,7 +263,7 @@ pub fn store_task(tx: &mut Tx<'_>, task: &Value) -> Result<(), Failure<AppError>
     let def = registry::resource("Task").ok_or_else(|| internal(&"no Task definition"))?;
     let text = serde_json::to_vec(task).map_err(|e| internal(&e))?;
     let incoming = IncomingResource::parse(&text).map_err(|i| internal(&i.diagnostics))?;
-    let task_id = uuid::Uuid::new_v4().to_string();
+    let task_id = crate::fhir::resource::new_logical_id();
     let rows = index_rows(def, &incoming.value);
     tx.create(
         "Task",

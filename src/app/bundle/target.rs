@@ -60,7 +60,7 @@ pub(super) fn decide_target(tx: &mut Tx<'_>, e: &Prepared) -> Result<Decided, Fa
                     None => {}
                 }
             }
-            Ok(((uuid::Uuid::new_v4().to_string(), true), None))
+            Ok(((crate::fhir::resource::new_logical_id(), true), None))
         }
         (Method::Put, Target::Instance { id, .. }) => {
             conditional::check_writable(tx, ty, id)?;

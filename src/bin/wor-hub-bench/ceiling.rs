@@ -81,7 +81,7 @@ pub(crate) async fn storage_ceiling(url: DatabaseUrl, limit: Limit) -> Result<Ce
         let writes: Vec<(String, String, String)> = resources
             .iter()
             .map(|(ty, r)| {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = wor_hub::fhir::resource::new_logical_id();
                 let mut r = r.clone();
                 r["id"] = Value::String(id.clone());
                 (ty.clone(), id, r.to_string())

@@ -121,7 +121,9 @@ fn prepare(
         let id = shared
             .iter()
             .find(|(t, _)| *t == ty)
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |(_, id)| id.clone());
+            .map_or_else(wor_hub::fhir::resource::new_logical_id, |(_, id)| {
+                id.clone()
+            });
         named.push((ty, full_url.to_owned(), id));
     }
     let mut resolved = text.to_owned();
@@ -195,7 +197,7 @@ pub(crate) async fn preload(
     // The practice's Organization and Practitioner, once.
     let shared: Vec<(&'static str, String)> = ["Organization", "Practitioner"]
         .into_iter()
-        .map(|ty| (ty, uuid::Uuid::new_v4().to_string()))
+        .map(|ty| (ty, wor_hub::fhir::resource::new_logical_id()))
         .collect();
     let first = referral(&next_bsn(&bsns), serial.fetch_add(1, Ordering::Relaxed));
     let (_, common) = prepare(&first, &shared).map_err(|e| format!("preload: {e}"))?;
@@ -333,7 +335,7 @@ fn store_referral(tx: &mut Tx<'_>, r: &Prepared) -> Result<Option<String>, Failu
         at,
     );
     let task_def = registry::resource("Task").ok_or_else(|| fail("no Task definition"))?;
-    let task_id = uuid::Uuid::new_v4().to_string();
+    let task_id = wor_hub::fhir::resource::new_logical_id();
     let parse = |task: &Value| {
         serde_json::to_vec(task)
             .map_err(|e| fail(&e.to_string()))

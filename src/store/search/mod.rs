@@ -257,7 +257,7 @@ impl Tx<'_> {
         let end = spec.count.min(ids.len());
         let matches = current_versions(self.conn, ty, &ids[..end])?;
         let included = self.included(ty, &matches, &spec.includes)?;
-        let search_id = (size > spec.count).then(|| uuid::Uuid::new_v4().to_string());
+        let search_id = (size > spec.count).then(|| uuid::Uuid::now_v7().to_string());
         if let Some(sid) = &search_id {
             let as_of = if lazy { Some(clock(self.conn)?) } else { None };
             self.save_snapshot(NewSnapshot {
