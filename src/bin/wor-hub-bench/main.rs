@@ -105,8 +105,9 @@ struct Args {
     /// An existing database filled by an earlier `--preload` run and kept with
     /// `--keep-databases` (a SQLite file, or a postgres:// URL): the filled-database
     /// measurements run on it instead of a fresh preload. Their ingest adds referrals
-    /// to it.
-    #[arg(long, value_name = "PATH|URL", conflicts_with = "preload")]
+    /// to it. With `--preload N` as well, N more referrals are added first (the store
+    /// API again; its directory and practice are used, not written again).
+    #[arg(long, value_name = "PATH|URL")]
     preloaded: Option<String>,
     /// Referrals per unit of work (database transaction) of the preload.
     #[arg(long, default_value_t = 1_000)]
@@ -355,14 +356,17 @@ fn plan_text(plan: &Plan, args: &Args) -> String {
         args.read_concurrency,
         plan.reads.describe()
     );
-    if plan.preload > 0 {
-        text.push_str(&format!(
-            "; again with {} referrals preloaded (units of {})",
-            plan.preload, plan.preload_unit
-        ));
-    }
-    if let Some(filled) = &args.preloaded {
-        text.push_str(&format!("; again on the filled database {filled}"));
+    match (&args.preloaded, plan.preload) {
+        (Some(filled), 0) => text.push_str(&format!("; again on the filled database {filled}")),
+        (Some(filled), n) => text.push_str(&format!(
+            "; again on the filled database {filled} after adding {n} referrals (units of {})",
+            plan.preload_unit
+        )),
+        (None, 0) => {}
+        (None, n) => text.push_str(&format!(
+            "; again with {n} referrals preloaded (units of {})",
+            plan.preload_unit
+        )),
     }
     if plan.notifications > 0 {
         text.push_str(&format!(

@@ -57,6 +57,7 @@ use wor_hub::app::reports::to_row;
 use wor_hub::app::routing::{decide, task_for};
 use wor_hub::app::App;
 use wor_hub::config::{DatabaseUrl, Settings};
+use wor_hub::fhir::criteria::parse_criteria;
 use wor_hub::fhir::index::index_rows;
 use wor_hub::fhir::registry;
 use wor_hub::fhir::resource::IncomingResource;
@@ -165,12 +166,15 @@ fn prepare(
 }
 
 /// Fills `url` (a fresh database) with the sample directory and `n` referrals in
-/// units of `unit`. The store is closed again when this returns.
+/// units of `unit`; with `top_up`, adds `n` referrals to a database an earlier preload
+/// filled (its directory, Organization and Practitioner are used, not written again).
+/// The store is closed again when this returns.
 pub(crate) async fn preload(
     url: DatabaseUrl,
     settings: &Settings,
     n: u64,
     unit: u64,
+    top_up: bool,
     bsns: Arc<AtomicU64>,
     serial: Arc<AtomicU64>,
 ) -> Result<Preloaded, String> {
@@ -189,18 +193,23 @@ pub(crate) async fn preload(
     .await
     {
         Ok(ImportOutcome::Imported(_)) => {}
+        Ok(ImportOutcome::NotEmpty) if top_up => {}
         Ok(ImportOutcome::NotEmpty) => return Err("preload: the database is not empty".into()),
         Err(e) => return Err(format!("preload: directory: {}", e.describe("; "))),
     }
     drop(app);
 
     // The practice's Organization and Practitioner, once.
-    let shared: Vec<(&'static str, String)> = ["Organization", "Practitioner"]
+    let mut shared: Vec<(&'static str, String)> = ["Organization", "Practitioner"]
         .into_iter()
         .map(|ty| (ty, wor_hub::fhir::resource::new_logical_id()))
         .collect();
     let first = referral(&next_bsn(&bsns), serial.fetch_add(1, Ordering::Relaxed));
     let (_, common) = prepare(&first, &shared).map_err(|e| format!("preload: {e}"))?;
+    if top_up {
+        shared = stored_ids_of(&store, common).await?;
+        return fill(&store, n, unit, shared, bsns, serial).await;
+    }
     write(&store, move |tx| {
         for r in &common {
             tx.create(
@@ -213,7 +222,52 @@ pub(crate) async fn preload(
         Ok(Vec::new())
     })
     .await?;
+    fill(&store, n, unit, shared, bsns, serial).await
+}
 
+/// The ids under which an earlier preload stored `common` (the practice's Organization
+/// and Practitioner), found by their first identifier.
+async fn stored_ids_of(
+    store: &Store,
+    common: Vec<Resource>,
+) -> Result<Vec<(&'static str, String)>, String> {
+    let mut ids = Vec::new();
+    for r in common {
+        let identifier = r.incoming.value.pointer("/identifier/0");
+        let (system, value) = identifier
+            .and_then(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
+            .ok_or_else(|| format!("preload: the fixture's {} has no identifier", r.ty))?;
+        let def = registry::resource(r.ty).ok_or("unknown type")?;
+        let criteria = parse_criteria(def, &format!("identifier={system}|{value}"), &[])
+            .map_err(|e| format!("preload: {e:?}"))?;
+        let ty = r.ty;
+        let found = write(store, move |tx| {
+            Ok(tx.find_ids(ty, &criteria)?.into_iter().collect())
+        })
+        .await?;
+        match found.as_slice() {
+            [id] => ids.push((ty, id.clone())),
+            other => {
+                return Err(format!(
+                    "preload: adding to a database needs one stored {ty} of the fixture's identifier, found {}",
+                    other.len()
+                ))
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Writes `n` referrals in units of `unit` and seals the audit chain.
+async fn fill(
+    store: &Store,
+    n: u64,
+    unit: u64,
+    shared: Vec<(&'static str, String)>,
+    bsns: Arc<AtomicU64>,
+    serial: Arc<AtomicU64>,
+) -> Result<Preloaded, String> {
+    let shared = Arc::new(shared);
     // Preparing (parsing, index rows) on one thread while the previous unit commits.
     let unit = unit.max(1);
     let (send, mut receive) = tokio::sync::mpsc::channel::<Result<Vec<Prepared>, String>>(2);

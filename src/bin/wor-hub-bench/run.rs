@@ -105,13 +105,19 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
     // ---- the server on a database filled with --preload referrals (or --preloaded)
     if plan.preload > 0 || args.preloaded.is_some() {
         let (database, loaded) = match &args.preloaded {
-            Some(raw) => (
-                DatabaseUrl::parse(raw).map_err(|e| format!("--preloaded: {e}"))?,
-                None,
-            ),
+            Some(raw) => {
+                let database = DatabaseUrl::parse(raw).map_err(|e| format!("--preloaded: {e}"))?;
+                // With --preload as well: that many more referrals first.
+                let added = if plan.preload > 0 {
+                    Some(fill(ctx, database.clone(), true, &mut rows).await?)
+                } else {
+                    None
+                };
+                (database, added)
+            }
             None => {
                 let database = databases.fresh("preload")?;
-                let loaded = fill(ctx, database.clone(), &mut rows).await?;
+                let loaded = fill(ctx, database.clone(), false, &mut rows).await?;
                 (database, Some(loaded))
             }
         };
@@ -127,8 +133,8 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
         base = format!("http://127.0.0.1:{}/fhir", app.port());
         tokio::spawn(app.run_until_stopped());
         let n = match &loaded {
-            Some(l) => l.referrals,
-            None => {
+            Some(l) if args.preloaded.is_none() => l.referrals,
+            _ => {
                 total(
                     &ctx.client,
                     &format!("{base}/ServiceRequest?_summary=count"),
@@ -335,10 +341,12 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
     }
 }
 
-/// Fills `database` with `--preload` referrals through the store API (`preload.rs`).
+/// Fills `database` with `--preload` referrals through the store API (`preload.rs`);
+/// with `top_up`, adds them to a filled database (`--preloaded`).
 async fn fill(
     ctx: &Ctx<'_>,
     database: DatabaseUrl,
+    top_up: bool,
     rows: &mut Vec<Row>,
 ) -> Result<preload::Preloaded, String> {
     let (n, unit) = (ctx.plan.preload, ctx.plan.preload_unit);
@@ -351,6 +359,7 @@ async fn fill(
         &settings,
         n,
         unit,
+        top_up,
         ctx.bsns.clone(),
         ctx.serial.clone(),
     )
