@@ -301,7 +301,7 @@ async fn fill(
     while let Some(next) = receive.recv().await {
         let referrals = next?;
         let count = referrals.len() as u64;
-        let tasks = write(&store, move |tx| {
+        let tasks = write(store, move |tx| {
             let mut accepted = Vec::new();
             for r in &referrals {
                 if let Some(task) = store_referral(tx, r)? {

@@ -108,10 +108,9 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
             Some(raw) => {
                 let database = DatabaseUrl::parse(raw).map_err(|e| format!("--preloaded: {e}"))?;
                 // With --preload as well: that many more referrals first.
-                let added = if plan.preload > 0 {
-                    Some(fill(ctx, database.clone(), true, &mut rows).await?)
-                } else {
-                    None
+                let added = match plan.preload {
+                    0 => None,
+                    _ => Some(fill(ctx, database.clone(), true, &mut rows).await?),
                 };
                 (database, added)
             }
