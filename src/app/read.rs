@@ -78,7 +78,7 @@ pub async fn later_page(
                 &search_id,
                 offset,
                 count,
-                &parsed.criteria,
+                (&parsed.criteria, &parsed.sort),
                 &parsed.includes,
             )?;
             Ok(Ok(page.map(|p| (parsed, p))))

@@ -365,7 +365,7 @@ async fn a_later_page_leaves_out_what_the_scope_hides() {
         let store = store.clone();
         async move {
             read(&store, &scope, move |tx| {
-                tx.search_page(&sid, 0, 2, &[], &[])
+                tx.search_page(&sid, 0, 2, (&[], &[]), &[])
             })
             .await
             .expect("the snapshot")
@@ -388,7 +388,7 @@ async fn settle_waits_for_the_snapshot_a_first_page_queued() {
         let store = store.clone();
         async move {
             read(&store, &ReadScope::All, move |tx| {
-                tx.search_page(&sid, 1, 1, &[], &[])
+                tx.search_page(&sid, 1, 1, (&[], &[]), &[])
             })
             .await
         }

@@ -6,6 +6,9 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod snapshot;
+mod time_plan;
+#[cfg(test)]
+mod time_plan_tests;
 mod values;
 
 use self::plan::ids_after;
@@ -20,7 +23,9 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 
 use self::sql::{load, CountRow, IdRow, Sql};
 use super::db::DbConnection;
-use super::query::{Criterion, Include, SearchPage, SearchSpec, SnapshotInfo, Sort, SNAPSHOT_CAP};
+use super::query::{
+    Criterion, Include, SearchPage, SearchSpec, SnapshotInfo, Sort, SortKey, SNAPSHOT_CAP,
+};
 use super::tx::{AuditRecord, Tx, TxError};
 use super::StoredVersion;
 use crate::fhir::patient_of::patients_of;
@@ -207,13 +212,38 @@ fn included(
     Ok(out)
 }
 
+/// The orders whose snapshots are filled lazily (the first page reads only itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LazyOrder {
+    /// No `_sort`: by id.
+    Id,
+    /// `_sort=_lastUpdated` or `_sort=-_lastUpdated` (ties by id): a poll's order.
+    Updated { descending: bool },
+}
+
+impl LazyOrder {
+    fn of(sort: &[Sort]) -> Option<Self> {
+        match sort {
+            [] => Some(Self::Id),
+            [Sort {
+                key: SortKey::LastUpdated,
+                descending,
+            }] => Some(Self::Updated {
+                descending: *descending,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Tx<'_> {
     /// Runs a search (its criteria narrowed to the read scope) and returns its first
     /// page. When there are more pages, a snapshot of the ordered matches (at most
     /// [`SNAPSHOT_CAP`]) is stored for later pages: a search in the default order (by
-    /// id) stores only its first page's ids and the change clock it read, and later
-    /// pages fill it on (see [`Tx::search_page`]), so the first page never reads or
-    /// writes every match; a search with `_sort` stores every match now.
+    /// id) or sorted by `_lastUpdated` alone stores only its first page's ids and the
+    /// change clock it read, and later pages fill it on (see [`Tx::search_page`]), so
+    /// the first page never reads or writes every match; a search with another `_sort`
+    /// stores every match now.
     pub fn search(&mut self, spec: &SearchSpec) -> Result<SearchPage, TxError> {
         let ty = spec.resource_type.as_str();
         let Some(criteria) = self.access.scope.narrow(ty, &spec.criteria) else {
@@ -228,11 +258,18 @@ impl Tx<'_> {
                 included: Vec::new(),
             });
         };
-        let lazy = spec.sort.is_empty();
-        let mut ids = if lazy {
-            ids_after(self.conn, ty, &criteria, None, None, spec.count + 1)?
-        } else {
-            ordered_ids(self.conn, ty, &criteria, &spec.sort, Some(SNAPSHOT_CAP + 1))?
+        let order = LazyOrder::of(&spec.sort);
+        let lazy = order.is_some();
+        let mut ids = match order {
+            Some(LazyOrder::Id) => ids_after(self.conn, ty, &criteria, None, None, spec.count + 1)?,
+            Some(LazyOrder::Updated { descending }) => {
+                let span = time_plan::Span {
+                    descending,
+                    ..time_plan::Span::default()
+                };
+                time_plan::ids_after(self.conn, ty, &criteria, span, spec.count + 1)?
+            }
+            None => ordered_ids(self.conn, ty, &criteria, &spec.sort, Some(SNAPSHOT_CAP + 1))?,
         };
         let more = ids.len() > spec.count;
         // A lazily filled snapshot does not know how many match: it knows one more than
@@ -320,7 +357,7 @@ impl Tx<'_> {
         search_id: &str,
         offset: usize,
         count: usize,
-        criteria: &[Criterion],
+        (criteria, sort): (&[Criterion], &[Sort]),
         includes: &[Include],
     ) -> Result<Option<SearchPage>, TxError> {
         let Some(info) = snapshot::info(self.conn, search_id, &self.access.actor)? else {
@@ -339,14 +376,23 @@ impl Tx<'_> {
             let narrowed = self.access.scope.narrow(&info.resource_type, criteria);
             if let (true, Some(criteria)) = (held < needed, narrowed) {
                 let want = (needed - held + FILL_AHEAD).min(info.size - held);
-                let more = ids_after(
-                    self.conn,
-                    &info.resource_type,
-                    &criteria,
-                    last.as_deref(),
-                    Some(as_of),
-                    want,
-                )?;
+                let ty = info.resource_type.as_str();
+                let more = match LazyOrder::of(sort) {
+                    Some(LazyOrder::Updated { descending }) => {
+                        let after = match &last {
+                            Some(id) => time_plan::position_of(self.conn, ty, id, as_of)?,
+                            None => None,
+                        };
+                        let span = time_plan::Span {
+                            descending,
+                            after: after.as_ref(),
+                            upto: None,
+                            as_of: Some(as_of),
+                        };
+                        time_plan::ids_after(self.conn, ty, &criteria, span, want)?
+                    }
+                    _ => ids_after(self.conn, ty, &criteria, last.as_deref(), Some(as_of), want)?,
+                };
                 if !more.is_empty() {
                     self.append_entries(search_id, held, &more)?;
                     held += more.len();

@@ -165,7 +165,7 @@ pub(crate) fn all_ids_driven(
 const DRIVES_ALL_UNDER: usize = 5_000;
 
 /// The lookup criterion that finds the fewest index rows, counted up to `cap`.
-fn fewest_rows(
+pub(super) fn fewest_rows(
     conn: &mut DbConnection,
     ty: &str,
     criteria: &[Criterion],
