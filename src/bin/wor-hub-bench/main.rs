@@ -45,6 +45,7 @@ mod figures;
 mod http;
 mod load;
 mod notify;
+mod polls;
 mod preload;
 mod reports;
 mod run;
