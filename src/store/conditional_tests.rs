@@ -19,15 +19,7 @@ const AGB: &str = "http://fhir.nl/fhir/NamingSystem/agb-z";
 const HELD: Duration = Duration::from_millis(1_500);
 
 async fn store_on_postgres() -> Store {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let admin = std::env::var("WOR_HUB_TEST_POSTGRES_URL").unwrap();
-    let name = format!("wor_hub_conditional_{}", uuid::Uuid::new_v4().simple());
-    diesel::PgConnection::establish(&admin)
-        .unwrap()
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let url = crate::config::postgres_database_url(&admin, &name);
+    let url = super::fresh_postgres_database("wor_hub_conditional");
     Store::open(&DatabaseUrl::Postgres(url), 4).await.unwrap()
 }
 

@@ -75,6 +75,22 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// A fresh database on the test PostgreSQL server (`WOR_HUB_TEST_POSTGRES_URL`), named
+/// `<prefix>_<uuid>`: its URL.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
+pub(crate) fn fresh_postgres_database(prefix: &str) -> String {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let admin = std::env::var("WOR_HUB_TEST_POSTGRES_URL").unwrap();
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    diesel::PgConnection::establish(&admin)
+        .unwrap()
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    crate::config::postgres_database_url(&admin, &name)
+}
+
 impl From<DieselError> for StoreError {
     fn from(err: DieselError) -> Self {
         match &err {

@@ -22,7 +22,7 @@
 use diesel::QueryResult;
 
 use super::filter::{counted_rows_of, where_in_forms, Form};
-use super::sql::{load, CountRow, IdRow, Sql, PER_ROW_END};
+use super::sql::{load, load_ids, CountRow, IdRow, Sql, PER_ROW_END};
 use crate::store::db::DbConnection;
 use crate::store::query::Criterion;
 
@@ -231,10 +231,7 @@ pub(crate) fn ids_in(
     limit: usize,
 ) -> QueryResult<Vec<String>> {
     let sql = ids_sql(ty, criteria, plan, range, limit);
-    Ok(load::<IdRow>(conn, &sql)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect())
+    load_ids(conn, &sql)
 }
 
 /// The query of [`ids_in`].

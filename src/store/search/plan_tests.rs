@@ -37,13 +37,7 @@ async fn fixture() -> (tempfile::TempDir, Store, i64) {
 async fn fixture_on_postgres() -> (Store, i64) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    let admin = std::env::var("WOR_HUB_TEST_POSTGRES_URL").unwrap();
-    let name = format!("wor_hub_plan_{}", uuid::Uuid::new_v4().simple());
-    diesel::PgConnection::establish(&admin)
-        .unwrap()
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let url = crate::config::postgres_database_url(&admin, &name);
+    let url = crate::store::fresh_postgres_database("wor_hub_plan");
     let (store, mid) = fixture_on(&DatabaseUrl::Postgres(url.clone())).await;
     diesel::PgConnection::establish(&url)
         .unwrap()
@@ -78,7 +72,7 @@ async fn fixture_on(url: &DatabaseUrl) -> (Store, i64) {
     (store, mid)
 }
 
-async fn write(store: &Store, bodies: Vec<serde_json::Value>) {
+pub(super) async fn write(store: &Store, bodies: Vec<serde_json::Value>) {
     let def = resource("Task").unwrap();
     store
         .transaction(system(), move |tx| {

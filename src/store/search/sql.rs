@@ -226,6 +226,14 @@ pub(crate) fn execute(conn: &mut DbConnection, sql: &Sql) -> QueryResult<usize> 
     }
 }
 
+/// Runs a query whose rows are ids (`... AS id`) and returns them in its order.
+pub(crate) fn load_ids(conn: &mut DbConnection, sql: &Sql) -> QueryResult<Vec<String>> {
+    Ok(load::<IdRow>(conn, sql)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
 #[derive(QueryableByName)]
 pub(crate) struct IdRow {
     #[diesel(sql_type = Text)]

@@ -23,7 +23,7 @@ use diesel::QueryResult;
 
 use super::filter::{where_in_forms, Form};
 use super::plan::{fewest_rows, Plan, Tuning, TUNING};
-use super::sql::{load, IdRow, Sql};
+use super::sql::{load, load_ids, Sql};
 use crate::store::db::DbConnection;
 use crate::store::query::{Criterion, Match};
 
@@ -149,10 +149,7 @@ pub(crate) fn ids_in(
     limit: usize,
 ) -> QueryResult<Vec<String>> {
     let sql = ids_sql(ty, criteria, plan, span, limit);
-    Ok(load::<IdRow>(conn, &sql)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect())
+    load_ids(conn, &sql)
 }
 
 /// The query of [`ids_in`]. In the walk ([`Plan::IdOrder`], here: `_lastUpdated`

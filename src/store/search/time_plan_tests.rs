@@ -4,21 +4,19 @@
 //! index in order.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::convert::Infallible;
-
 use serde_json::json;
 
 use super::plan::{Plan, Tuning, TUNING};
+use super::plan_tests::write;
 use super::sql::{load, Sql};
 use super::time_plan::{ids_after_tuned, ids_in, ids_sql, position_of, Span};
 use super::{ordered_ids, Criterion};
 use crate::config::DatabaseUrl;
 use crate::fhir::criteria::parse_criteria;
-use crate::fhir::index::index_rows;
 use crate::fhir::instant::{format_instant, now_micros};
 use crate::fhir::registry::resource;
 use crate::store::query::{Sort, SortKey};
-use crate::store::{Access, Failure, Store};
+use crate::store::{Access, Store};
 
 /// Small bounds, so that the fixture reaches every path: the driver at once, the walk
 /// that fills the page, the walk then the driver, the walk then walking on.
@@ -69,26 +67,6 @@ async fn fixture(url: &DatabaseUrl) -> (Store, i64) {
         write(&store, later.collect()).await;
     }
     (store, mid)
-}
-
-async fn write(store: &Store, bodies: Vec<serde_json::Value>) {
-    let def = resource("Task").unwrap();
-    store
-        .transaction(Access::system("system:time-plan-test"), move |tx| {
-            for body in &bodies {
-                let id = body["id"].as_str().unwrap();
-                let rows = index_rows(def, body);
-                let text = body.to_string();
-                if tx.exists("Task", id)? {
-                    tx.update("Task", id, &|_, _| text.clone(), &rows, None, false)?;
-                } else {
-                    tx.create("Task", id, &|_, _| text.clone(), &rows)?;
-                }
-            }
-            Ok::<_, Failure<Infallible>>(())
-        })
-        .await
-        .unwrap();
 }
 
 /// The ids found for `query` in pages of `page`, each page going on after the last
@@ -152,15 +130,7 @@ async fn every_time_plan_finds_what_the_sorted_query_finds() {
     ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
 )]
 async fn every_time_plan_finds_what_the_sorted_query_finds_on_postgres() {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let admin = std::env::var("WOR_HUB_TEST_POSTGRES_URL").unwrap();
-    let name = format!("wor_hub_time_plan_{}", uuid::Uuid::new_v4().simple());
-    diesel::PgConnection::establish(&admin)
-        .unwrap()
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let url = crate::config::postgres_database_url(&admin, &name);
+    let url = crate::store::fresh_postgres_database("wor_hub_time_plan");
     let (store, mid) = fixture(&DatabaseUrl::Postgres(url)).await;
     every_time_plan_finds_what_the_sorted_query_finds_in(&store, mid).await;
 }
