@@ -185,26 +185,26 @@ fn bounds(sql: &mut Sql, span: Span<'_>) {
         (">", "<")
     };
     if let Some(p) = span.after {
-        sql.push(&format!(" AND r.last_updated {later}= "))
-            .int(p.updated)
-            .push(&format!(" AND (r.last_updated {later} "))
-            .int(p.updated)
-            .push(" OR r.id > ")
-            .text_bind(&p.id)
-            .push(")");
+        side(sql, later, p, ">");
     }
     if let Some(p) = span.upto {
-        sql.push(&format!(" AND r.last_updated {earlier}= "))
-            .int(p.updated)
-            .push(&format!(" AND (r.last_updated {earlier} "))
-            .int(p.updated)
-            .push(" OR r.id <= ")
-            .text_bind(&p.id)
-            .push(")");
+        side(sql, earlier, p, "<=");
     }
     if let Some(as_of) = span.as_of {
         sql.push(" AND r.last_updated <= ").int(as_of);
     }
+}
+
+/// ` AND r.last_updated <time>= t AND (r.last_updated <time> t OR r.id <id> i)`: one side of
+/// a position `(t, i)`; the first term lets the time index read the range.
+fn side(sql: &mut Sql, time: &str, p: &Position, id: &str) {
+    sql.push(&format!(" AND r.last_updated {time}= "))
+        .int(p.updated)
+        .push(&format!(" AND (r.last_updated {time} "))
+        .int(p.updated)
+        .push(&format!(" OR r.id {id} "))
+        .text_bind(&p.id)
+        .push(")");
 }
 
 fn order(sql: &mut Sql, descending: bool) {
