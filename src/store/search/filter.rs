@@ -42,7 +42,8 @@ pub(crate) enum Form {
     /// The bare `SELECT id FROM ...` of a lookup (what [`Form::Drive`] wraps).
     Rows,
     /// The bare `SELECT 1 FROM ...` of a lookup: what counting its rows reads (the
-    /// lookup's index alone, without the table row that holds the id).
+    /// lookup's index alone, without the table row that holds the id); one per
+    /// condition, joined by `UNION ALL`, when the lookup has a few (see `lookup`).
     Count,
 }
 
@@ -450,6 +451,25 @@ fn lookup(
     param: &str,
     conditions: Vec<Sql>,
 ) -> Sql {
+    // Counted: one `SELECT` per condition joined by `UNION ALL`, so the count's `LIMIT`
+    // stops each index scan early. With the conditions joined by `OR` PostgreSQL reads
+    // them through a `BitmapOr`, which builds the bitmap of every matching row before
+    // the first one counts: at 691,145 stored Tasks the owner's lookup (a local id or
+    // its absolute URL) took 110-150 ms to count 300 of its 721,535 rows. A row that
+    // matches two conditions counts twice; the count only chooses the plan.
+    if test.form == Form::Count && (2..=COUNTED_BRANCHES).contains(&conditions.len()) {
+        let mut sql = Sql::default();
+        for (i, condition) in conditions.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            sql.append(test.open(table_name(table), x, "id", ty))
+                .append(test.param(x, param))
+                .push(" AND ")
+                .append(condition);
+        }
+        return sql;
+    }
     let mut sql = test.open(table_name(table), x, "id", ty);
     sql.append(test.param(x, param))
         .push(" AND ")
@@ -457,6 +477,10 @@ fn lookup(
         .push(test.close());
     sql
 }
+
+/// Most conditions a counted lookup is split into (see [`lookup`]); a lookup with more
+/// (a search of many systems) is counted as one `OR`.
+const COUNTED_BRANCHES: usize = 8;
 
 /// `param` points to a `target_type` resource that satisfies `criterion`.
 fn chain(

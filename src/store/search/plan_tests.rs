@@ -5,7 +5,8 @@ use std::convert::Infallible;
 
 use serde_json::json;
 
-use super::plan::{ids_after_tuned, ids_in, ids_sql, Plan, Range, Tuning, TUNING};
+use super::filter::counted_rows_of;
+use super::plan::{fewest_rows, ids_after_tuned, ids_in, ids_sql, Plan, Range, Tuning, TUNING};
 use super::sql::load;
 use super::sql::Sql;
 use super::Criterion;
@@ -311,6 +312,71 @@ async fn a_walk_on_postgres_tests_each_row_by_its_id() {
     for not in ["Join", "Hash", "Sort"] {
         assert!(!has(not), "{not} in {text:#?}");
     }
+}
+
+/// The owner as a local reference or as an absolute URL: one lookup, two conditions.
+fn owner_or_url(owner: &str) -> Criterion {
+    use crate::store::query::{Match, RefTarget};
+    let reference = |target| Match::Reference {
+        param: "owner".to_owned(),
+        target,
+    };
+    Criterion::Any(vec![
+        reference(RefTarget::Local {
+            target_type: Some("Organization".to_owned()),
+            id: owner.to_owned(),
+        }),
+        reference(RefTarget::Url(format!(
+            "https://elsewhere.example/fhir/Organization/{owner}"
+        ))),
+    ])
+}
+
+/// A lookup of several conditions is counted as far as the cap, and exactly below it.
+async fn counts_of_a_lookup_with_two_conditions(store: &Store) {
+    let counted = |owner: &'static str, cap: usize| async move {
+        store
+            .read(Access::system("system:plan-test"), move |tx| {
+                let criteria = [owner_or_url(owner)];
+                Ok(fewest_rows(&mut *tx.conn, "Task", &criteria, cap)?)
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(counted("small", 5000).await, Some((0, 100)));
+    assert_eq!(counted("big", 300).await, Some((0, 300)));
+    assert_eq!(counted("none", 300).await, Some((0, 0)));
+}
+
+#[tokio::test]
+async fn a_lookup_with_two_conditions_is_counted_to_its_cap() {
+    let (_dir, store, _) = fixture().await;
+    counts_of_a_lookup_with_two_conditions(&store).await;
+}
+
+/// On PostgreSQL the count of a lookup with two conditions stops at its cap: one index
+/// scan per condition under the `LIMIT`, no `BitmapOr` (which reads every matching
+/// row of each condition first).
+#[tokio::test]
+#[cfg_attr(
+    not(wor_hub_postgres_tests),
+    ignore = "set WOR_HUB_TEST_POSTGRES_URL to run on PostgreSQL"
+)]
+async fn a_lookup_with_two_conditions_is_counted_without_a_bitmap_on_postgres() {
+    let (store, _) = fixture_on_postgres().await;
+    counts_of_a_lookup_with_two_conditions(&store).await;
+    let plan = store
+        .read(Access::system("system:plan-test"), move |tx| {
+            let rows = counted_rows_of("Task", &owner_or_url("big")).unwrap();
+            let mut sql = Sql::new("EXPLAIN SELECT COUNT(*) FROM (");
+            sql.append(rows).limit(300).push(") counted");
+            Ok(load::<PgPlanRow>(&mut *tx.conn, &sql)?)
+        })
+        .await
+        .unwrap();
+    let text: Vec<&str> = plan.iter().map(|r| r.line.as_str()).collect();
+    assert!(text.iter().any(|l| l.contains("Append")), "{text:#?}");
+    assert!(!text.iter().any(|l| l.contains("BitmapOr")), "{text:#?}");
 }
 
 #[derive(diesel::QueryableByName)]
