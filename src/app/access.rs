@@ -3,7 +3,9 @@
 //! rows (`referral::access`) are recomputed whenever its ServiceRequest, one of its
 //! Tasks or a Consent of its Patient changes, so a new owner reads the referral, a
 //! re-routed one stops reading the Patient, and a revoked Consent withholds the
-//! Patient, all in the transaction that made the change. [`read_scope`] turns the rows
+//! Patient, all in the transaction that made the change: once per referral and unit of
+//! work, before it commits or before something in it reads through the grants
+//! (`Tx::defer`). [`read_scope`] turns the rows
 //! into the read scope of an authenticated client; the store narrows every read by it.
 
 use std::collections::BTreeMap;
@@ -95,11 +97,11 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
         tx.record_creator(&v.resource_type, &v.id, &org)?;
     }
     match v.resource_type.as_str() {
-        "ServiceRequest" => refresh(tx, &v.id),
+        "ServiceRequest" => refresh_later(tx, &v.id),
         "Task" => {
             let focus = body_or_previous(tx, v)?.and_then(|task| referral_of(&task));
             match focus {
-                Some(sr) => refresh(tx, &sr),
+                Some(sr) => refresh_later(tx, &sr),
                 None => Ok(()),
             }
         }
@@ -114,12 +116,25 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
                 return Ok(());
             };
             for sr in ids(tx, "ServiceRequest", "subject", "Patient", &patient)? {
-                refresh(tx, &sr)?;
+                refresh_later(tx, &sr)?;
             }
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// What [`refresh_later`] defers: this prefix and the referral's id.
+pub(crate) const DEFERRED: &str = "access:";
+
+/// Refreshes the rows of referral `sr_id` before the unit of work commits, once however
+/// many of its versions ask (a referral's Consent, ServiceRequest and Task all do), or
+/// now when the unit defers nothing (see `Tx::defer`).
+fn refresh_later(tx: &mut Tx<'_>, sr_id: &str) -> Result<(), TxError> {
+    if tx.defer(format!("{DEFERRED}{sr_id}")) {
+        return Ok(());
+    }
+    refresh(tx, sr_id)
 }
 
 /// The ServiceRequest a Task carries out (`Task.focus`).

@@ -99,7 +99,9 @@ impl App {
 
 /// The after-write hook the application registers: who may read what first (the
 /// outbox narrows notifications by it), the statistics projection, then the
-/// notification outbox.
+/// notification outbox. The two projections are refreshed once per referral and unit
+/// of work, before it commits (`Tx::defer`); the outbox settles them before it
+/// narrows an event by the grants.
 struct AppHook {
     outbox: subscriptions::OutboxHook,
 }
@@ -114,6 +116,23 @@ impl crate::store::WriteHook for AppHook {
         access::follow_write(tx, written, change)?;
         reports::follow_write(tx, written, change)?;
         self.outbox.after_write(tx, written, change)
+    }
+
+    /// The projections' refreshes `follow_write` deferred: the access grants first (in
+    /// key order), then the statistics rows.
+    fn settle(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
+        keys: std::collections::BTreeSet<String>,
+    ) -> Result<(), crate::store::TxError> {
+        for key in &keys {
+            if let Some(sr) = key.strip_prefix(access::DEFERRED) {
+                access::refresh(tx, sr)?;
+            } else if let Some(sr) = key.strip_prefix(reports::DEFERRED) {
+                reports::refresh(tx, sr)?;
+            }
+        }
+        Ok(())
     }
 
     fn committed(&self) {

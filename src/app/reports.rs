@@ -1,5 +1,6 @@
 //! Referral statistics (README "Statistics"): the projection kept in the unit of work
-//! of every write ([`follow_write`], called by the after-write hook), its rebuild from
+//! of every write ([`follow_write`], called by the after-write hook; a referral's row
+//! is recomputed once per unit of work, before it commits), its rebuild from
 //! the stored versions, and the reports read from it. The counting and suppression
 //! rules are `referral::report`'s; what a referral's row holds is
 //! `referral::stats`'s.
@@ -36,7 +37,7 @@ fn body(v: &StoredVersion) -> Option<Value> {
 pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Result<(), TxError> {
     match v.resource_type.as_str() {
         "ServiceRequest" if change == Change::Delete => tx.remove_referral_facts(&v.id),
-        "ServiceRequest" => refresh(tx, &v.id),
+        "ServiceRequest" => refresh_later(tx, &v.id),
         "Task" => {
             let task = match body(v) {
                 Some(task) => Some(task),
@@ -47,7 +48,7 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
                 None => None,
             };
             match task.as_ref().and_then(super::access::referral_of) {
-                Some(sr) => refresh(tx, &sr),
+                Some(sr) => refresh_later(tx, &sr),
                 None => Ok(()),
             }
         }
@@ -72,12 +73,24 @@ pub fn follow_write(tx: &mut Tx<'_>, v: &StoredVersion, change: Change) -> Resul
             referrals.sort();
             referrals.dedup();
             for sr in referrals {
-                refresh(tx, &sr)?;
+                refresh_later(tx, &sr)?;
             }
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// What [`refresh_later`] defers: this prefix and the referral's id.
+pub(crate) const DEFERRED: &str = "facts:";
+
+/// Refreshes the row of referral `sr_id` before the unit of work commits, once however
+/// many of its versions ask, or now when the unit defers nothing (see `Tx::defer`).
+fn refresh_later(tx: &mut Tx<'_>, sr_id: &str) -> Result<(), TxError> {
+    if tx.defer(format!("{DEFERRED}{sr_id}")) {
+        return Ok(());
+    }
+    refresh(tx, sr_id)
 }
 
 fn current(tx: &mut Tx<'_>, ty: &str, id: &str) -> Result<Option<Value>, TxError> {

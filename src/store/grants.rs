@@ -140,6 +140,8 @@ impl Tx<'_> {
         id: &str,
         organization: &str,
     ) -> Result<Vec<Relation>, TxError> {
+        // The grants as this unit of work's writes leave them.
+        self.settle_deferred()?;
         let codes: Vec<String> = g::table
             .filter(g::organization.eq(organization))
             .filter(g::resource_type.eq(ty))

@@ -15,6 +15,7 @@ backend_tests!(
     every_path_is_narrowed_to_the_organisation,
     consent_decides_whether_a_performer_reads_the_patient,
     subscriptions_hear_only_of_their_organisations_referrals,
+    a_performers_subscription_hears_of_the_task_it_was_given,
     a_monitor_reads_no_patient_data,
 );
 
@@ -452,6 +453,49 @@ async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) 
         !focus
             .iter()
             .any(|f| f.ends_with(&format!("Task/{}", task_a["id"].as_str().unwrap()))),
+        "{events}"
+    );
+}
+
+/// The welfare organisation did not create the referral: it reads the new Task through
+/// the grants the referral's unit of work projects (before it commits), and its
+/// Subscription hears of the Task in that same unit.
+async fn a_performers_subscription_hears_of_the_task_it_was_given(app: TestApp) {
+    let w = world(app).await;
+    let app = &w.app;
+    let subscription = json!({"resourceType": "Subscription", "status": "requested",
+        "reason": "Nieuwe verwijzingen",
+        "criteria": "https://wor-hub.nl/fhir/SubscriptionTopic/task-change",
+        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}});
+    let res = w
+        .owner
+        .send(app, Method::POST, "Subscription", Some(&subscription))
+        .await;
+    assert_eq!(res.status(), 201);
+    let sub = json_of(res).await["id"].as_str().unwrap().to_owned();
+    let (sr, _, _) = refer_as(&w.gp_a, app, "999999011", true).await;
+    let task = task_of(&w.gp_a, app, &sr).await;
+    let events = json_of(
+        w.owner
+            .send(
+                app,
+                Method::GET,
+                &format!("Subscription/{sub}/$events"),
+                None,
+            )
+            .await,
+    )
+    .await;
+    let task_url = format!("Task/{}", task["id"].as_str().unwrap());
+    assert!(
+        events["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["fullUrl"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(&task_url))),
         "{events}"
     );
 }

@@ -122,6 +122,9 @@ fn record_events(tx: &mut Tx<'_>, v: &StoredVersion) -> Result<(), TxError> {
         if !topic.triggers(previous.as_ref(), current.as_ref()) {
             continue;
         }
+        // The grants the projection refreshes at the end of the unit, brought up to
+        // date first: the event is narrowed by them.
+        tx.settle_deferred()?;
         // A subscriber never learns of what it may not read: a Subscription a client
         // created is narrowed as the client's searches are (its organisation's
         // grants), the focus and every chained criterion of its filter alike.

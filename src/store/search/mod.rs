@@ -246,6 +246,7 @@ impl Tx<'_> {
     /// stores every match now.
     pub fn search(&mut self, spec: &SearchSpec) -> Result<SearchPage, TxError> {
         let ty = spec.resource_type.as_str();
+        self.settle_for_scope()?;
         let Some(criteria) = self.access.scope.narrow(ty, &spec.criteria) else {
             self.audit(search_audit(ty))?;
             return Ok(SearchPage {
@@ -328,6 +329,7 @@ impl Tx<'_> {
 
     /// `_summary=count`: the number of matches only.
     pub fn search_count(&mut self, ty: &str, criteria: &[Criterion]) -> Result<u64, TxError> {
+        self.settle_for_scope()?;
         let n = match self.access.scope.narrow(ty, criteria) {
             Some(criteria) => count(self.conn, ty, &criteria)?,
             None => 0,
@@ -373,6 +375,7 @@ impl Tx<'_> {
                 .saturating_add(1)
                 .min(info.size);
             let (mut held, last) = snapshot::held(self.conn, search_id)?;
+            self.settle_for_scope()?;
             let narrowed = self.access.scope.narrow(&info.resource_type, criteria);
             if let (true, Some(criteria)) = (held < needed, narrowed) {
                 let want = (needed - held + FILL_AHEAD).min(info.size - held);

@@ -143,10 +143,14 @@ where
         }
         for _ in 0..MAX_ATTEMPTS {
             let wake = std::cell::Cell::new(false);
+            let deferred = std::cell::RefCell::default();
             let result = conn.transaction::<T, Failure<E>, _>(|c| {
                 let mut tx = Tx::new(c, &self.access, hook);
                 tx.wake = Some(&wake);
-                (self.f)(&mut tx)
+                tx.deferring(&deferred);
+                let value = (self.f)(&mut tx)?;
+                tx.settle_deferred().map_err(Failure::Tx)?;
+                Ok(value)
             });
             self.outcome = Some(match result {
                 Ok(value) => Ok(value),

@@ -17,6 +17,16 @@ pub trait WriteHook: Send + Sync {
         written: &StoredVersion,
         change: Change,
     ) -> Result<(), TxError>;
+    /// Runs the work `after_write` deferred with [`Tx::defer`], each key once: before
+    /// the unit of work commits, or earlier (see [`Tx::settle_deferred`]).
+    fn settle(
+        &self,
+        tx: &mut Tx<'_>,
+        keys: std::collections::BTreeSet<String>,
+    ) -> Result<(), TxError> {
+        let _ = (tx, keys);
+        Ok(())
+    }
     /// A unit of work in which `after_write` called [`Tx::wake_after_commit`] committed.
     fn committed(&self);
 }

@@ -16,6 +16,7 @@ use super::{index, search};
 use crate::fhir::patient_of::patients_of;
 
 pub(super) mod batch;
+mod deferred;
 mod error;
 mod hook;
 mod unit;
@@ -38,6 +39,8 @@ pub struct Tx<'a> {
     hook: Option<&'a dyn WriteHook>,
     /// Set by [`Tx::wake_after_commit`]: the hook's `committed` runs after the commit.
     wake: Option<&'a std::cell::Cell<bool>>,
+    /// What the hook deferred to the end of this unit of work (see [`Tx::defer`]).
+    deferred: Option<&'a std::cell::RefCell<BTreeSet<String>>>,
 }
 
 /// What a read-only unit of work leaves to be written after it.
@@ -78,6 +81,7 @@ impl<'a> Tx<'a> {
             collected: None,
             hook,
             wake: None,
+            deferred: None,
         }
     }
 
@@ -163,6 +167,7 @@ impl Tx<'_> {
 
     /// Whether the read scope lets this unit of work see `ty/id`.
     pub fn visible(&mut self, ty: &str, id: &str) -> Result<bool, TxError> {
+        self.settle_for_scope()?;
         Ok(match self.access.scope.of(ty) {
             Visible::All => true,
             Visible::Nothing => false,
@@ -180,7 +185,10 @@ impl Tx<'_> {
         &mut self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure<E>>,
     ) -> Result<T, Failure<E>> {
-        let (access, hook, wake) = (self.access, self.hook, self.wake);
+        let (access, hook, wake, deferred) = (self.access, self.hook, self.wake, self.deferred);
+        // Deferred work settled inside a savepoint that rolls back is undone with it,
+        // so what was deferred before it is deferred again.
+        let deferred_before = deferred.map(|d| d.borrow().clone());
         let mut collected = self.collected.take();
         // A rolled-back savepoint also undoes (and on PostgreSQL unlocks) a stamp taken
         // inside it: only a committed savepoint's stamp is kept.
@@ -194,6 +202,7 @@ impl Tx<'_> {
                 hook,
                 // A rolled-back savepoint's wake-up is harmless: the worker finds nothing.
                 wake,
+                deferred,
             };
             let result = f(&mut inner);
             stamp = inner.stamp;
@@ -202,6 +211,8 @@ impl Tx<'_> {
         });
         if result.is_ok() {
             self.stamp = stamp;
+        } else if let (Some(d), Some(before)) = (deferred, deferred_before) {
+            d.borrow_mut().extend(before);
         }
         self.collected = collected;
         result

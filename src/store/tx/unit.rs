@@ -30,6 +30,7 @@ pub(in crate::store) fn run<T, E>(
     let mut since = wait.as_ref().map(|w| w.since);
     for _ in 0..MAX_ATTEMPTS {
         let wake = std::cell::Cell::new(false);
+        let deferred = std::cell::RefCell::default();
         let began = since.take().unwrap_or_else(std::time::Instant::now);
         let result = conn.transaction::<T, Failure<E>, _>(|c| {
             take_sqlite_write_lock(c)?;
@@ -38,7 +39,10 @@ pub(in crate::store) fn run<T, E>(
             }
             let mut tx = Tx::new(c, access, hook);
             tx.wake = Some(&wake);
-            f(&mut tx)
+            tx.deferring(&deferred);
+            let value = f(&mut tx)?;
+            tx.settle_deferred().map_err(Failure::Tx)?;
+            Ok(value)
         });
         match result {
             Ok(value) => {
