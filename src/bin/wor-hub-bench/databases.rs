@@ -84,3 +84,24 @@ impl Databases {
         }
     }
 }
+
+/// PostgreSQL: gathers the planner's statistics of `database` (`ANALYZE`), as its
+/// autovacuum does within a minute of that many rows changing, so the reads measured
+/// next run with the plans a running service has. Just after a fast ingest into a
+/// fresh database the statistics still describe empty tables, and a poll of 561
+/// matches took 62 ms in a nested loop over the whole index table (2026-12-04).
+/// Nothing on SQLite: its planner has no such statistics.
+pub async fn analyze(database: &DatabaseUrl) -> Result<(), String> {
+    let DatabaseUrl::Postgres(url) = database else {
+        return Ok(());
+    };
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || {
+        PgConnection::establish(&url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| c.batch_execute("ANALYZE").map_err(|e| e.to_string()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("ANALYZE: {e}"))
+}

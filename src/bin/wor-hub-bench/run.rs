@@ -58,7 +58,8 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
     let mut problems = Vec::new();
 
     // ---- the server on an empty database
-    let settings = ctx.settings(databases.fresh("service")?);
+    let service = databases.fresh("service")?;
+    let settings = ctx.settings(service.clone());
     let started = Instant::now();
     let app = Application::build(&settings)
         .await
@@ -92,7 +93,7 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
     let before_run = format_instant(now_micros() - 1_000_000);
     let empty = serve(
         ctx,
-        &base,
+        (&base, &service),
         &before_run,
         "",
         0,
@@ -120,7 +121,7 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
                 (database, Some(loaded))
             }
         };
-        let settings = ctx.settings(database);
+        let settings = ctx.settings(database.clone());
         // The polling search's window opens after the last preloaded version.
         tokio::time::sleep(Duration::from_millis(2)).await;
         let before_run = format_instant(now_micros());
@@ -157,7 +158,7 @@ pub(crate) async fn run_once(ctx: &Ctx<'_>, databases: &mut Databases) -> Result
         };
         let filled = serve(
             ctx,
-            &base,
+            (&base, &database),
             &before_run,
             &label,
             n,
@@ -397,7 +398,7 @@ fn millis(d: Duration) -> Figure {
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     ctx: &Ctx<'_>,
-    base: &str,
+    (base, database): (&str, &DatabaseUrl),
     before_run: &str,
     label: &str,
     stored: u64,
@@ -478,6 +479,9 @@ async fn serve(
             "{label}: {expected} referrals should be stored but {counted} are"
         ));
     }
+
+    // ---- the planner's statistics (PostgreSQL), as a running service has them
+    crate::databases::analyze(database).await?;
 
     // ---- read by id
     let mut ids = task_ids(client, base).await?;
