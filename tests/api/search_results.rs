@@ -216,6 +216,34 @@ async fn sort_total_and_summary(app: TestApp) {
     assert!(b.get("entry").is_none(), "no empty arrays: {b}");
     let issues = expect_outcome(app.get("ServiceRequest?_summary=short").await, 400).await;
     assert!(has_issue(&issues, "value", Some("_summary")));
+
+    // Without `_sort`: a search with a `_lastUpdated` lower bound (a poll for changes)
+    // comes oldest change first, on every page; any other in id order.
+    let first = created[0].clone();
+    let path = format!("ServiceRequest/{first}");
+    let mut changed: Value = app.get(&path).await.json().await.unwrap();
+    changed["note"] = json!([{"text": "later"}]);
+    assert_eq!(app.put(&path, &changed).await.status(), 200);
+    let mut by_change: Vec<String> = created[1..].to_vec();
+    by_change.push(first);
+    let mut by_id = created.clone();
+    by_id.sort();
+    assert_ne!(by_change, by_id);
+    let poll = "ServiceRequest?_lastUpdated=gt2000-01-01";
+    assert_eq!(ids(&search(&app, poll).await), by_change);
+    let mut paged = Vec::new();
+    let mut page = search(&app, &format!("{poll}&_count=1")).await;
+    loop {
+        paged.extend(ids(&page));
+        match link(&page, "next") {
+            Some(next) => page = follow(&app, &next).await,
+            None => break,
+        }
+    }
+    assert_eq!(paged, by_change, "pages of one");
+    assert_eq!(ids(&search(&app, "ServiceRequest").await), by_id);
+    let before = "ServiceRequest?_lastUpdated=lt2100-01-01";
+    assert_eq!(ids(&search(&app, before).await), by_id);
 }
 
 async fn elements_keep_stored_bytes(app: TestApp) {

@@ -113,6 +113,13 @@ fn is_last_updated(c: &Criterion) -> bool {
             && alternatives.iter().all(|m| matches!(m, Match::LastUpdated(_))))
 }
 
+/// A `_lastUpdated` lower bound (`gt`, `ge`, `sa`) and nothing else: a poll's window.
+pub(crate) fn is_lower_bound(c: &Criterion) -> bool {
+    use crate::store::query::DatePrefix;
+    matches!(c, Criterion::Any(alternatives) if matches!(alternatives.as_slice(),
+        [Match::LastUpdated(d)] if matches!(d.prefix, DatePrefix::Gt | DatePrefix::Ge | DatePrefix::Sa)))
+}
+
 /// The `walk`-th resource in this order after `span.after` within the search's
 /// `_lastUpdated` range (deleted ones count too), when there are that many.
 fn walked_to(
