@@ -392,11 +392,7 @@ async fn consent_decides_whether_a_performer_reads_the_patient(app: TestApp) {
 async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) {
     let w = world(app).await;
     let app = &w.app;
-    let subscription = json!({"resourceType": "Subscription", "status": "requested",
-        "reason": "Status terug naar de praktijk",
-        "criteria": "https://wor-hub.nl/fhir/SubscriptionTopic/task-change",
-        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json",
-                    "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}});
+    let subscription = task_change_subscription("Status terug naar de praktijk");
     let res = w
         .gp_b
         .send(app, Method::POST, "Subscription", Some(&subscription))
@@ -435,12 +431,7 @@ async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) 
             .await,
     )
     .await;
-    let focus: Vec<String> = events["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["fullUrl"].as_str().map(str::to_owned))
-        .collect();
+    let focus = full_urls(&events);
     let task_a = task_of(&w.gp_a, app, &sr_a).await;
     let task_b = task_of(&w.gp_b, app, &sr_b).await;
     assert!(
@@ -463,11 +454,7 @@ async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) 
 async fn a_performers_subscription_hears_of_the_task_it_was_given(app: TestApp) {
     let w = world(app).await;
     let app = &w.app;
-    let subscription = json!({"resourceType": "Subscription", "status": "requested",
-        "reason": "Nieuwe verwijzingen",
-        "criteria": "https://wor-hub.nl/fhir/SubscriptionTopic/task-change",
-        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json",
-                    "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}});
+    let subscription = task_change_subscription("Nieuwe verwijzingen");
     let res = w
         .owner
         .send(app, Method::POST, "Subscription", Some(&subscription))
@@ -489,15 +476,27 @@ async fn a_performers_subscription_hears_of_the_task_it_was_given(app: TestApp) 
     .await;
     let task_url = format!("Task/{}", task["id"].as_str().unwrap());
     assert!(
-        events["entry"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|e| e["fullUrl"]
-                .as_str()
-                .is_some_and(|f| f.ends_with(&task_url))),
+        full_urls(&events).iter().any(|f| f.ends_with(&task_url)),
         "{events}"
     );
+}
+
+/// A rest-hook Subscription to every Task change (id-only payloads).
+fn task_change_subscription(reason: &str) -> Value {
+    json!({"resourceType": "Subscription", "status": "requested", "reason": reason,
+        "criteria": "https://wor-hub.nl/fhir/SubscriptionTopic/task-change",
+        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}})
+}
+
+/// The `fullUrl` of every entry of a Bundle (`$events`: each event's focus).
+fn full_urls(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["fullUrl"].as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn a_monitor_reads_no_patient_data(app: TestApp) {
