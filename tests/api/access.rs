@@ -7,7 +7,9 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::access_support::{found, json_of, refer_as, register, status, task_of, world, GP_A};
+use crate::access_support::{
+    found, json_of, refer_as, register, status, task_of, world, Client, GP_A,
+};
 use crate::backend_tests;
 use crate::helpers::{TestApp, OWNER};
 
@@ -420,17 +422,7 @@ async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) 
     );
     let (sr_a, _, _) = refer_as(&w.gp_a, app, "999999011", true).await;
     let (sr_b, _, _) = refer_as(&w.gp_b, app, "999999023", true).await;
-    let events = json_of(
-        w.gp_b
-            .send(
-                app,
-                Method::GET,
-                &format!("Subscription/{sub}/$events"),
-                None,
-            )
-            .await,
-    )
-    .await;
+    let events = events_of(&w.gp_b, app, &sub).await;
     let focus = full_urls(&events);
     let task_a = task_of(&w.gp_a, app, &sr_a).await;
     let task_b = task_of(&w.gp_b, app, &sr_b).await;
@@ -463,17 +455,7 @@ async fn a_performers_subscription_hears_of_the_task_it_was_given(app: TestApp) 
     let sub = json_of(res).await["id"].as_str().unwrap().to_owned();
     let (sr, _, _) = refer_as(&w.gp_a, app, "999999011", true).await;
     let task = task_of(&w.gp_a, app, &sr).await;
-    let events = json_of(
-        w.owner
-            .send(
-                app,
-                Method::GET,
-                &format!("Subscription/{sub}/$events"),
-                None,
-            )
-            .await,
-    )
-    .await;
+    let events = events_of(&w.owner, app, &sub).await;
     let task_url = format!("Task/{}", task["id"].as_str().unwrap());
     assert!(
         full_urls(&events).iter().any(|f| f.ends_with(&task_url)),
@@ -487,6 +469,12 @@ fn task_change_subscription(reason: &str) -> Value {
         "criteria": "https://wor-hub.nl/fhir/SubscriptionTopic/task-change",
         "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json",
                     "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}})
+}
+
+/// `Subscription/<sub>/$events` as `who` reads it.
+async fn events_of(who: &Client, app: &TestApp, sub: &str) -> Value {
+    let path = format!("Subscription/{sub}/$events");
+    json_of(who.send(app, Method::GET, &path, None).await).await
 }
 
 /// The `fullUrl` of every entry of a Bundle (`$events`: each event's focus).
