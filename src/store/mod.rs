@@ -26,6 +26,8 @@ mod requests;
 pub mod schema;
 mod search;
 pub mod serving;
+#[cfg(test)]
+mod statement_tests;
 mod stats;
 mod tx;
 mod types;

@@ -396,20 +396,22 @@ impl Tx<'_> {
     /// unit of work can create another (each would find that one too), so nothing
     /// needs to wait. Every referral of one practice names the same Organization and
     /// Practitioner: their units no longer queue on one lock. Otherwise it locks and
-    /// looks again (what a unit that held the lock committed is then seen). SQLite's
-    /// writers are serialised already: it looks once.
+    /// looks again (what a unit that held the lock committed is then seen); a unit
+    /// that holds the lock already (a Bundle takes its entries' locks first) looks
+    /// once. SQLite's writers are serialised already: it looks once.
     pub fn conditional_ids(
         &mut self,
         resource_type: &str,
         criteria: &[Criterion],
     ) -> Result<BTreeSet<String>, TxError> {
-        if matches!(self.conn, DbConnection::Postgres(_)) {
+        let key = conditional_lock_key(resource_type, criteria);
+        if matches!(self.conn, DbConnection::Postgres(_)) && !self.holds(&key) {
             let ids = self.find_ids(resource_type, criteria)?;
             if ids.len() == 1 {
                 return Ok(ids);
             }
         }
-        self.lock(&conditional_lock_key(resource_type, criteria))?;
+        self.lock(&key)?;
         self.find_ids(resource_type, criteria)
     }
 

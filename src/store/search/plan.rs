@@ -139,8 +139,17 @@ pub(crate) fn all_ids_driven(
     ty: &str,
     criteria: &[Criterion],
 ) -> QueryResult<Option<Vec<String>>> {
-    match fewest_rows(conn, ty, criteria, DRIVES_ALL_UNDER)? {
-        Some((i, n)) if n < DRIVES_ALL_UNDER => {
+    let driver = match criteria {
+        // One lookup: there is nothing to choose, and every match is read either way.
+        // A conditional create's identifier is one statement, not a count and a select.
+        [only] if counted_rows_of(ty, only).is_some() => Some(0),
+        _ => match fewest_rows(conn, ty, criteria, DRIVES_ALL_UNDER)? {
+            Some((i, n)) if n < DRIVES_ALL_UNDER => Some(i),
+            _ => None,
+        },
+    };
+    match driver {
+        Some(i) => {
             let mut sql = Sql::new("SELECT r.id AS id FROM resources r WHERE ");
             sql.append(where_in_forms("r", ty, criteria, 0, |c| {
                 if c == i {
@@ -157,7 +166,7 @@ pub(crate) fn all_ids_driven(
                     .collect(),
             ))
         }
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 

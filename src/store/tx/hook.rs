@@ -53,7 +53,7 @@ impl Tx<'_> {
         if ty == "Patient" {
             return Ok(patients_of(ty, Some(id), None));
         }
-        let body = super::version(self.conn, ty, id, version_id)?.and_then(|v| v.body);
+        let body = super::rows::version(self.conn, ty, id, version_id)?.and_then(|v| v.body);
         Ok(patients_of(ty, Some(id), body.as_deref()))
     }
 

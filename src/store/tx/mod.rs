@@ -19,6 +19,7 @@ pub(super) mod batch;
 mod deferred;
 mod error;
 mod hook;
+mod rows;
 mod unit;
 
 pub use error::{Failure, TxError, WriteError};
@@ -41,6 +42,9 @@ pub struct Tx<'a> {
     wake: Option<&'a std::cell::Cell<bool>>,
     /// What the hook deferred to the end of this unit of work (see [`Tx::defer`]).
     deferred: Option<&'a std::cell::RefCell<BTreeSet<String>>>,
+    /// The keys of [`Tx::lock`] this transaction holds (PostgreSQL), so a key is
+    /// locked once (one round trip) however often the unit asks for it.
+    locked: BTreeSet<String>,
 }
 
 /// What a read-only unit of work leaves to be written after it.
@@ -82,6 +86,7 @@ impl<'a> Tx<'a> {
             hook,
             wake: None,
             deferred: None,
+            locked: BTreeSet::new(),
         }
     }
 
@@ -118,11 +123,20 @@ impl Tx<'_> {
     /// SQLite needs nothing: its writers are already serialised.
     pub fn lock(&mut self, key: &str) -> Result<(), TxError> {
         if let DbConnection::Postgres(pg) = &mut *self.conn {
+            if self.locked.contains(key) {
+                return Ok(());
+            }
             diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                 .bind::<Text, _>(key)
                 .execute(pg)?;
+            self.locked.insert(key.to_owned());
         }
         Ok(())
+    }
+
+    /// Whether this transaction holds `key` (taken with [`Tx::lock`] on PostgreSQL).
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        self.locked.contains(key)
     }
 
     /// The audit record of an access, written in this transaction (or, in a read-only
@@ -193,6 +207,8 @@ impl Tx<'_> {
         // A rolled-back savepoint also undoes (and on PostgreSQL unlocks) a stamp taken
         // inside it: only a committed savepoint's stamp is kept.
         let mut stamp = self.stamp;
+        // Locks taken inside a savepoint that rolls back are released with it.
+        let mut locked = self.locked.clone();
         let result = self.conn.transaction(|c| {
             let mut inner = Tx {
                 conn: c,
@@ -203,14 +219,17 @@ impl Tx<'_> {
                 // A rolled-back savepoint's wake-up is harmless: the worker finds nothing.
                 wake,
                 deferred,
+                locked: std::mem::take(&mut locked),
             };
             let result = f(&mut inner);
             stamp = inner.stamp;
+            locked = std::mem::take(&mut inner.locked);
             collected = inner.collected;
             result
         });
         if result.is_ok() {
             self.stamp = stamp;
+            self.locked = locked;
         } else if let (Some(d), Some(before)) = (deferred, deferred_before) {
             d.borrow_mut().extend(before);
         }
@@ -220,7 +239,7 @@ impl Tx<'_> {
 
     /// The current version number and deleted flag.
     fn head(&mut self, ty: &str, id: &str) -> Result<Option<(i64, bool)>, TxError> {
-        Ok(head(self.conn, ty, id)?)
+        Ok(rows::head(self.conn, ty, id)?)
     }
 
     /// Whether the resource exists and is not deleted (reads no body).
@@ -230,10 +249,7 @@ impl Tx<'_> {
 
     /// The latest version (a deletion has no body), if the resource ever existed.
     pub fn current(&mut self, ty: &str, id: &str) -> Result<Option<StoredVersion>, TxError> {
-        match self.head(ty, id)? {
-            None => Ok(None),
-            Some((v, _)) => Ok(version(self.conn, ty, id, v)?),
-        }
+        Ok(rows::current(self.conn, ty, id)?)
     }
 
     /// Version `version_id` of a resource, read for the server's own use (no audit
@@ -244,7 +260,7 @@ impl Tx<'_> {
         id: &str,
         version_id: i64,
     ) -> Result<Option<StoredVersion>, TxError> {
-        Ok(version(self.conn, ty, id, version_id)?)
+        Ok(rows::version(self.conn, ty, id, version_id)?)
     }
 
     /// Whether the database holds any resource at all (live or deleted).
@@ -315,17 +331,15 @@ impl Tx<'_> {
     pub fn read(&mut self, ty: &str, id: &str, version_id: Option<i64>) -> Result<Lookup, TxError> {
         // A resource outside the read scope does not exist for this reader.
         let (v, lookup) = if self.visible(ty, id)? {
-            let v = match version_id {
-                Some(v) => Some(v),
-                None => self.head(ty, id)?.map(|(v, _)| v),
+            let found = match version_id {
+                Some(v) => rows::version(self.conn, ty, id, v)?,
+                None => rows::current(self.conn, ty, id)?,
             };
-            let lookup = match v {
+            let v = found.as_ref().map(|f| f.version_id).or(version_id);
+            let lookup = match found {
                 None => Lookup::NotFound,
-                Some(v) => match version(self.conn, ty, id, v)? {
-                    None => Lookup::NotFound,
-                    Some(found) if found.body.is_none() => Lookup::Deleted(found),
-                    Some(found) => Lookup::Found(found),
-                },
+                Some(found) if found.body.is_none() => Lookup::Deleted(found),
+                Some(found) => Lookup::Found(found),
             };
             (v, lookup)
         } else {
@@ -539,44 +553,6 @@ impl Tx<'_> {
         self.after_write(&stored, Change::Delete)?;
         Ok(DeleteOutcome::Deleted { version_id: v + 1 })
     }
-}
-
-pub(super) fn head(
-    conn: &mut DbConnection,
-    ty: &str,
-    id: &str,
-) -> QueryResult<Option<(i64, bool)>> {
-    // Loaded, not `first()`: a bound LIMIT makes SQLite prepare the statement again at
-    // every execution (its planner reads the bound value), and this runs for every write.
-    let rows: Vec<(i64, bool)> = resources::table
-        .filter(resources::resource_type.eq(ty))
-        .filter(resources::id.eq(id))
-        .select((resources::version_id, resources::deleted))
-        .load(conn)?;
-    Ok(rows.into_iter().next())
-}
-
-pub(super) fn version(
-    conn: &mut DbConnection,
-    ty: &str,
-    id: &str,
-    version_id: i64,
-) -> QueryResult<Option<StoredVersion>> {
-    // Loaded, not `first()`: see `head`.
-    let rows: Vec<(i64, Option<String>)> = resource_versions::table
-        .filter(resource_versions::resource_type.eq(ty))
-        .filter(resource_versions::id.eq(id))
-        .filter(resource_versions::version_id.eq(version_id))
-        .select((resource_versions::last_updated, resource_versions::body))
-        .load(conn)?;
-    let row = rows.into_iter().next();
-    Ok(row.map(|(last_updated, body)| StoredVersion {
-        resource_type: ty.to_owned(),
-        id: id.to_owned(),
-        version_id,
-        last_updated,
-        body,
-    }))
 }
 
 /// A read-only unit of work (SQLite): one transaction that writes nothing; its audit
