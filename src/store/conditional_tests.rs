@@ -15,7 +15,7 @@ use crate::fhir::criteria::parse_criteria;
 use crate::fhir::index::index_rows;
 use crate::fhir::registry::resource;
 
-const AGB: &str = "http://fhir.nl/fhir/NamingSystem/agb-z";
+pub(super) const AGB: &str = "http://fhir.nl/fhir/NamingSystem/agb-z";
 const HELD: Duration = Duration::from_millis(1_500);
 
 async fn store_on_postgres() -> Store {
@@ -23,9 +23,23 @@ async fn store_on_postgres() -> Store {
     Store::open(&DatabaseUrl::Postgres(url), 4).await.unwrap()
 }
 
-fn by_agb(value: &str) -> Vec<Criterion> {
+pub(super) fn by_agb(value: &str) -> Vec<Criterion> {
     let def = resource("Organization").unwrap();
     parse_criteria(def, &format!("identifier={AGB}|{value}"), &[]).unwrap()
+}
+
+/// Stores `Organization/practice` with AGB 01234567.
+pub(super) async fn store_practice(store: &Store) {
+    let body = json!({"resourceType": "Organization", "id": "practice",
+                      "identifier": [{"system": AGB, "value": "01234567"}]});
+    let rows = index_rows(resource("Organization").unwrap(), &body);
+    store
+        .transaction(Access::system("system:test"), move |tx| {
+            tx.create("Organization", "practice", &|_, _| body.to_string(), &rows)?;
+            Ok::<_, Failure<Infallible>>(())
+        })
+        .await
+        .unwrap();
 }
 
 /// Holds the lock of a conditional create on `criteria` for [`HELD`], as a unit of
@@ -72,16 +86,7 @@ async fn conditional(store: &Store, criteria: Vec<Criterion>) -> (Option<String>
 )]
 async fn a_conditional_create_waits_for_the_lock_only_when_nothing_matches() {
     let store = store_on_postgres().await;
-    let body = json!({"resourceType": "Organization", "id": "practice",
-                      "identifier": [{"system": AGB, "value": "01234567"}]});
-    let rows = index_rows(resource("Organization").unwrap(), &body);
-    store
-        .transaction(Access::system("system:test"), move |tx| {
-            tx.create("Organization", "practice", &|_, _| body.to_string(), &rows)?;
-            Ok::<_, Failure<Infallible>>(())
-        })
-        .await
-        .unwrap();
+    store_practice(&store).await;
 
     // One Organization matches: found while another unit holds the criteria's lock.
     let holder = hold_lock(&store, by_agb("01234567")).await;

@@ -8,20 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use diesel::connection::{Connection, InstrumentationEvent};
-use serde_json::json;
 
-use super::{conditional_lock_key, Access, Criterion, Failure, Store, Tx};
+use super::conditional_tests::{by_agb, store_practice};
+use super::{conditional_lock_key, Access, Failure, Store, Tx};
 use crate::config::DatabaseUrl;
-use crate::fhir::criteria::parse_criteria;
-use crate::fhir::index::index_rows;
-use crate::fhir::registry::resource;
-
-const AGB: &str = "http://fhir.nl/fhir/NamingSystem/agb-z";
-
-fn by_agb(value: &str) -> Vec<Criterion> {
-    let def = resource("Organization").unwrap();
-    parse_criteria(def, &format!("identifier={AGB}|{value}"), &[]).unwrap()
-}
 
 /// What `f` returns and how many statements it ran on the unit's connection.
 fn counted<T>(tx: &mut Tx<'_>, f: impl FnOnce(&mut Tx<'_>) -> T) -> (T, usize) {
@@ -40,16 +30,7 @@ fn counted<T>(tx: &mut Tx<'_>, f: impl FnOnce(&mut Tx<'_>) -> T) -> (T, usize) {
 }
 
 async fn statements_per_step(store: Store, postgres: bool) {
-    let body = json!({"resourceType": "Organization", "id": "practice",
-                      "identifier": [{"system": AGB, "value": "01234567"}]});
-    let rows = index_rows(resource("Organization").unwrap(), &body);
-    store
-        .transaction(Access::system("system:test"), move |tx| {
-            tx.create("Organization", "practice", &|_, _| body.to_string(), &rows)?;
-            Ok::<_, Failure<Infallible>>(())
-        })
-        .await
-        .unwrap();
+    store_practice(&store).await;
     store
         .transaction(Access::system("system:test"), move |tx| {
             let (found, n) = counted(tx, |tx| tx.current("Organization", "practice").unwrap());

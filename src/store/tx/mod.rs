@@ -275,33 +275,7 @@ impl Tx<'_> {
     /// The current bodies of every live resource of `ty` (small types only: the
     /// directory's services and organisations).
     pub fn current_of_type(&mut self, ty: &str) -> Result<Vec<StoredVersion>, TxError> {
-        let rows: Vec<(String, i64, i64, Option<String>)> = resources::table
-            .inner_join(
-                resource_versions::table.on(resource_versions::resource_type
-                    .eq(resources::resource_type)
-                    .and(resource_versions::id.eq(resources::id))
-                    .and(resource_versions::version_id.eq(resources::version_id))),
-            )
-            .filter(resources::resource_type.eq(ty))
-            .filter(resources::deleted.eq(false))
-            .order(resources::id)
-            .select((
-                resources::id,
-                resources::version_id,
-                resource_versions::last_updated,
-                resource_versions::body,
-            ))
-            .load(self.conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, version_id, last_updated, body)| StoredVersion {
-                resource_type: ty.to_owned(),
-                id,
-                version_id,
-                last_updated,
-                body,
-            })
-            .collect())
+        Ok(rows::heads_with_bodies(self.conn, ty, None)?)
     }
 
     /// `(id, version, lastUpdated)` of every live resource of `ty`, by id; with `ids`,

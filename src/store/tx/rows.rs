@@ -7,7 +7,7 @@
 
 use diesel::prelude::*;
 
-use crate::store::db::DbConnection;
+use crate::store::db::{DbConnection, MultiBackend};
 use crate::store::schema::{resource_versions, resources};
 use crate::store::types::StoredVersion;
 
@@ -52,7 +52,17 @@ pub(super) fn current(
     ty: &str,
     id: &str,
 ) -> QueryResult<Option<StoredVersion>> {
-    let rows: Vec<(i64, i64, Option<String>)> = resources::table
+    Ok(heads_with_bodies(conn, ty, Some(id))?.into_iter().next())
+}
+
+/// The current versions of `ty` with their bodies: of `id` (live or deleted), or
+/// without an id of every live resource of the type, in id order.
+pub(super) fn heads_with_bodies(
+    conn: &mut DbConnection,
+    ty: &str,
+    id: Option<&str>,
+) -> QueryResult<Vec<StoredVersion>> {
+    let mut query = resources::table
         .inner_join(
             resource_versions::table.on(resource_versions::resource_type
                 .eq(resources::resource_type)
@@ -60,17 +70,24 @@ pub(super) fn current(
                 .and(resource_versions::version_id.eq(resources::version_id))),
         )
         .filter(resources::resource_type.eq(ty))
-        .filter(resources::id.eq(id))
         .select((
+            resources::id,
             resources::version_id,
             resource_versions::last_updated,
             resource_versions::body,
         ))
-        .load(conn)?;
+        .into_boxed::<MultiBackend>();
+    query = match id {
+        Some(id) => query.filter(resources::id.eq(id.to_owned())),
+        None => query
+            .filter(resources::deleted.eq(false))
+            .order(resources::id),
+    };
+    let rows: Vec<(String, i64, i64, Option<String>)> = query.load(conn)?;
     Ok(rows
         .into_iter()
-        .next()
-        .map(|(version_id, last_updated, body)| stored(ty, id, version_id, last_updated, body)))
+        .map(|(id, version_id, last_updated, body)| stored(ty, &id, version_id, last_updated, body))
+        .collect())
 }
 
 fn stored(
