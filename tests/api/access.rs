@@ -394,13 +394,7 @@ async fn consent_decides_whether_a_performer_reads_the_patient(app: TestApp) {
 async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) {
     let w = world(app).await;
     let app = &w.app;
-    let subscription = task_change_subscription("Status terug naar de praktijk");
-    let res = w
-        .gp_b
-        .send(app, Method::POST, "Subscription", Some(&subscription))
-        .await;
-    let created = json_of(res).await;
-    let sub = created["id"].as_str().unwrap().to_owned();
+    let sub = subscribe_to_task_changes(&w.gp_b, app, "Status terug naar de praktijk").await;
     // Another organisation neither reads it nor its events.
     assert_eq!(
         status(&w.gp_a, app, &format!("Subscription/{sub}")).await,
@@ -446,13 +440,7 @@ async fn subscriptions_hear_only_of_their_organisations_referrals(app: TestApp) 
 async fn a_performers_subscription_hears_of_the_task_it_was_given(app: TestApp) {
     let w = world(app).await;
     let app = &w.app;
-    let subscription = task_change_subscription("Nieuwe verwijzingen");
-    let res = w
-        .owner
-        .send(app, Method::POST, "Subscription", Some(&subscription))
-        .await;
-    assert_eq!(res.status(), 201);
-    let sub = json_of(res).await["id"].as_str().unwrap().to_owned();
+    let sub = subscribe_to_task_changes(&w.owner, app, "Nieuwe verwijzingen").await;
     let (sr, _, _) = refer_as(&w.gp_a, app, "999999011", true).await;
     let task = task_of(&w.gp_a, app, &sr).await;
     let events = events_of(&w.owner, app, &sub).await;
@@ -464,11 +452,18 @@ async fn a_performers_subscription_hears_of_the_task_it_was_given(app: TestApp) 
 }
 
 /// A rest-hook Subscription to every Task change (id-only payloads).
-fn task_change_subscription(reason: &str) -> Value {
-    json!({"resourceType": "Subscription", "status": "requested", "reason": reason,
+/// Creates, as `who`, a task-change Subscription (id-only rest-hook to a closed port:
+/// its events are read back with `$events`); returns its id.
+async fn subscribe_to_task_changes(who: &Client, app: &TestApp, reason: &str) -> String {
+    let subscription = json!({"resourceType": "Subscription", "status": "requested", "reason": reason,
         "criteria": "https://wor-hub.nl/fhir/SubscriptionTopic/task-change",
         "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json",
-                    "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}})
+                    "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": "id-only"}]}}});
+    let res = who
+        .send(app, Method::POST, "Subscription", Some(&subscription))
+        .await;
+    assert_eq!(res.status(), 201);
+    json_of(res).await["id"].as_str().unwrap().to_owned()
 }
 
 /// `Subscription/<sub>/$events` as `who` reads it.
